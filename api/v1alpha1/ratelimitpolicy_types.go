@@ -1,0 +1,283 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// PolicyMode says whether a RateLimitPolicy rejects requests or only counts them.
+// +kubebuilder:validation:Enum=Enforce;Shadow
+type PolicyMode string
+
+// The policy modes.
+const (
+	// ModeEnforce rejects requests over the limit with 429.
+	ModeEnforce PolicyMode = "Enforce"
+	// ModeShadow counts and reports requests over the limit but never rejects them.
+	ModeShadow PolicyMode = "Shadow"
+)
+
+// KeySource says what identifies a client for limiting.
+// +kubebuilder:validation:Enum=APIKey;ClientIP;Header
+type KeySource string
+
+// The key sources.
+const (
+	// KeyAPIKey limits per API key id (needs gateway.apiKeysSecretRef).
+	KeyAPIKey KeySource = "APIKey"
+	// KeyClientIP limits per client IP (X-Forwarded-For only from trusted proxies).
+	KeyClientIP KeySource = "ClientIP"
+	// KeyHeader limits per value of a request header.
+	KeyHeader KeySource = "Header"
+)
+
+// Algorithm is a rate-limiting algorithm.
+// +kubebuilder:validation:Enum=TokenBucket;SlidingWindow;FixedWindow;LeakyBucket;Hybrid
+type Algorithm string
+
+// The algorithms.
+const (
+	// AlgorithmTokenBucket allows bursts up to burst, refilling requestsPerMinute per minute.
+	AlgorithmTokenBucket Algorithm = "TokenBucket"
+	// AlgorithmSlidingWindow counts requests in the last 60 s.
+	AlgorithmSlidingWindow Algorithm = "SlidingWindow"
+	// AlgorithmFixedWindow counts requests per calendar minute.
+	AlgorithmFixedWindow Algorithm = "FixedWindow"
+	// AlgorithmLeakyBucket smooths requests to a constant rate with a queue of burst.
+	AlgorithmLeakyBucket Algorithm = "LeakyBucket"
+	// AlgorithmHybrid admits only what both a sliding window and a token bucket admit (the default).
+	AlgorithmHybrid Algorithm = "Hybrid"
+)
+
+// FailureMode says what the gateway does when the shared limiter state (Redis) cannot be reached.
+// +kubebuilder:validation:Enum=FailOpen;FailClosed
+type FailureMode string
+
+// The failure modes.
+const (
+	// FailOpen admits requests while Redis is unreachable.
+	FailOpen FailureMode = "FailOpen"
+	// FailClosed rejects requests while Redis is unreachable.
+	FailClosed FailureMode = "FailClosed"
+)
+
+// Weekday is a three-letter day name.
+// +kubebuilder:validation:Enum=Mon;Tue;Wed;Thu;Fri;Sat;Sun
+type Weekday string
+
+// KeySpec says how clients are told apart.
+// +kubebuilder:validation:XValidation:rule="(has(self.source) && self.source == 'Header') == has(self.header)",message="key.header is required when key.source is Header and not allowed otherwise"
+type KeySpec struct {
+	// source of the key: APIKey, ClientIP or Header.
+	// +kubebuilder:default=ClientIP
+	// +optional
+	Source KeySource `json:"source,omitempty"`
+	// header whose value is the key, for source Header (e.g. X-User-Id).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`
+	// +optional
+	Header string `json:"header,omitempty"`
+}
+
+// LimitSet is a set of per-key limits; an absent field means no limit on that dimension.
+// +kubebuilder:validation:XValidation:rule="has(self.requestsPerMinute) || has(self.tokensPerMinute) || has(self.inputTokensPerMinute) || has(self.outputTokensPerMinute) || has(self.maxConcurrentRequests) || has(self.burst)",message="set at least one limit: requestsPerMinute, burst, tokensPerMinute, inputTokensPerMinute, outputTokensPerMinute or maxConcurrentRequests"
+type LimitSet struct {
+	// requestsPerMinute per key.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +optional
+	RequestsPerMinute *int32 `json:"requestsPerMinute,omitempty"`
+	// burst is the token-bucket capacity (TokenBucket, Hybrid) or queue size (LeakyBucket).
+	// Default: requestsPerMinute.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +optional
+	Burst *int32 `json:"burst,omitempty"`
+	// tokensPerMinute caps prompt + completion tokens per key.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000000
+	// +optional
+	TokensPerMinute *int64 `json:"tokensPerMinute,omitempty"`
+	// inputTokensPerMinute caps prompt tokens per key.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000000
+	// +optional
+	InputTokensPerMinute *int64 `json:"inputTokensPerMinute,omitempty"`
+	// outputTokensPerMinute caps completion tokens per key.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000000
+	// +optional
+	OutputTokensPerMinute *int64 `json:"outputTokensPerMinute,omitempty"`
+	// maxConcurrentRequests in flight per key.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	// +optional
+	MaxConcurrentRequests *int32 `json:"maxConcurrentRequests,omitempty"`
+}
+
+// Schedule overrides limits during a daily time window.
+// +kubebuilder:validation:XValidation:rule="self.start != self.end",message="schedule start and end must differ; for an all-day change edit the base limits"
+type Schedule struct {
+	// name of the schedule, shown in status.activeSchedule.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +required
+	Name string `json:"name"`
+	// days the window starts on (in the policy's timezone); default every day.
+	// +kubebuilder:validation:MaxItems=7
+	// +listType=set
+	// +optional
+	Days []Weekday `json:"days,omitempty"`
+	// start of the window, HH:MM in the policy's timezone.
+	// +kubebuilder:validation:Pattern=`^([01][0-9]|2[0-3]):[0-5][0-9]$`
+	// +kubebuilder:validation:MaxLength=5
+	// +required
+	Start string `json:"start"`
+	// end of the window, HH:MM; an end before start wraps past midnight into the next day.
+	// +kubebuilder:validation:Pattern=`^([01][0-9]|2[0-3]):[0-5][0-9]$`
+	// +kubebuilder:validation:MaxLength=5
+	// +required
+	End string `json:"end"`
+	// limits set here override the base limits while the window is active.
+	// +required
+	Limits LimitSet `json:"limits"`
+}
+
+// AdaptiveRule scales the limits while a telemetry signal is above a threshold.
+type AdaptiveRule struct {
+	Trigger `json:",inline"`
+	// scale multiplies every rate limit while the trigger holds, in (0, 10]; "0.5" halves them.
+	// +kubebuilder:validation:XValidation:rule="double(self) > 0.0 && double(self) <= 10.0",message="scale must be a decimal in (0, 10], such as \"0.5\""
+	// +required
+	Scale Decimal `json:"scale"`
+}
+
+// LimitOverride gives named keys their own limits (a tier).
+type LimitOverride struct {
+	// name of the tier.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +required
+	Name string `json:"name"`
+	// keys in this tier: API key ids (APIKey), IPs or CIDRs (ClientIP), or header values (Header).
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	// +listType=set
+	// +required
+	Keys []string `json:"keys"`
+	// limits for these keys; fields set here override the effective limits.
+	// +required
+	Limits LimitSet `json:"limits"`
+}
+
+// RateLimitPolicySpec is the desired limiting of one QwenService.
+type RateLimitPolicySpec struct {
+	// targetRef is the QwenService in this namespace.
+	// +required
+	TargetRef TargetRef `json:"targetRef"`
+	// mode: Enforce rejects over-limit requests, Shadow only counts them.
+	// +kubebuilder:default=Enforce
+	// +optional
+	Mode PolicyMode `json:"mode,omitempty"`
+	// key says how clients are told apart.
+	// +kubebuilder:default={}
+	// +optional
+	Key KeySpec `json:"key,omitempty"`
+	// algorithm for requestsPerMinute.
+	// +kubebuilder:default=Hybrid
+	// +optional
+	Algorithm Algorithm `json:"algorithm,omitempty"`
+	// limits are the base limits.
+	// +required
+	Limits LimitSet `json:"limits"`
+	// timezone (IANA name) the schedules are read in.
+	// +kubebuilder:default=UTC
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$`
+	// +optional
+	Timezone string `json:"timezone,omitempty"`
+	// schedules override limits in daily windows; the first active one in list order wins.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Schedules []Schedule `json:"schedules,omitempty"`
+	// adaptive rules scale the limits from telemetry; the smallest matching scale wins.
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Adaptive []AdaptiveRule `json:"adaptive,omitempty"`
+	// overrides give named keys their own limits.
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Overrides []LimitOverride `json:"overrides,omitempty"`
+	// failureMode when Redis cannot be reached: FailOpen admits, FailClosed rejects.
+	// +kubebuilder:default=FailOpen
+	// +optional
+	FailureMode FailureMode `json:"failureMode,omitempty"`
+}
+
+// RateLimitPolicyStatus is what the controller computed.
+type RateLimitPolicyStatus struct {
+	// observedGeneration is the spec generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions: Accepted, Enforced.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// activeSchedule is the name of the schedule in force, empty for the base limits.
+	// +optional
+	ActiveSchedule string `json:"activeSchedule,omitempty"`
+	// effectiveLimits are the limits in force now: schedule over base, times adaptiveScale.
+	// +optional
+	EffectiveLimits *LimitSet `json:"effectiveLimits,omitempty"`
+	// adaptiveScale applied now ("1" when no adaptive rule holds).
+	// +optional
+	AdaptiveScale Decimal `json:"adaptiveScale,omitempty"`
+	// nextTransitionTime is when the active schedule next changes.
+	// +optional
+	NextTransitionTime *metav1.Time `json:"nextTransitionTime,omitempty"`
+}
+
+// RateLimitPolicy limits requests and tokens per client for a QwenService, with time-of-day
+// schedules and telemetry-adaptive scaling.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=rlp,categories=qwen
+// +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.spec.targetRef.name`
+// +kubebuilder:printcolumn:name="RPM",type=integer,JSONPath=`.status.effectiveLimits.requestsPerMinute`
+// +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.status.activeSchedule`
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
+// +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type RateLimitPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state.
+	// +required
+	Spec RateLimitPolicySpec `json:"spec"`
+	// status is the observed state.
+	// +optional
+	Status RateLimitPolicyStatus `json:"status,omitempty"`
+}
+
+// RateLimitPolicyList is a list of RateLimitPolicies.
+// +kubebuilder:object:root=true
+type RateLimitPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []RateLimitPolicy `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&RateLimitPolicy{}, &RateLimitPolicyList{})
+}

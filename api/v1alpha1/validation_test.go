@@ -1,0 +1,259 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+// Minimal valid manifests; each invalid case below changes one thing.
+const (
+	minimalQwenService = `
+apiVersion: serving.qwenops.io/v1alpha1
+kind: QwenService
+metadata: {name: qs}
+spec:
+  model: {name: Qwen/Qwen3-1.7B}
+`
+	minimalRateLimitPolicy = `
+apiVersion: serving.qwenops.io/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: rlp}
+spec:
+  targetRef: {name: qwen3}
+  limits: {requestsPerMinute: 30}
+`
+	minimalDegradationPlan = `
+apiVersion: serving.qwenops.io/v1alpha1
+kind: DegradationPlan
+metadata: {name: dp}
+spec:
+  targetRef: {name: qwen3}
+  levels:
+  - level: 1
+    when: [{signal: GPUTemperature, above: "80"}]
+`
+)
+
+// invalidCase is a minimal manifest with one field set to a value the API must refuse.
+type invalidCase struct {
+	name string
+	base string
+	// set maps dotted paths (list indexes as numbers) to values; nil deletes the field.
+	set map[string]any
+	// want are substrings of the API server's error: the field path and what is allowed.
+	want []string
+}
+
+func invalidCases() []invalidCase {
+	qs, rlp, dp := minimalQwenService, minimalRateLimitPolicy, minimalDegradationPlan
+	return []invalidCase{
+		// QwenService
+		{"qs model name missing", qs, map[string]any{"spec.model.name": nil}, []string{"spec.model.name", "Required"}},
+		{"qs model name with spaces", qs, map[string]any{"spec.model.name": "Qwen 3"}, []string{"spec.model.name", "should match"}},
+		{"qs servedName with spaces", qs, map[string]any{"spec.model.servedName": "my model"}, []string{"spec.model.servedName"}},
+		{"qs maxModelLen too small", qs, map[string]any{"spec.model.maxModelLen": int64(10)}, []string{"spec.model.maxModelLen", "greater than or equal to 128"}},
+		{"qs unknown engine", qs, map[string]any{"spec.engine.type": "TensorRT"}, []string{"spec.engine.type", "Unsupported value", `"VLLM"`}},
+		{"qs port zero", qs, map[string]any{"spec.engine.port": int64(0)}, []string{"spec.engine.port", "greater than or equal to 1"}},
+		{"qs port too large", qs, map[string]any{"spec.engine.port": int64(70000)}, []string{"spec.engine.port", "less than or equal to 65535"}},
+		{"qs gpuMemoryUtilization above 1", qs, map[string]any{"spec.engine.gpuMemoryUtilization": "1.5"}, []string{"spec.engine.gpuMemoryUtilization", "fraction in (0, 1]"}},
+		{"qs gpuMemoryUtilization zero", qs, map[string]any{"spec.engine.gpuMemoryUtilization": "0"}, []string{"spec.engine.gpuMemoryUtilization", "fraction in (0, 1]"}},
+		{"qs gpuMemoryUtilization not a decimal", qs, map[string]any{"spec.engine.gpuMemoryUtilization": "ninety"}, []string{"spec.engine.gpuMemoryUtilization", "should match"}},
+		{"qs hf token secret without name", qs, map[string]any{"spec.engine.hfTokenSecretRef": map[string]any{"key": "token"}}, []string{"spec.engine.hfTokenSecretRef.name", "Required"}},
+		{"qs negative replicas", qs, map[string]any{"spec.replicas": int64(-1)}, []string{"spec.replicas", "greater than or equal to 0"}},
+		{"qs too many gpus", qs, map[string]any{"spec.resources.gpus": int64(17)}, []string{"spec.resources.gpus", "less than or equal to 16"}},
+		{"qs bad gpu resource name", qs, map[string]any{"spec.resources.gpuResourceName": "nvidia.com/gpu/x y"}, []string{"spec.resources.gpuResourceName"}},
+		{"qs model cache size and claim", qs, map[string]any{"spec.modelCache": map[string]any{"size": "20Gi", "claimName": "weights"}}, []string{"spec.modelCache", "exactly one of size"}},
+		{"qs model cache empty", qs, map[string]any{"spec.modelCache": map[string]any{}}, []string{"spec.modelCache", "exactly one of size"}},
+		{"qs storage class without size", qs, map[string]any{"spec.modelCache": map[string]any{"claimName": "w", "storageClassName": "fast"}}, []string{"spec.modelCache", "storageClassName applies only with size"}},
+		{"qs fallback without model", qs, map[string]any{"spec.fallback": map[string]any{"replicas": int64(1)}}, []string{"spec.fallback.model", "Required"}},
+		{"qs fallback without model name", qs, map[string]any{"spec.fallback": map[string]any{"model": map[string]any{"servedName": "small"}}}, []string{"spec.fallback.model.name", "Required"}},
+		{"qs gateway zero replicas", qs, map[string]any{"spec.gateway.replicas": int64(0)}, []string{"spec.gateway.replicas", "greater than or equal to 1"}},
+		{"qs trusted proxy not a CIDR", qs, map[string]any{"spec.gateway.trustedProxies": []any{"10.0.0.0/8", "lan"}}, []string{"spec.gateway.trustedProxies[1]", "must be CIDRs"}},
+		{"qs tiny body limit", qs, map[string]any{"spec.gateway.maxRequestBodyBytes": int64(10)}, []string{"spec.gateway.maxRequestBodyBytes", "greater than or equal to 1024"}},
+		{"qs redis address without port", qs, map[string]any{"spec.gateway.redis": map[string]any{"address": "redis"}}, []string{"spec.gateway.redis.address", "should match"}},
+		{"qs api keys secret without name", qs, map[string]any{"spec.gateway.apiKeysSecretRef": map[string]any{}}, []string{"spec.gateway.apiKeysSecretRef.name", "Required"}},
+		{"qs empty exposure", qs, map[string]any{"spec.exposure": map[string]any{}}, []string{"spec.exposure", "needs ingress, httpRoute or both"}},
+		{"qs ingress bad host", qs, map[string]any{"spec.exposure.ingress": map[string]any{"host": "Bad_Host!"}}, []string{"spec.exposure.ingress.host", "should match"}},
+		{"qs ingress without host", qs, map[string]any{"spec.exposure.ingress": map[string]any{"className": "nginx"}}, []string{"spec.exposure.ingress.host", "Required"}},
+		{"qs httpRoute without parents", qs, map[string]any{"spec.exposure.httpRoute": map[string]any{"parentRefs": []any{}}}, []string{"spec.exposure.httpRoute.parentRefs", "at least 1 items"}},
+		{"qs httpRoute parent without name", qs, map[string]any{"spec.exposure.httpRoute": map[string]any{"parentRefs": []any{map[string]any{"namespace": "gw"}}}}, []string{"spec.exposure.httpRoute.parentRefs[0].name", "Required"}},
+
+		// RateLimitPolicy
+		{"rlp without target", rlp, map[string]any{"spec.targetRef": nil}, []string{"spec.targetRef", "Required"}},
+		{"rlp target without name", rlp, map[string]any{"spec.targetRef.name": ""}, []string{"spec.targetRef.name", "at least 1 chars"}},
+		{"rlp without limits", rlp, map[string]any{"spec.limits": nil}, []string{"spec.limits", "Required"}},
+		{"rlp empty limits", rlp, map[string]any{"spec.limits": map[string]any{}}, []string{"spec.limits", "set at least one limit"}},
+		{"rlp zero rpm", rlp, map[string]any{"spec.limits.requestsPerMinute": int64(0)}, []string{"spec.limits.requestsPerMinute", "greater than or equal to 1"}},
+		{"rlp zero concurrency", rlp, map[string]any{"spec.limits.maxConcurrentRequests": int64(0)}, []string{"spec.limits.maxConcurrentRequests", "greater than or equal to 1"}},
+		{"rlp unknown algorithm", rlp, map[string]any{"spec.algorithm": "Magic"}, []string{"spec.algorithm", "Unsupported value", `"Hybrid"`}},
+		{"rlp unknown mode", rlp, map[string]any{"spec.mode": "Off"}, []string{"spec.mode", "Unsupported value", `"Shadow"`}},
+		{"rlp unknown failure mode", rlp, map[string]any{"spec.failureMode": "Maybe"}, []string{"spec.failureMode", "Unsupported value", `"FailClosed"`}},
+		{"rlp header key without header", rlp, map[string]any{"spec.key": map[string]any{"source": "Header"}}, []string{"spec.key", "key.header is required when key.source is Header"}},
+		{"rlp header set for client ip", rlp, map[string]any{"spec.key": map[string]any{"source": "ClientIP", "header": "X-User"}}, []string{"spec.key", "not allowed otherwise"}},
+		{"rlp bad timezone text", rlp, map[string]any{"spec.timezone": "Asia Shanghai"}, []string{"spec.timezone", "should match"}},
+		{"rlp schedule bad start", rlp, map[string]any{"spec.schedules": []any{sched("day", "25:00", "18:00")}}, []string{"spec.schedules[0].start", "should match"}},
+		{"rlp schedule bad end", rlp, map[string]any{"spec.schedules": []any{sched("day", "09:00", "9pm")}}, []string{"spec.schedules[0].end", "should match"}},
+		{"rlp schedule start equals end", rlp, map[string]any{"spec.schedules": []any{sched("day", "09:00", "09:00")}}, []string{"spec.schedules[0]", "start and end must differ"}},
+		{"rlp duplicate schedule names", rlp, map[string]any{"spec.schedules": []any{sched("day", "09:00", "12:00"), sched("day", "13:00", "18:00")}}, []string{"spec.schedules[1]", "Duplicate value"}},
+		{"rlp schedule unknown day", rlp, map[string]any{"spec.schedules": []any{withField(sched("day", "09:00", "18:00"), "days", []any{"Funday"})}}, []string{"spec.schedules[0].days[0]", "Unsupported value"}},
+		{"rlp schedule empty limits", rlp, map[string]any{"spec.schedules": []any{withField(sched("day", "09:00", "18:00"), "limits", map[string]any{})}}, []string{"spec.schedules[0].limits", "set at least one limit"}},
+		{"rlp adaptive zero scale", rlp, map[string]any{"spec.adaptive": []any{adaptive("GPUTemperature", "80", "0")}}, []string{"spec.adaptive[0].scale", "(0, 10]"}},
+		{"rlp adaptive scale above 10", rlp, map[string]any{"spec.adaptive": []any{adaptive("GPUTemperature", "80", "11")}}, []string{"spec.adaptive[0].scale", "(0, 10]"}},
+		{"rlp adaptive threshold not a decimal", rlp, map[string]any{"spec.adaptive": []any{adaptive("GPUTemperature", "hot", "0.5")}}, []string{"spec.adaptive[0].above", "should match"}},
+		{"rlp adaptive PromQL without query", rlp, map[string]any{"spec.adaptive": []any{adaptive("PromQL", "1", "0.5")}}, []string{"spec.adaptive[0]", "query is required when signal is PromQL"}},
+		{"rlp adaptive unknown signal", rlp, map[string]any{"spec.adaptive": []any{adaptive("Moon", "1", "0.5")}}, []string{"spec.adaptive[0].signal", "Unsupported value"}},
+		{"rlp override without keys", rlp, map[string]any{"spec.overrides": []any{map[string]any{"name": "gold", "keys": []any{}, "limits": map[string]any{"requestsPerMinute": int64(100)}}}}, []string{"spec.overrides[0].keys", "at least 1 items"}},
+		{"rlp duplicate override names", rlp, map[string]any{"spec.overrides": []any{override("gold", "a"), override("gold", "b")}}, []string{"spec.overrides[1]", "Duplicate value"}},
+
+		// DegradationPlan
+		{"dp level 5", dp, map[string]any{"spec.levels.0.level": int64(5)}, []string{"spec.levels[0].level", "less than or equal to 4"}},
+		{"dp level 0", dp, map[string]any{"spec.levels.0.level": int64(0)}, []string{"spec.levels[0].level", "greater than or equal to 1"}},
+		{"dp duplicate levels", dp, map[string]any{"spec.levels": []any{level(2, "GPUTemperature", "80"), level(2, "QueueDepth", "50")}}, []string{"spec.levels[1]", "Duplicate value"}},
+		{"dp no levels", dp, map[string]any{"spec.levels": []any{}}, []string{"spec.levels", "at least 1 items"}},
+		{"dp level without triggers", dp, map[string]any{"spec.levels.0.when": []any{}}, []string{"spec.levels[0].when", "at least 1 items"}},
+		{"dp bad for duration", dp, map[string]any{"spec.levels.0.for": "soon"}, []string{"spec.levels[0].for", "should match"}},
+		{"dp GPU signal with query", dp, map[string]any{"spec.levels.0.when.0.query": "up"}, []string{"spec.levels[0].when[0]", "not allowed for the other signals"}},
+		{"dp bad cooldown", dp, map[string]any{"spec.cooldown": "2 minutes"}, []string{"spec.cooldown", "should match"}},
+		{"dp recovery margin above 100", dp, map[string]any{"spec.recoveryMargin": int64(150)}, []string{"spec.recoveryMargin", "less than or equal to 100"}},
+		{"dp prometheus url not http", dp, map[string]any{"spec.prometheus.url": "ftp://prom:9090"}, []string{"spec.prometheus.url", "should match"}},
+		{"dp interval too short", dp, map[string]any{"spec.prometheus.interval": "100ms"}, []string{"spec.prometheus.interval", "between 1s and 1h"}},
+		{"dp breaker zero threshold", dp, map[string]any{"spec.circuitBreaker.failureThreshold": int64(0)}, []string{"spec.circuitBreaker.failureThreshold", "greater than or equal to 1"}},
+		{"dp breaker zero recovery", dp, map[string]any{"spec.circuitBreaker.recoveryTimeout": "0s"}, []string{"spec.circuitBreaker.recoveryTimeout", "between 1s and 1h"}},
+		{"dp static status below 200", dp, map[string]any{"spec.staticResponse.httpStatus": int64(99)}, []string{"spec.staticResponse.httpStatus", "greater than or equal to 200"}},
+		{"dp static empty message", dp, map[string]any{"spec.staticResponse.message": ""}, []string{"spec.staticResponse.message", "at least 1 chars"}},
+		{"dp override level 7", dp, map[string]any{"spec.override": map[string]any{"level": int64(7)}}, []string{"spec.override.level", "less than or equal to 4"}},
+	}
+}
+
+func sched(name, start, end string) map[string]any {
+	return map[string]any{"name": name, "start": start, "end": end, "limits": map[string]any{"requestsPerMinute": int64(50)}}
+}
+
+func adaptive(signal, above, scale string) map[string]any {
+	return map[string]any{"signal": signal, "above": above, "scale": scale}
+}
+
+func override(name, key string) map[string]any {
+	return map[string]any{"name": name, "keys": []any{key}, "limits": map[string]any{"requestsPerMinute": int64(100)}}
+}
+
+func level(n int64, signal, above string) map[string]any {
+	return map[string]any{"level": n, "when": []any{map[string]any{"signal": signal, "above": above}}}
+}
+
+func withField(m map[string]any, k string, v any) map[string]any {
+	m[k] = v
+	return m
+}
+
+func TestInvalidManifestsAreRefused(t *testing.T) {
+	ns := namespace(t)
+	cases := invalidCases()
+	if len(cases) < 30 {
+		t.Fatalf("only %d invalid cases; the table must cover at least 30", len(cases))
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := decode(t, tc.base)
+			obj.SetNamespace(ns)
+			obj.SetName(fmt.Sprintf("bad-%d", i))
+			for path, v := range tc.set {
+				setPath(t, obj.Object, path, v)
+			}
+			err := env.Client.Create(context.Background(), obj)
+			if err == nil {
+				t.Fatalf("the API server accepted %v", tc.set)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// The minimal manifests themselves must be accepted, or every invalid case proves nothing.
+func TestMinimalManifestsAreAccepted(t *testing.T) {
+	ns := namespace(t)
+	for _, m := range []string{minimalQwenService, minimalRateLimitPolicy, minimalDegradationPlan} {
+		obj := decode(t, m)
+		obj.SetNamespace(ns)
+		if err := env.Client.Create(context.Background(), obj); err != nil {
+			t.Errorf("%s refused: %v", obj.GetKind(), err)
+		}
+	}
+}
+
+// setPath sets (or deletes, for nil) a dotted path; numeric segments index lists.
+func setPath(t *testing.T, obj map[string]any, path string, v any) {
+	t.Helper()
+	parts := strings.Split(path, ".")
+	var cur any = obj
+	for i, p := range parts {
+		last := i == len(parts)-1
+		switch c := cur.(type) {
+		case map[string]any:
+			if last {
+				if v == nil {
+					delete(c, p)
+				} else {
+					c[p] = v
+				}
+				return
+			}
+			next, ok := c[p]
+			if !ok {
+				next = map[string]any{}
+				c[p] = next
+			}
+			cur = next
+		case []any:
+			idx, err := strconv.Atoi(p)
+			if err != nil || idx >= len(c) {
+				t.Fatalf("bad index %q in %s", p, path)
+			}
+			if last {
+				c[idx] = v
+				return
+			}
+			cur = c[idx]
+		default:
+			t.Fatalf("cannot descend into %s at %q", path, p)
+		}
+	}
+}
+
+func decode(t *testing.T, manifest string) *unstructured.Unstructured {
+	t.Helper()
+	obj := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(manifest), &obj.Object); err != nil {
+		t.Fatalf("decoding manifest: %v", err)
+	}
+	return obj
+}
+
+var nsCounter int
+
+// namespace creates a fresh namespace for one test.
+func namespace(t *testing.T) string {
+	t.Helper()
+	nsCounter++
+	ns := &corev1.Namespace{}
+	ns.Name = fmt.Sprintf("t%d-%s", nsCounter, strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")))
+	if len(ns.Name) > 60 {
+		ns.Name = ns.Name[:60]
+	}
+	ns.Name = strings.TrimRight(ns.Name, "-")
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	return ns.Name
+}

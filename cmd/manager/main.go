@@ -1,0 +1,114 @@
+// Command manager runs the qwen-operator controllers.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"os"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	servingv1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+)
+
+// Scheme holds every kind the manager reads or writes.
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(servingv1alpha1.AddToScheme(s))
+	utilruntime.Must(gatewayv1.Install(s))
+	return s
+}
+
+// options are the manager's flags.
+type options struct {
+	metricsAddr, probeAddr string
+	secureMetrics          bool
+	enableHTTP2            bool
+	leaderElect            bool
+	leaderElectionID       string
+	defaults               Defaults
+}
+
+// Defaults are the images and URLs a QwenService gets when its spec leaves them empty.
+type Defaults struct {
+	VLLMImage      string
+	SGLangImage    string
+	SimulatorImage string
+	GatewayImage   string
+	PrometheusURL  string
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) (options, zap.Options, error) {
+	var o options
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "address of the metrics endpoint (HTTPS with authn/authz when --metrics-secure); 0 disables it")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.BoolVar(&o.secureMetrics, "metrics-secure", true, "serve metrics over HTTPS, authenticated and authorized through the API server")
+	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "allow HTTP/2 on the metrics server (off by default: CVE-2023-44487, CVE-2023-39325)")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so only one replica reconciles")
+	fs.StringVar(&o.leaderElectionID, "leader-election-id", "qwen-operator.qwenops.io", "name of the leader election Lease")
+	fs.StringVar(&o.defaults.VLLMImage, "vllm-image", "vllm/vllm-openai:v0.11.0", "default engine image for engine.type VLLM")
+	fs.StringVar(&o.defaults.SGLangImage, "sglang-image", "lmsysorg/sglang:v0.5.4", "default engine image for engine.type SGLang")
+	fs.StringVar(&o.defaults.SimulatorImage, "simulator-image", "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2", "default engine image for engine.type Simulator")
+	fs.StringVar(&o.defaults.GatewayImage, "gateway-image", "ghcr.io/qwenops/qwen-gateway:latest", "default gateway image")
+	fs.StringVar(&o.defaults.PrometheusURL, "prometheus-url", "http://prometheus-operated.monitoring.svc:9090", "default Prometheus URL for DegradationPlans and adaptive rules")
+	zo := zap.Options{}
+	zo.BindFlags(fs)
+	err := fs.Parse(args)
+	return o, zo, err
+}
+
+func main() {
+	o, zo, err := parseFlags(flag.CommandLine, os.Args[1:])
+	if err != nil {
+		os.Exit(2)
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
+	log := ctrl.Log.WithName("setup")
+
+	var tlsOpts []func(*tls.Config)
+	if !o.enableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.secureMetrics, TLSOpts: tlsOpts}
+	if o.secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                 newScheme(),
+		Metrics:                metricsOpts,
+		HealthProbeBindAddress: o.probeAddr,
+		LeaderElection:         o.leaderElect,
+		LeaderElectionID:       o.leaderElectionID,
+	})
+	if err != nil {
+		log.Error(err, "unable to create manager")
+		os.Exit(1)
+	}
+	if err := setupControllers(mgr, o.defaults); err != nil {
+		log.Error(err, "unable to set up controllers")
+		os.Exit(1)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		log.Error(err, "unable to set up health check")
+		os.Exit(1)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		log.Error(err, "unable to set up ready check")
+		os.Exit(1)
+	}
+	log.Info("starting manager")
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "manager exited")
+		os.Exit(1)
+	}
+}
