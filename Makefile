@@ -12,11 +12,9 @@ setup: ## install Debian packages, Go tools, envtest binaries and the simulator
 test: ## run every test (unit, envtest, gateway against redis/prometheus/simulator)
 	$(ENV) bash hack/test.sh
 
-manifests: ## regenerate CRDs and RBAC
-	$(ENV) "$$CONTROLLER_GEN" rbac:roleName=qwen-operator-manager crd:maxDescLen=0 paths=./api/... paths=./controllers/... \
-		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
-	@# keep the full field docs (kubectl explain) by regenerating without maxDescLen
+manifests: ## regenerate CRDs (config/crd/bases) and RBAC (config/rbac/role.yaml)
 	$(ENV) "$$CONTROLLER_GEN" crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(ENV) "$$CONTROLLER_GEN" rbac:roleName=qwen-operator-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
 
 generate: ## regenerate deepcopy functions
 	$(ENV) "$$CONTROLLER_GEN" object:headerFile=hack/boilerplate.go.txt paths=./api/...

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# test.sh runs every test of the project. It finds the tools hack/setup.sh built (through
+# hack/env.sh) and fails with the install command when one is missing; nothing is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=hack/env.sh
+source hack/env.sh
+
+missing=()
+for f in "$KUBEBUILDER_ASSETS/kube-apiserver" "$KUBEBUILDER_ASSETS/etcd" "$KUBEBUILDER_ASSETS/kubectl" "$QWEN_SIM" "$CONTROLLER_GEN" "$HELM"; do
+  [ -x "$f" ] || missing+=("$f")
+done
+for c in redis-server prometheus; do
+  command -v "$c" >/dev/null || missing+=("$c")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  printf 'missing: %s\ninstall everything with: make setup\n' "${missing[*]}" >&2
+  exit 1
+fi
+
+unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
+if [ -n "$unformatted" ]; then
+  printf 'gofmt would change:\n%s\n' "$unformatted" >&2
+  exit 1
+fi
+go vet ./...
+# -race on every package: the gateway and the limiters are concurrent by nature.
+go test -race -count=1 -timeout 20m "$@" ./...
