@@ -2,13 +2,17 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"os"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -30,12 +34,14 @@ func newScheme() *runtime.Scheme {
 
 // options are the manager's flags.
 type options struct {
-	metricsAddr, probeAddr string
-	secureMetrics          bool
-	enableHTTP2            bool
-	leaderElect            bool
-	leaderElectionID       string
-	defaults               Defaults
+	metricsAddr, probeAddr  string
+	secureMetrics           bool
+	enableHTTP2             bool
+	leaderElect             bool
+	leaderElectionID        string
+	leaderElectionNamespace string
+	kubeconfig              string
+	defaults                Defaults
 }
 
 // Defaults are the images and URLs a QwenService gets when its spec leaves them empty.
@@ -55,6 +61,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, zap.Options, error) {
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "allow HTTP/2 on the metrics server (off by default: CVE-2023-44487, CVE-2023-39325)")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so only one replica reconciles")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "qwen-operator.qwenops.io", "name of the leader election Lease")
+	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease; default: the pod's namespace")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "path of a kubeconfig; default: in-cluster, then $KUBECONFIG, then ~/.kube/config")
 	fs.StringVar(&o.defaults.VLLMImage, "vllm-image", "vllm/vllm-openai:v0.11.0", "default engine image for engine.type VLLM")
 	fs.StringVar(&o.defaults.SGLangImage, "sglang-image", "lmsysorg/sglang:v0.5.4", "default engine image for engine.type SGLang")
 	fs.StringVar(&o.defaults.SimulatorImage, "simulator-image", "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2", "default engine image for engine.type Simulator")
@@ -67,13 +75,25 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, zap.Options, error) {
 }
 
 func main() {
-	o, zo, err := parseFlags(flag.CommandLine, os.Args[1:])
+	if err := run(ctrl.SetupSignalHandler(), os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// run starts the manager and blocks until ctx is done.
+func run(ctx context.Context, args []string) error {
+	o, zo, err := parseFlags(flag.NewFlagSet("manager", flag.ContinueOnError), args)
 	if err != nil {
-		os.Exit(2)
+		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
 	log := ctrl.Log.WithName("setup")
 
+	cfg, err := restConfig(o.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("finding the API server: %w", err)
+	}
 	var tlsOpts []func(*tls.Config)
 	if !o.enableHTTP2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
@@ -82,33 +102,35 @@ func main() {
 	if o.secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                 newScheme(),
-		Metrics:                metricsOpts,
-		HealthProbeBindAddress: o.probeAddr,
-		LeaderElection:         o.leaderElect,
-		LeaderElectionID:       o.leaderElectionID,
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  newScheme(),
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        o.leaderElectionID,
+		LeaderElectionNamespace: o.leaderElectionNamespace,
 	})
 	if err != nil {
-		log.Error(err, "unable to create manager")
-		os.Exit(1)
+		return fmt.Errorf("creating the manager: %w", err)
 	}
 	if err := setupControllers(mgr, o.defaults); err != nil {
-		log.Error(err, "unable to set up controllers")
-		os.Exit(1)
+		return fmt.Errorf("setting up controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		log.Error(err, "unable to set up health check")
-		os.Exit(1)
+		return err
 	}
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		log.Error(err, "unable to set up ready check")
-		os.Exit(1)
+		return err
 	}
-	log.Info("starting manager")
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
-		log.Error(err, "manager exited")
-		os.Exit(1)
+	log.Info("starting manager", "leaderElection", o.leaderElect, "metrics", o.metricsAddr, "probes", o.probeAddr)
+	return mgr.Start(ctx)
+}
+
+// restConfig reaches the API server through the kubeconfig file when one is named, else
+// in-cluster, $KUBECONFIG or ~/.kube/config.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
 	}
+	return ctrl.GetConfig()
 }
