@@ -81,6 +81,7 @@ func Start() (*Env, error) {
 		CRDInstallOptions:     envtest.CRDInstallOptions{Scheme: e.Scheme},
 	}
 	if e.Config, err = e.env.Start(); err != nil {
+		_ = e.env.Stop() // a failed CRD install leaves the control plane running
 		return nil, fmt.Errorf("kubetest: starting kube-apiserver + etcd: %w", err)
 	}
 	if e.Client, err = client.New(e.Config, client.Options{Scheme: e.Scheme}); err != nil {
