@@ -1,0 +1,161 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
+
+	"github.com/qwenops/qwen-operator/internal/testutil/redisserver"
+)
+
+// The memory benchmarks and BenchmarkXTimeRateAllow do the same work per op: one decision
+// for 1 unit at an instant 1µs after the previous one, on a limit that always admits.
+
+func BenchmarkXTimeRateAllow(b *testing.B) {
+	lim := rate.NewLimiter(rate.Limit(1e9), 1e9)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		lim.AllowN(t0.Add(time.Duration(i)*time.Microsecond), 1)
+	}
+}
+
+func BenchmarkMemoryAllow(b *testing.B) {
+	ctx := context.Background()
+	const key = "api-key-0123456789abcdef" // an existing key of a typical length
+	for _, alg := range allAlgorithms {
+		b.Run(string(alg), func(b *testing.B) {
+			m := NewMemory(MemoryOptions{})
+			r := Rule{Algorithm: alg, Limit: 1e9, Window: time.Second}
+			if _, err := m.Allow(ctx, key, r, 1, t0); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for i := 1; b.Loop(); i++ {
+				if d, _ := m.Allow(ctx, key, r, 1, t0.Add(time.Duration(i)*time.Microsecond)); !d.Allowed {
+					b.Fatal("rejected")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMemoryAllowParallel: every goroutine on its own keys (of 10 000), the gateway's case.
+func BenchmarkMemoryAllowParallel(b *testing.B) {
+	ctx := context.Background()
+	m := NewMemory(MemoryOptions{})
+	r := Rule{Algorithm: Hybrid, Limit: 1e9, Window: time.Second}
+	keys := make([]string, 10_000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("client-%07d", i)
+	}
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(seq.Add(1)) * 7919
+		for pb.Next() {
+			i++
+			if _, err := m.Allow(ctx, keys[i%len(keys)], r, 1, t0.Add(time.Duration(i)*time.Microsecond)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkMemoryBytesPerKey reports the heap held per tracked key (100k Hybrid keys).
+func BenchmarkMemoryBytesPerKey(b *testing.B) {
+	var perKey float64
+	for b.Loop() {
+		perKey = bytesPerKey(b, 100_000)
+	}
+	b.ReportMetric(perKey, "B/key")
+}
+
+// BenchmarkRedisAllowParallel: 64 concurrent callers (goroutines sharing one client and
+// its pool) deciding on 1 000 keys against a local redis-server, on the server's clock;
+// and 8 callers, for the latency without queueing.
+func BenchmarkRedisAllowParallel(b *testing.B) {
+	srv := redisserver.Start(b)
+	client := srv.Client()
+	lim := NewRedis(client, RedisOptions{Timeout: time.Second})
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("client-%04d", i)
+	}
+	procs := runtime.GOMAXPROCS(0)
+	runs := []struct {
+		alg     Algorithm
+		clients int
+	}{{Hybrid, 64}, {SlidingWindow, 64}, {TokenBucket, 64}, {FixedWindow, 64}, {Hybrid, 8}}
+	for _, rn := range runs {
+		alg, clients := rn.alg, rn.clients
+		b.Run(fmt.Sprintf("%s/clients=%d", alg, clients), func(b *testing.B) {
+			r := Rule{Algorithm: alg, Limit: 1e6, Window: time.Minute}
+			var (
+				mu  sync.Mutex
+				all []time.Duration
+				seq atomic.Int64
+			)
+			b.SetParallelism((clients + procs - 1) / procs)
+			b.ReportAllocs()
+			if err := client.ConfigResetStat(context.Background()).Err(); err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				lat := make([]time.Duration, 0, 4096)
+				i := int(seq.Add(1)) * 7919
+				for pb.Next() {
+					i++
+					t := time.Now()
+					if _, err := lim.Allow(context.Background(), keys[i%len(keys)], r, 1, t); err != nil {
+						b.Error(err)
+						return
+					}
+					lat = append(lat, time.Since(t))
+				}
+				mu.Lock()
+				all = append(all, lat...)
+				mu.Unlock()
+			})
+			elapsed := time.Since(start)
+			slices.Sort(all)
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "decisions/s")
+			if len(all) > 0 {
+				b.ReportMetric(float64(all[len(all)/2])/1e6, "p50-ms")
+				b.ReportMetric(float64(all[len(all)*99/100])/1e6, "p99-ms")
+			}
+			b.ReportMetric(serverMicrosPerCall(b, client, "evalsha"), "server-µs/op")
+		})
+	}
+}
+
+// serverMicrosPerCall reads the server's own time per call of cmd from INFO commandstats.
+func serverMicrosPerCall(b *testing.B, c redis.UniversalClient, cmd string) float64 {
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":")
+		if !ok {
+			continue
+		}
+		for _, kv := range strings.Split(rest, ",") {
+			if v, ok := strings.CutPrefix(kv, "usec_per_call="); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				return f
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,171 @@
+// Package ratelimit decides whether a request fits a rate limit: five algorithms behind one
+// Limiter interface, kept in process (Memory) or shared by every gateway replica (Redis).
+//
+// Decisions take the time as an argument and are exact integer arithmetic on microseconds
+// (a Window is truncated to whole µs), so both backends give identical answers for identical
+// inputs (one conformance suite checks that). State is kept per (key, rule): a configuration reload that leaves a key's rule
+// unchanged keeps its state, and a changed rule starts afresh.
+//
+// For every algorithm, max(Limit, Burst) × Window (in µs) must stay at or below 2^50 so that
+// the Redis scripts, which compute in doubles, stay exact: up to about 18 million units per
+// minute or 312 000 units per hour.
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"time"
+)
+
+// Algorithm names a limiting algorithm.
+type Algorithm string
+
+// The algorithms. The empty Algorithm means Hybrid.
+const (
+	// TokenBucket holds up to Burst units and refills Limit units per Window continuously.
+	TokenBucket Algorithm = "TokenBucket"
+	// SlidingWindow is a sliding-window counter: Limit units per Window, where the previous
+	// aligned window's count is weighted by the part of it the sliding window still covers.
+	// Within one aligned window it never admits more than Limit; across a window boundary it
+	// assumes the previous window's units were spread evenly, so traffic bunched at the end
+	// of a window can see up to 2×Limit in one sliding interval (Hybrid bounds that burst).
+	SlidingWindow Algorithm = "SlidingWindow"
+	// FixedWindow counts units per aligned window (aligned to the Unix epoch).
+	FixedWindow Algorithm = "FixedWindow"
+	// LeakyBucket is a meter: a queue of Burst units draining at Limit per Window admits n
+	// units when level+n <= Burst. Its decisions equal a TokenBucket's with the same rule;
+	// its state is kept apart.
+	LeakyBucket Algorithm = "LeakyBucket"
+	// Hybrid admits only when both a SlidingWindow of Limit per Window and a TokenBucket of
+	// capacity Burst refilling Limit per Window admit, and then consumes from both.
+	Hybrid Algorithm = "Hybrid"
+)
+
+// Rule is one limit: Limit units per Window. Burst is the bucket capacity for TokenBucket,
+// Hybrid (its token-bucket half) and LeakyBucket (queue size); 0 means Limit.
+type Rule struct {
+	Algorithm Algorithm
+	Limit     int64
+	Window    time.Duration
+	Burst     int64
+}
+
+// maxScaled bounds every product of units and window microseconds, and every stored
+// number, so that the Lua scripts (IEEE doubles) compute exactly what the Go code does.
+const maxScaled = 1 << 50
+
+// Validate reports the first invalid field of r, naming it.
+func (r Rule) Validate() error {
+	_, err := r.params()
+	return err
+}
+
+// algorithm codes; also the Redis key and script tags.
+type algCode uint8
+
+const (
+	algHybrid algCode = iota
+	algToken
+	algSliding
+	algFixed
+	algLeaky
+)
+
+var algTags = [...]string{algHybrid: "hy", algToken: "tb", algSliding: "sw", algFixed: "fw", algLeaky: "lb"}
+
+func (a algCode) tag() string { return algTags[a] }
+func (a algCode) window() bool {
+	return a == algHybrid || a == algSliding || a == algFixed
+}
+func (a algCode) bucket() bool { return a == algHybrid || a == algToken || a == algLeaky }
+
+// params is a validated Rule in the units the algorithms use; it is comparable and is part
+// of the state's map key.
+type params struct {
+	limit  int64 // units per window
+	window int64 // µs
+	burst  int64 // bucket capacity in units (Burst, or Limit when 0)
+	alg    algCode
+}
+
+func (r Rule) params() (params, error) {
+	var p params
+	switch r.Algorithm {
+	case Hybrid, "":
+		p.alg = algHybrid
+	case TokenBucket:
+		p.alg = algToken
+	case SlidingWindow:
+		p.alg = algSliding
+	case FixedWindow:
+		p.alg = algFixed
+	case LeakyBucket:
+		p.alg = algLeaky
+	default:
+		return p, fmt.Errorf("ratelimit: rule.algorithm must be one of TokenBucket, SlidingWindow, FixedWindow, LeakyBucket, Hybrid, got %q", r.Algorithm)
+	}
+	if r.Limit <= 0 {
+		return p, fmt.Errorf("ratelimit: rule.limit must be > 0, got %d", r.Limit)
+	}
+	if r.Window < time.Millisecond {
+		return p, fmt.Errorf("ratelimit: rule.window must be >= 1ms, got %s", r.Window)
+	}
+	if r.Burst < 0 {
+		return p, fmt.Errorf("ratelimit: rule.burst must be >= 0, got %d", r.Burst)
+	}
+	p.limit, p.window, p.burst = r.Limit, r.Window.Microseconds(), r.Burst
+	if p.burst == 0 {
+		p.burst = p.limit
+	}
+	if tooBig(p.limit, p.window) {
+		return p, fmt.Errorf("ratelimit: rule.limit × rule.window must be <= 2^50 unit·µs, got %d per %s; use a shorter window", r.Limit, r.Window)
+	}
+	if tooBig(p.burst, p.window) {
+		return p, fmt.Errorf("ratelimit: rule.burst × rule.window must be <= 2^50 unit·µs, got %d per %s", r.Burst, r.Window)
+	}
+	return p, nil
+}
+
+func tooBig(a, b int64) bool {
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	return hi != 0 || lo > maxScaled
+}
+
+// Decision is the outcome of Allow.
+type Decision struct {
+	// Allowed is true when the units fit and were consumed.
+	Allowed bool
+	// Limit is the rule's Limit; Remaining is how many units would still fit now.
+	Limit, Remaining int64
+	// RetryAfter is >0 when rejected: the earliest time the same request could pass if no
+	// other traffic arrives. A request larger than the rule's capacity never passes; its
+	// RetryAfter is then the longer of Reset and the Window.
+	RetryAfter time.Duration
+	// Reset is the time until the limit is fully replenished (for RateLimit headers).
+	Reset time.Duration
+}
+
+// Limiter is implemented by *Memory and *Redis.
+type Limiter interface {
+	// Allow decides whether n units for key fit r at now, consuming them only if allowed.
+	Allow(ctx context.Context, key string, r Rule, n int64, now time.Time) (Decision, error)
+	// Adjust charges (delta>0) or refunds (delta<0) units without a decision: used to true up
+	// token-per-minute estimates from the response's usage. Charges may drive the state into debt.
+	Adjust(ctx context.Context, key string, r Rule, delta int64, now time.Time) error
+	// Acquire takes one of max concurrent slots for key; ok=false when all are taken.
+	// release must be called exactly once when ok; it is idempotent-safe.
+	Acquire(ctx context.Context, key string, max int64, now time.Time) (release func(), ok bool, err error)
+}
+
+var (
+	errNegativeN   = errors.New("ratelimit: n must be >= 0")
+	errNonPositive = errors.New("ratelimit: max must be > 0")
+)
+
+func us(x int64) time.Duration { return time.Duration(x) * time.Microsecond }
+
+func (o outcome) decision(limit int64) Decision {
+	return Decision{Allowed: o.ok, Limit: limit, Remaining: o.remaining, RetryAfter: us(o.retry), Reset: us(o.reset)}
+}
