@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/qwenops/qwen-operator/internal/gateway"
+	"github.com/qwenops/qwen-operator/internal/gateway/configwatch"
+	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
+)
+
+// flags are the command-line options.
+type flags struct {
+	config          string
+	configMap       string
+	kubeconfig      string
+	shutdownTimeout time.Duration
+	logLevel        slog.Level
+}
+
+func parseFlags(args []string, out io.Writer) (*flags, error) {
+	f := &flags{}
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&f.config, "config", "", "config file (YAML, internal/gatewayconfig), reloaded on change")
+	fs.StringVar(&f.configMap, "configmap", "", "NAMESPACE/NAME of a ConfigMap whose key "+gatewayconfig.ConfigMapKey+" is the config, watched through the API")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for --configmap (default: in-cluster)")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 25*time.Second, "how long in-flight requests and streams may take to finish on SIGTERM")
+	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if (f.config == "") == (f.configMap == "") {
+		return nil, errors.New("exactly one of --config and --configmap is required")
+	}
+	return f, nil
+}
+
+// hooks let tests observe the process; every field may be nil.
+type hooks struct {
+	// ready receives the listening address once the first config is in force.
+	ready chan<- string
+	// reloaded receives the result of every config delivered after the first.
+	reloaded chan<- error
+}
+
+// run serves until ctx is done, then shuts down gracefully. The first config must be valid;
+// later invalid ones are rejected and the last good one keeps serving.
+func run(ctx context.Context, args []string, logOut io.Writer, h hooks) error {
+	f, err := parseFlags(args, logOut)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: f.logLevel}))
+	g := gateway.New(gateway.Options{Logger: log})
+	defer g.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	first := make(chan error, 1)
+	var mu sync.Mutex
+	delivered, listen := false, ""
+	keys := newKeyWatcher(ctx, g, log)
+	onConfig := func(data []byte) {
+		err := g.Load(data)
+		if err == nil {
+			keys.follow(g.Config().Auth.KeysDir)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !delivered {
+			delivered = true
+			if err == nil {
+				listen = g.Config().Listen
+			}
+			first <- err
+			return
+		}
+		if err == nil && g.Config().Listen != listen {
+			log.Warn("a new listen address takes effect only after a restart", "serving", listen, "configured", g.Config().Listen)
+		}
+		if h.reloaded != nil {
+			h.reloaded <- err
+		}
+	}
+	watchErr := make(chan error, 1)
+	go func() { watchErr <- watch(ctx, f, log, onConfig) }()
+
+	select {
+	case err := <-first:
+		if err != nil {
+			return fmt.Errorf("initial config: %w", err)
+		}
+	case err := <-watchErr:
+		if err == nil {
+			err = errors.New("config source closed before a config arrived")
+		}
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+
+	mu.Lock()
+	addr := listen
+	mu.Unlock()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("gateway serving", "addr", ln.Addr().String())
+	if h.ready != nil {
+		h.ready <- ln.Addr().String()
+	}
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests", "timeout", f.shutdownTimeout)
+	g.SetReady(false)
+	sctx, scancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("gateway stopped")
+	return nil
+}
+
+// watch delivers configs from the file or the ConfigMap until ctx is done.
+func watch(ctx context.Context, f *flags, log *slog.Logger, onConfig func([]byte)) error {
+	if f.config != "" {
+		return configwatch.File(ctx, f.config, log, onConfig)
+	}
+	ns, name, err := configwatch.ParseRef(f.configMap)
+	if err != nil {
+		return err
+	}
+	cfg, err := restConfig(f.kubeconfig)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	return configwatch.ConfigMap(ctx, cs, ns, name, gatewayconfig.ConfigMapKey, log, onConfig)
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		return rest.InClusterConfig()
+	}
+	return clientcmd.BuildConfigFromFlags("", kubeconfig)
+}
+
+// keyWatcher re-reads the API keys when the keys directory of the config in force changes.
+type keyWatcher struct {
+	ctx    context.Context
+	g      *gateway.Gateway
+	log    *slog.Logger
+	mu     sync.Mutex
+	dir    string
+	cancel context.CancelFunc
+}
+
+func newKeyWatcher(ctx context.Context, g *gateway.Gateway, log *slog.Logger) *keyWatcher {
+	return &keyWatcher{ctx: ctx, g: g, log: log}
+}
+
+// follow watches dir (and stops watching the previous one) when it changed.
+func (k *keyWatcher) follow(dir string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if dir == k.dir {
+		return
+	}
+	if k.cancel != nil {
+		k.cancel()
+	}
+	k.dir, k.cancel = dir, nil
+	if dir == "" {
+		return
+	}
+	ctx, cancel := context.WithCancel(k.ctx)
+	k.cancel = cancel
+	go func() {
+		err := configwatch.Dir(ctx, dir, k.log, func() { k.g.ReloadKeys() })
+		if err != nil {
+			k.log.Error("cannot watch the API keys directory; keys reload with the config only", "dir", dir, "err", err)
+		}
+	}()
+}

@@ -1,0 +1,169 @@
+// Package breaker is a consecutive-failure circuit breaker with an explicit clock.
+//
+// Closed: every request passes; FailureThreshold consecutive failures open the breaker.
+// Open: nothing passes until RecoveryTimeout has elapsed, then the breaker is half-open.
+// Half-open: at most HalfOpenRequests probes are in flight; when that many probes have
+// succeeded the breaker closes, and any failed probe opens it again.
+package breaker
+
+import (
+	"sync"
+	"time"
+)
+
+// State is the breaker state; its numeric value is the qwen_gateway_upstream_circuit_state
+// metric value.
+type State int
+
+// States.
+const (
+	Closed   State = 0
+	HalfOpen State = 1
+	Open     State = 2
+)
+
+// String returns the state name.
+func (s State) String() string {
+	switch s {
+	case Closed:
+		return "closed"
+	case HalfOpen:
+		return "half-open"
+	default:
+		return "open"
+	}
+}
+
+// Outcome is the result of a request the breaker admitted.
+type Outcome int
+
+// Outcomes.
+const (
+	// Success is a response below 500.
+	Success Outcome = iota
+	// Failure is a 5xx response, a timeout or a connection error.
+	Failure
+	// Ignored is a request that says nothing about the upstream (e.g. the client went away).
+	Ignored
+)
+
+// Settings configure a Breaker.
+type Settings struct {
+	FailureThreshold int
+	RecoveryTimeout  time.Duration
+	HalfOpenRequests int
+}
+
+// Breaker is safe for concurrent use.
+type Breaker struct {
+	mu        sync.Mutex
+	s         Settings
+	state     State
+	failures  int       // consecutive failures while closed
+	openedAt  time.Time // when the breaker last opened
+	probes    int       // half-open probes in flight
+	successes int       // half-open probes that succeeded
+	onChange  func(State)
+}
+
+// New returns a closed breaker. onChange, if not nil, is called (under the breaker's lock)
+// with every new state.
+func New(s Settings, onChange func(State)) *Breaker {
+	b := &Breaker{onChange: onChange}
+	b.Configure(s)
+	if onChange != nil {
+		onChange(Closed)
+	}
+	return b
+}
+
+// Configure replaces the settings, keeping the state.
+func (b *Breaker) Configure(s Settings) {
+	if s.FailureThreshold < 1 {
+		s.FailureThreshold = 1
+	}
+	if s.HalfOpenRequests < 1 {
+		s.HalfOpenRequests = 1
+	}
+	b.mu.Lock()
+	b.s = s
+	b.mu.Unlock()
+}
+
+// State returns the state at now (an open breaker whose timeout passed reports half-open).
+func (b *Breaker) State(now time.Time) State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.advance(now)
+	return b.state
+}
+
+// Allow reports whether a request may go to the upstream at now. When it returns true the
+// caller must call Done exactly once with the request's outcome.
+func (b *Breaker) Allow(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.advance(now)
+	switch b.state {
+	case Closed:
+		return true
+	case HalfOpen:
+		if b.probes+b.successes < b.s.HalfOpenRequests {
+			b.probes++
+			return true
+		}
+	}
+	return false
+}
+
+// Done records the outcome of a request that Allow admitted.
+func (b *Breaker) Done(now time.Time, o Outcome) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.state {
+	case Closed:
+		switch o {
+		case Success:
+			b.failures = 0
+		case Failure:
+			b.failures++
+			if b.failures >= b.s.FailureThreshold {
+				b.open(now)
+			}
+		}
+	case HalfOpen:
+		if b.probes > 0 {
+			b.probes--
+		}
+		switch o {
+		case Success:
+			b.successes++
+			if b.successes >= b.s.HalfOpenRequests {
+				b.set(Closed)
+			}
+		case Failure:
+			b.open(now)
+		}
+	case Open:
+		// A request admitted before the breaker opened: its outcome no longer matters.
+	}
+}
+
+func (b *Breaker) advance(now time.Time) {
+	if b.state == Open && !now.Before(b.openedAt.Add(b.s.RecoveryTimeout)) {
+		b.set(HalfOpen)
+	}
+}
+
+func (b *Breaker) open(now time.Time) {
+	b.openedAt = now
+	b.set(Open)
+}
+
+func (b *Breaker) set(s State) {
+	b.state = s
+	b.failures, b.probes, b.successes = 0, 0, 0
+	if b.onChange != nil {
+		b.onChange(s)
+	}
+}

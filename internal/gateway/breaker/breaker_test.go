@@ -1,0 +1,133 @@
+package breaker
+
+import (
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+
+func at(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+
+// step is one event: at second `at`, either ask Allow (want = expected answer) or report an
+// outcome of an admitted request; then the state must be `state`.
+type step struct {
+	at      float64
+	allow   bool
+	want    bool
+	outcome Outcome
+	state   State
+}
+
+func run(t *testing.T, b *Breaker, steps []step) {
+	t.Helper()
+	for i, s := range steps {
+		if s.allow {
+			if got := b.Allow(at(s.at)); got != s.want {
+				t.Fatalf("step %d: Allow at %vs = %v, want %v", i, s.at, got, s.want)
+			}
+		} else {
+			b.Done(at(s.at), s.outcome)
+		}
+		if got := b.State(at(s.at)); got != s.state {
+			t.Fatalf("step %d: state at %vs = %v, want %v", i, s.at, got, s.state)
+		}
+	}
+}
+
+func TestOpensAfterThresholdAndRecovers(t *testing.T) {
+	var changes []State
+	b := New(Settings{FailureThreshold: 3, RecoveryTimeout: 30 * time.Second, HalfOpenRequests: 1}, func(s State) { changes = append(changes, s) })
+	run(t, b, []step{
+		{at: 0, allow: true, want: true, state: Closed},
+		{at: 0, outcome: Failure, state: Closed},
+		{at: 1, allow: true, want: true, state: Closed},
+		{at: 1, outcome: Success, state: Closed}, // success resets the count
+		{at: 2, allow: true, want: true, state: Closed},
+		{at: 2, outcome: Failure, state: Closed},
+		{at: 3, allow: true, want: true, state: Closed},
+		{at: 3, outcome: Failure, state: Closed},
+		{at: 4, allow: true, want: true, state: Closed},
+		{at: 4, outcome: Failure, state: Open}, // third consecutive failure
+		{at: 5, allow: true, want: false, state: Open},
+		{at: 33.999, allow: true, want: false, state: Open},
+		{at: 34, allow: true, want: true, state: HalfOpen},  // the probe
+		{at: 34, allow: true, want: false, state: HalfOpen}, // only one probe at a time
+		{at: 35, outcome: Success, state: Closed},
+		{at: 35, allow: true, want: true, state: Closed},
+	})
+	want := []State{Closed, Open, HalfOpen, Closed}
+	if len(changes) != len(want) {
+		t.Fatalf("changes = %v, want %v", changes, want)
+	}
+	for i := range want {
+		if changes[i] != want[i] {
+			t.Fatalf("changes = %v, want %v", changes, want)
+		}
+	}
+}
+
+func TestFailedProbeReopens(t *testing.T) {
+	b := New(Settings{FailureThreshold: 1, RecoveryTimeout: 10 * time.Second, HalfOpenRequests: 2}, nil)
+	run(t, b, []step{
+		{at: 0, allow: true, want: true, state: Closed},
+		{at: 0, outcome: Failure, state: Open},
+		{at: 10, allow: true, want: true, state: HalfOpen},
+		{at: 10, allow: true, want: true, state: HalfOpen},
+		{at: 10, allow: true, want: false, state: HalfOpen}, // two probes in flight
+		{at: 11, outcome: Success, state: HalfOpen},
+		{at: 11, allow: true, want: false, state: HalfOpen}, // one succeeded, one in flight: no more
+		{at: 12, outcome: Failure, state: Open},             // reopens, timer restarts at 12
+		{at: 21.5, allow: true, want: false, state: Open},
+		{at: 22, allow: true, want: true, state: HalfOpen},
+		{at: 22, allow: true, want: true, state: HalfOpen},
+		{at: 23, outcome: Success, state: HalfOpen},
+		{at: 23, outcome: Success, state: Closed},
+	})
+}
+
+func TestIgnoredOutcomes(t *testing.T) {
+	b := New(Settings{FailureThreshold: 2, RecoveryTimeout: time.Second, HalfOpenRequests: 1}, nil)
+	run(t, b, []step{
+		{at: 0, allow: true, want: true, state: Closed},
+		{at: 0, outcome: Failure, state: Closed},
+		{at: 0, allow: true, want: true, state: Closed},
+		{at: 0, outcome: Ignored, state: Closed}, // neither resets nor counts
+		{at: 0, allow: true, want: true, state: Closed},
+		{at: 0, outcome: Failure, state: Open},
+		{at: 1, allow: true, want: true, state: HalfOpen},
+		{at: 1, outcome: Ignored, state: HalfOpen}, // frees the probe slot
+		{at: 1, allow: true, want: true, state: HalfOpen},
+		{at: 1, outcome: Success, state: Closed},
+	})
+}
+
+func TestLateOutcomeWhileOpenIsDropped(t *testing.T) {
+	b := New(Settings{FailureThreshold: 1, RecoveryTimeout: time.Second, HalfOpenRequests: 1}, nil)
+	b.Allow(at(0))
+	b.Allow(at(0))
+	b.Done(at(0), Failure)
+	b.Done(at(0), Success) // admitted before opening
+	if s := b.State(at(0.5)); s != Open {
+		t.Fatalf("state = %v, want open", s)
+	}
+}
+
+func TestConfigureKeepsState(t *testing.T) {
+	b := New(Settings{FailureThreshold: 1, RecoveryTimeout: time.Minute, HalfOpenRequests: 1}, nil)
+	b.Allow(at(0))
+	b.Done(at(0), Failure)
+	b.Configure(Settings{FailureThreshold: 5, RecoveryTimeout: time.Second})
+	if s := b.State(at(0.5)); s != Open {
+		t.Fatalf("state = %v, want open", s)
+	}
+	if s := b.State(at(1)); s != HalfOpen {
+		t.Fatalf("state = %v, want half-open with the new timeout", s)
+	}
+}
+
+func TestStateString(t *testing.T) {
+	if Closed.String() != "closed" || HalfOpen.String() != "half-open" || Open.String() != "open" {
+		t.Fatal("state names")
+	}
+}

@@ -1,0 +1,255 @@
+package gateway
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/qwenops/qwen-operator/internal/gateway/breaker"
+	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
+	"github.com/qwenops/qwen-operator/internal/ratelimit"
+)
+
+// Options configure a Gateway.
+type Options struct {
+	// Now is the clock used for every decision (limits, breakers, latencies). Default time.Now.
+	Now func() time.Time
+	// Logger receives reload and error events. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Gateway is the data plane. It is an http.Handler; configure it with Apply or Load first.
+type Gateway struct {
+	now    func() time.Time
+	log    *slog.Logger
+	m      *metrics
+	mux    *http.ServeMux
+	state  atomic.Pointer[state]
+	seq    atomic.Uint64
+	ready  atomic.Bool
+	mu     sync.Mutex // serializes Apply and guards the fields below
+	memory *ratelimit.Memory
+	redis  *redisBackend
+	// breakers by upstream name and URL, kept across reloads.
+	breakers     map[string]*breaker.Breaker
+	transport    *http.Transport
+	transportCfg gatewayconfig.Timeouts
+}
+
+// state is one applied configuration; requests read it once and use it throughout.
+type state struct {
+	cfg         *gatewayconfig.Config
+	models      map[string]bool
+	modelList   []byte
+	keys        *keyStore // nil: no authentication
+	trusted     []netip.Prefix
+	policy      *policy // nil: no limits
+	primary     *upstream
+	fallback    *upstream // nil unless configured and available
+	level       int
+	static      *gatewayconfig.StaticResponse
+	transport   *http.Transport
+	idleTimeout time.Duration
+}
+
+// redisRetireAfter is how long a replaced Redis client stays open: the limiter's lease TTL,
+// after which a slot it failed to release would have expired anyway.
+const redisRetireAfter = 10 * time.Minute
+
+type redisBackend struct {
+	cfg    gatewayconfig.Redis
+	client *redis.Client
+	lim    *ratelimit.Redis
+	tmo    time.Duration
+}
+
+// New returns an unconfigured Gateway: it answers 503 until a config is applied.
+func New(opts Options) *Gateway {
+	g := &Gateway{
+		now:      opts.Now,
+		log:      opts.Logger,
+		m:        newMetrics(),
+		memory:   ratelimit.NewMemory(ratelimit.MemoryOptions{}),
+		breakers: map[string]*breaker.Breaker{},
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	g.routes()
+	return g
+}
+
+// Registry is the Prometheus registry holding the gateway's metrics.
+func (g *Gateway) Registry() *prometheus.Registry { return g.m.reg }
+
+// Config returns the configuration in force, or nil before the first Apply.
+func (g *Gateway) Config() *gatewayconfig.Config {
+	if st := g.state.Load(); st != nil {
+		return st.cfg
+	}
+	return nil
+}
+
+// Load parses, validates and applies a config (the content of config.yaml). On error the
+// config in force keeps serving. Either way config_reloads_total counts the attempt.
+func (g *Gateway) Load(data []byte) error {
+	cfg, err := gatewayconfig.Load(data)
+	if err != nil {
+		g.m.reloads.WithLabelValues("failure").Inc()
+		g.log.Error("gateway config rejected; keeping the last good one", "err", err)
+		return err
+	}
+	return g.Apply(cfg)
+}
+
+// Apply makes a validated config the one in force. Limiter state, breaker state and upstream
+// connections are kept where the new config does not change them. On error nothing changes.
+func (g *Gateway) Apply(cfg *gatewayconfig.Config) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st, err := g.build(cfg)
+	if err != nil {
+		g.m.reloads.WithLabelValues("failure").Inc()
+		g.log.Error("gateway config rejected; keeping the last good one", "err", err)
+		return err
+	}
+	g.state.Store(st)
+	g.ready.Store(true)
+	g.m.reloads.WithLabelValues("success").Inc()
+	g.m.level.Set(float64(st.level))
+	g.log.Info("gateway config applied", "level", st.level, "models", cfg.Models, "upstream", cfg.Upstream.URL)
+	return nil
+}
+
+// ReloadKeys re-reads the API keys of the config in force (the Secret volume changed).
+func (g *Gateway) ReloadKeys() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.state.Load()
+	if old == nil || old.cfg.Auth.KeysDir == "" {
+		return nil
+	}
+	keys, err := loadKeys(old.cfg.Auth.KeysDir)
+	if err != nil {
+		g.log.Error("API keys reload failed; keeping the old keys", "err", err)
+		return err
+	}
+	st := *old
+	st.keys = keys
+	g.state.Store(&st)
+	g.log.Info("API keys reloaded", "keys", len(keys.ids))
+	return nil
+}
+
+// SetReady sets what /readyz reports; a shutting-down gateway reports not ready.
+func (g *Gateway) SetReady(ready bool) { g.ready.Store(ready && g.state.Load() != nil) }
+
+// Close releases the Redis connections and idle upstream connections.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.transport != nil {
+		g.transport.CloseIdleConnections()
+	}
+	if g.redis != nil {
+		return g.redis.client.Close()
+	}
+	return nil
+}
+
+func (g *Gateway) build(cfg *gatewayconfig.Config) (*state, error) {
+	st := &state{cfg: cfg, models: map[string]bool{}, level: int(cfg.Degradation.Level),
+		static: cfg.Degradation.StaticResponse, idleTimeout: cfg.Timeouts.Idle.Duration}
+	for _, m := range cfg.Models {
+		st.models[m] = true
+	}
+	st.modelList = modelList(cfg.Models, g.now())
+	keys, err := loadKeys(cfg.Auth.KeysDir)
+	if err != nil {
+		return nil, err
+	}
+	st.keys = keys
+	for _, p := range cfg.TrustedProxies {
+		pr, err := gatewayconfig.ParsePrefix(p)
+		if err != nil {
+			return nil, err
+		}
+		st.trusted = append(st.trusted, pr)
+	}
+	if cfg.RateLimit != nil {
+		lim, err := g.limiterFor(cfg.RateLimit)
+		if err != nil {
+			return nil, err
+		}
+		st.policy = newPolicy(cfg.RateLimit, lim, g.m)
+	}
+	settings := breaker.Settings{
+		FailureThreshold: int(cfg.Breaker.FailureThreshold),
+		RecoveryTimeout:  cfg.Breaker.RecoveryTimeout.Duration,
+		HalfOpenRequests: int(cfg.Breaker.HalfOpenRequests),
+	}
+	st.primary = g.upstream(cfg.Upstream, settings)
+	if cfg.FallbackUsable() {
+		st.fallback = g.upstream(*cfg.Fallback, settings)
+	}
+	if g.transport == nil || g.transportCfg != cfg.Timeouts {
+		if g.transport != nil {
+			old := g.transport
+			defer old.CloseIdleConnections()
+		}
+		g.transport, g.transportCfg = newTransport(cfg.Timeouts), cfg.Timeouts
+	}
+	st.transport = g.transport
+	return st, nil
+}
+
+// upstream returns the upstream for u, reusing its breaker when name and URL are unchanged.
+func (g *Gateway) upstream(u gatewayconfig.Upstream, s breaker.Settings) *upstream {
+	id := u.Name + "|" + u.URL
+	b, ok := g.breakers[id]
+	if ok {
+		b.Configure(s)
+	} else {
+		gauge := g.m.circuit.WithLabelValues(u.Name)
+		b = breaker.New(s, func(st breaker.State) {
+			gauge.Set(float64(st))
+			g.log.Warn("circuit breaker state changed", "upstream", u.Name, "state", st.String())
+		})
+		g.breakers[id] = b
+	}
+	return &upstream{name: u.Name, baseURL: u.URL, model: u.Model, breaker: b}
+}
+
+// limiterFor returns the limiter of a policy: the shared in-memory one, or a Redis limiter
+// that is kept as long as its connection settings do not change.
+func (g *Gateway) limiterFor(rl *gatewayconfig.RateLimit) (limiter, error) {
+	if rl.Redis == nil {
+		return g.memory, nil
+	}
+	tmo := rl.BackendTimeout.Duration
+	if g.redis != nil && g.redis.cfg == *rl.Redis && g.redis.tmo == tmo {
+		return g.redis.lim, nil
+	}
+	client, err := newRedisClient(rl.Redis, tmo)
+	if err != nil {
+		return nil, fmt.Errorf("rateLimit.redis: %w", err)
+	}
+	if old := g.redis; old != nil {
+		// Requests admitted through the old client still release their concurrency slots
+		// and true up through it: close it only once no request can be using it.
+		time.AfterFunc(redisRetireAfter, func() { old.client.Close() })
+	}
+	g.redis = &redisBackend{cfg: *rl.Redis, client: client, tmo: tmo,
+		lim: ratelimit.NewRedis(client, ratelimit.RedisOptions{Timeout: tmo})}
+	return g.redis.lim, nil
+}

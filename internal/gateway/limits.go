@@ -1,0 +1,329 @@
+package gateway
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
+	"github.com/qwenops/qwen-operator/internal/ratelimit"
+)
+
+// limiter is the part of internal/ratelimit the gateway uses (Memory and Redis implement it).
+type limiter interface {
+	Allow(ctx context.Context, key string, r ratelimit.Rule, n int64, now time.Time) (ratelimit.Decision, error)
+	Adjust(ctx context.Context, key string, r ratelimit.Rule, delta int64, now time.Time) error
+	Acquire(ctx context.Context, key string, max int64, now time.Time) (release func(), ok bool, err error)
+}
+
+// quotaKind is what a quota counts; its name is the rate_limited_total reason.
+type quotaKind int
+
+const (
+	kindRequests quotaKind = iota
+	kindTokens
+	kindInputTokens
+	kindOutputTokens
+	kindConcurrency
+)
+
+var kindNames = [...]string{"requests", "tokens", "input_tokens", "output_tokens", "concurrency"}
+
+func (k quotaKind) String() string { return kindNames[k] }
+
+// reasonUnavailable is the rate_limited_total reason of a FailClosed rejection.
+const reasonUnavailable = "limiter_unavailable"
+
+// quota is one per-minute limit of a tier.
+type quota struct {
+	kind   quotaKind
+	rule   ratelimit.Rule
+	prefix string // state key prefix (the limiter adds the rule, so a changed limit starts fresh)
+	item   string // the RateLimit header item name
+}
+
+// tier is a set of limits: the base limits or an override's.
+type tier struct {
+	name          string
+	quotas        []quota
+	maxConcurrent int64
+	concPrefix    string
+	concItem      string // the RateLimit header item name of the concurrency quota
+	policyHeader  string // RateLimit-Policy value
+}
+
+type override struct {
+	t        *tier
+	ids      map[string]bool
+	prefixes []netip.Prefix
+}
+
+// policy is a compiled gatewayconfig.RateLimit bound to a limiter backend.
+type policy struct {
+	name       string
+	shadow     bool
+	failClosed bool
+	timeout    time.Duration
+	source     gatewayconfig.KeySource
+	header     string
+	base       *tier
+	overrides  []override
+	lim        limiter
+	m          *metrics
+}
+
+func newPolicy(rl *gatewayconfig.RateLimit, lim limiter, m *metrics) *policy {
+	divisor := int64(1)
+	if rl.Redis == nil && rl.Replicas > 1 {
+		divisor = int64(rl.Replicas)
+	}
+	p := &policy{
+		name:       rl.Policy,
+		shadow:     rl.Mode == gatewayconfig.ModeShadow,
+		failClosed: rl.FailureMode == gatewayconfig.FailClosed,
+		timeout:    rl.BackendTimeout.Duration,
+		source:     rl.Key.Source,
+		header:     rl.Key.Header,
+		lim:        lim,
+		m:          m,
+	}
+	p.base = newTier("", rl.Policy, ratelimit.Algorithm(rl.Algorithm), rl.Limits, divisor)
+	for _, o := range rl.Overrides {
+		ov := override{ids: map[string]bool{}}
+		ov.t = newTier(o.Name, rl.Policy, ratelimit.Algorithm(rl.Algorithm), merge(rl.Limits, o.Limits), divisor)
+		for _, k := range o.Keys {
+			if rl.Key.Source == gatewayconfig.KeyClientIP {
+				if pr, err := gatewayconfig.ParsePrefix(k); err == nil {
+					ov.prefixes = append(ov.prefixes, pr)
+				}
+				continue
+			}
+			ov.ids[k] = true
+		}
+		p.overrides = append(p.overrides, ov)
+	}
+	return p
+}
+
+// merge returns base with every non-zero field of o replacing it.
+func merge(base, o gatewayconfig.Limits) gatewayconfig.Limits {
+	pick := func(b, v int64) int64 {
+		if v != 0 {
+			return v
+		}
+		return b
+	}
+	return gatewayconfig.Limits{
+		RequestsPerMinute:     pick(base.RequestsPerMinute, o.RequestsPerMinute),
+		Burst:                 pick(base.Burst, o.Burst),
+		TokensPerMinute:       pick(base.TokensPerMinute, o.TokensPerMinute),
+		InputTokensPerMinute:  pick(base.InputTokensPerMinute, o.InputTokensPerMinute),
+		OutputTokensPerMinute: pick(base.OutputTokensPerMinute, o.OutputTokensPerMinute),
+		MaxConcurrentRequests: pick(base.MaxConcurrentRequests, o.MaxConcurrentRequests),
+	}
+}
+
+// split divides a limit among local replicas, never below 1 (0 stays unlimited).
+func split(limit, divisor int64) int64 {
+	if limit <= 0 {
+		return 0
+	}
+	return max(limit/divisor, 1)
+}
+
+// newTier builds the quotas of one tier. Requests use the policy's algorithm; token quotas
+// use a 60 s sliding window, which matches "tokens per minute" and supports the true-up.
+func newTier(name, policyName string, alg ratelimit.Algorithm, l gatewayconfig.Limits, divisor int64) *tier {
+	t := &tier{name: name, maxConcurrent: split(l.MaxConcurrentRequests, divisor)}
+	item := policyName
+	if name != "" {
+		item += "-" + name
+	}
+	add := func(kind quotaKind, a ratelimit.Algorithm, limit, burst int64) {
+		if limit = split(limit, divisor); limit == 0 {
+			return
+		}
+		if burst = split(burst, divisor); burst == 0 {
+			burst = limit
+		}
+		q := quota{kind: kind, rule: ratelimit.Rule{Algorithm: a, Limit: limit, Window: time.Minute, Burst: burst}}
+		q.prefix = kind.String() + ":"
+		q.item = item
+		if kind != kindRequests {
+			q.item += "-" + kind.String()
+		}
+		t.quotas = append(t.quotas, q)
+	}
+	add(kindRequests, alg, l.RequestsPerMinute, l.Burst)
+	add(kindTokens, ratelimit.SlidingWindow, l.TokensPerMinute, 0)
+	add(kindInputTokens, ratelimit.SlidingWindow, l.InputTokensPerMinute, 0)
+	add(kindOutputTokens, ratelimit.SlidingWindow, l.OutputTokensPerMinute, 0)
+	if t.maxConcurrent > 0 {
+		t.concPrefix = kindConcurrency.String() + ":"
+		t.concItem = item + "-concurrency"
+	}
+	t.policyHeader = policyHeader(t)
+	return t
+}
+
+// tierFor returns the tier of a client: the first override listing it, else the base.
+func (p *policy) tierFor(c client) *tier {
+	for _, o := range p.overrides {
+		if c.id != "" && o.ids[c.id] {
+			return o.t
+		}
+		if c.id == "" && c.ip.IsValid() && isTrusted(c.ip, o.prefixes) {
+			return o.t
+		}
+	}
+	return p.base
+}
+
+// estimate returns the tokens a request is charged for a quota before it runs: the prompt
+// estimate plus max_tokens, at least 1 and at most the limit (so that a large max_tokens can
+// still pass when the window is empty; the true-up charges what was really used).
+func estimate(k quotaKind, req *request, limit int64) int64 {
+	var n int64
+	switch k {
+	case kindRequests:
+		return 1
+	case kindTokens:
+		n = req.promptTokens + req.maxTokens
+	case kindInputTokens:
+		n = req.promptTokens
+	case kindOutputTokens:
+		n = req.maxTokens
+	}
+	return min(max(n, 1), limit)
+}
+
+// charge is a quota the request was charged for.
+type charge struct {
+	q *quota
+	n int64
+}
+
+// admission is an admitted request's hold on its limits.
+type admission struct {
+	p       *policy
+	key     string
+	charged []charge
+	release func()
+}
+
+// rejection says why a request is refused.
+type rejection struct {
+	reason string
+	t      *tier
+	q      *quota // nil for concurrency and limiter_unavailable
+	d      ratelimit.Decision
+}
+
+// admit checks every quota of the client's tier and takes a concurrency slot. All backend
+// calls of one request share one BackendTimeout. A backend error admits (FailOpen) or rejects
+// (FailClosed) at once; Shadow mode counts what it would reject and admits.
+func (p *policy) admit(ctx context.Context, c client, req *request, now time.Time) (*admission, *rejection) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	t := p.tierFor(c)
+	a := &admission{p: p, key: c.key}
+	for i := range t.quotas {
+		q := &t.quotas[i]
+		n := estimate(q.kind, req, q.rule.Limit)
+		d, err := p.lim.Allow(ctx, q.prefix+c.key, q.rule, n, now)
+		if err != nil {
+			if rej := p.backendFailed(ctx, a, t, now); rej != nil {
+				return nil, rej
+			}
+			return a, nil
+		}
+		if !d.Allowed {
+			if rej := p.over(ctx, a, &rejection{reason: q.kind.String(), t: t, q: q, d: d}, now); rej != nil {
+				return nil, rej
+			}
+			continue
+		}
+		a.charged = append(a.charged, charge{q, n})
+	}
+	if t.maxConcurrent > 0 {
+		release, ok, err := p.lim.Acquire(ctx, t.concPrefix+c.key, t.maxConcurrent, now)
+		switch {
+		case err != nil:
+			if rej := p.backendFailed(ctx, a, t, now); rej != nil {
+				return nil, rej
+			}
+		case !ok:
+			d := ratelimit.Decision{Limit: t.maxConcurrent, RetryAfter: time.Second, Reset: time.Second}
+			if rej := p.over(ctx, a, &rejection{reason: kindConcurrency.String(), t: t, d: d}, now); rej != nil {
+				return nil, rej
+			}
+		default:
+			a.release = release
+		}
+	}
+	return a, nil
+}
+
+func (p *policy) backendFailed(ctx context.Context, a *admission, t *tier, now time.Time) *rejection {
+	p.m.limiterErrors.Inc()
+	if !p.failClosed {
+		return nil
+	}
+	rej := &rejection{reason: reasonUnavailable, t: t, d: ratelimit.Decision{RetryAfter: time.Second, Reset: time.Second}}
+	return p.over(ctx, a, rej, now)
+}
+
+// over handles a limit the request is over: in Shadow mode it only counts it and returns nil;
+// in Enforce mode it refunds what the request was already charged and returns rej.
+func (p *policy) over(ctx context.Context, a *admission, rej *rejection, now time.Time) *rejection {
+	mode := string(gatewayconfig.ModeEnforce)
+	if p.shadow {
+		mode = string(gatewayconfig.ModeShadow)
+	}
+	p.m.rateLimited.WithLabelValues(rej.reason, mode).Inc()
+	if p.shadow {
+		return nil
+	}
+	for _, c := range a.charged {
+		_ = p.lim.Adjust(ctx, c.q.prefix+a.key, c.q.rule, -c.n, now)
+	}
+	return rej
+}
+
+// finish releases the concurrency slot and trues the token quotas up to the usage the
+// response reported (nil: unknown, the estimate stands).
+func (a *admission) finish(u *usage, now time.Time) {
+	if a == nil {
+		return
+	}
+	if a.release != nil {
+		a.release()
+	}
+	if u == nil {
+		return
+	}
+	var ctx context.Context
+	var cancel context.CancelFunc
+	for _, c := range a.charged {
+		var actual int64
+		switch c.q.kind {
+		case kindTokens:
+			actual = u.PromptTokens + u.CompletionTokens
+		case kindInputTokens:
+			actual = u.PromptTokens
+		case kindOutputTokens:
+			actual = u.CompletionTokens
+		default:
+			continue
+		}
+		if delta := actual - c.n; delta != 0 {
+			if ctx == nil {
+				ctx, cancel = context.WithTimeout(context.Background(), a.p.timeout)
+				defer cancel()
+			}
+			if err := a.p.lim.Adjust(ctx, c.q.prefix+a.key, c.q.rule, delta, now); err != nil {
+				a.p.m.limiterErrors.Inc()
+			}
+		}
+	}
+}

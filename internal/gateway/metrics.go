@@ -1,0 +1,67 @@
+package gateway
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the qwen_gateway_* series of API.md, on the gateway's own registry.
+type metrics struct {
+	reg           *prometheus.Registry
+	requests      *prometheus.CounterVec   // model, code, level
+	duration      *prometheus.HistogramVec // model
+	ttft          *prometheus.HistogramVec // model
+	rateLimited   *prometheus.CounterVec   // reason, mode
+	tokens        *prometheus.CounterVec   // direction: input, output
+	inflight      prometheus.Gauge
+	level         prometheus.Gauge
+	circuit       *prometheus.GaugeVec // upstream: 0 closed, 1 half-open, 2 open
+	limiterErrors prometheus.Counter
+	reloads       *prometheus.CounterVec // result: success, failure
+}
+
+// latencyBuckets span 5 ms to 5 min: non-streaming generations are long.
+var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300}
+
+func newMetrics() *metrics {
+	const ns = "qwen_gateway"
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "requests_total",
+			Help: "Completion requests by served model, HTTP status code and degradation level."}, []string{"model", "code", "level"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "request_duration_seconds",
+			Help: "Time from receiving a completion request to the end of its response.", Buckets: latencyBuckets}, []string{"model"}),
+		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "time_to_first_token_seconds",
+			Help:    "Time from receiving a streaming request to sending its first content chunk.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"model"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rate_limited_total",
+			Help: "Requests over a limit, by reason (requests, tokens, input_tokens, output_tokens, concurrency, limiter_unavailable) and mode (Enforce rejects, Shadow only counts)."}, []string{"reason", "mode"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "tokens_total",
+			Help: "Tokens reported by the upstreams' usage, by direction (input, output)."}, []string{"direction"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_requests",
+			Help: "Completion requests being served."}),
+		level: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "degradation_level",
+			Help: "The degradation level the gateway applies (0-4)."}),
+		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "upstream_circuit_state",
+			Help: "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open."}, []string{"upstream"}),
+		limiterErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "limiter_backend_errors_total",
+			Help: "Limiter backend calls that failed or timed out."}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "config_reloads_total",
+			Help: "Configuration loads by result (success, failure)."}, []string{"result"}),
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.ttft, m.rateLimited, m.tokens, m.inflight, m.level,
+		m.circuit, m.limiterErrors, m.reloads,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, r := range []string{"success", "failure"} {
+		m.reloads.WithLabelValues(r)
+	}
+	for _, reason := range append(kindNames[:], reasonUnavailable) {
+		for _, mode := range []string{"Enforce", "Shadow"} {
+			m.rateLimited.WithLabelValues(reason, mode)
+		}
+	}
+	for _, d := range []string{"input", "output"} {
+		m.tokens.WithLabelValues(d)
+	}
+	return m
+}

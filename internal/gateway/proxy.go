@@ -1,0 +1,172 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/qwenops/qwen-operator/internal/gateway/breaker"
+)
+
+// maxUpstreamJSON bounds a non-streaming upstream response the gateway reads whole.
+const maxUpstreamJSON = 64 << 20
+
+// proxy sends the request to rt.target and writes the response, reporting the outcome to the
+// target's breaker. It returns the response's usage, or nil when unknown.
+func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *request, rt route, start time.Time) *usage {
+	target := rt.target
+	outcome := breaker.Ignored
+	defer func() { target.breaker.Done(g.now(), outcome) }()
+
+	body, err := req.upstreamBody(rt.rw)
+	if err != nil {
+		writeError(w, invalidRequest(400, "could not rewrite the request: "+err.Error(), "", "invalid_request"))
+		return nil
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	ureq, err := http.NewRequestWithContext(ctx, http.MethodPost, target.baseURL+req.ep.path(), bytes.NewReader(body))
+	if err != nil {
+		writeError(w, &apiError{status: 502, typ: "upstream_error", message: "bad upstream URL"})
+		return nil
+	}
+	ureq.Header.Set("Content-Type", "application/json")
+	if rt.rw.stream {
+		ureq.Header.Set("Accept", "text/event-stream")
+	}
+	if id := r.Header.Get("X-Request-Id"); id != "" {
+		ureq.Header.Set("X-Request-Id", id)
+	}
+
+	resp, err := st.transport.RoundTrip(ureq)
+	if err != nil {
+		outcome = g.failure(r, nil)
+		writeUpstreamError(w, err)
+		return nil
+	}
+	defer resp.Body.Close()
+	idle := newIdleReader(resp.Body, st.idleTimeout, cancel)
+	defer idle.stop()
+
+	copyHeader(w.Header(), resp.Header, "X-Request-Id")
+	if resp.StatusCode != http.StatusOK {
+		// Engine errors are already OpenAI-shaped: pass them through.
+		outcome = breaker.Success
+		if resp.StatusCode >= 500 {
+			outcome = breaker.Failure
+		}
+		copyHeader(w.Header(), resp.Header, "Content-Type", "Retry-After")
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, io.LimitReader(idle, maxUpstreamJSON))
+		return nil
+	}
+
+	if rt.rw.stream {
+		setSSEHeaders(w.Header())
+		w.WriteHeader(http.StatusOK)
+		w.Flush()
+		u, err := pipeSSE(w, idle, req.includeUsage, func() {
+			g.m.ttft.WithLabelValues(req.model).Observe(g.now().Sub(start).Seconds())
+		})
+		outcome = g.outcome(r, err, idle)
+		return u
+	}
+
+	full, err := io.ReadAll(io.LimitReader(idle, maxUpstreamJSON))
+	if err != nil {
+		outcome = g.failure(r, idle)
+		writeUpstreamError(w, err)
+		return nil
+	}
+	outcome = breaker.Success
+	if req.stream { // L1: the engine answered whole, the client wants SSE.
+		sse, u, err := completionToSSE(req.ep, full, req.includeUsage)
+		if err != nil {
+			outcome = breaker.Failure
+			writeError(w, &apiError{status: 502, typ: "upstream_error", message: err.Error()})
+			return nil
+		}
+		setSSEHeaders(w.Header())
+		w.WriteHeader(http.StatusOK)
+		g.m.ttft.WithLabelValues(req.model).Observe(g.now().Sub(start).Seconds())
+		w.Write(sse)
+		w.Flush()
+		return u
+	}
+	copyHeader(w.Header(), resp.Header, "Content-Type")
+	w.Header().Set("Content-Length", strconv.Itoa(len(full)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(full)
+	w.Flush()
+	return responseUsage(full)
+}
+
+// outcome classifies the end of a stream for the breaker.
+func (g *Gateway) outcome(r *http.Request, err error, idle *idleReader) breaker.Outcome {
+	switch {
+	case err == nil:
+		return breaker.Success
+	case errors.Is(err, errClientGone):
+		return breaker.Ignored
+	default:
+		return g.failure(r, idle)
+	}
+}
+
+// failure is a failed upstream call: Ignored when the client went away first, else Failure.
+func (g *Gateway) failure(r *http.Request, idle *idleReader) breaker.Outcome {
+	if r.Context().Err() != nil && (idle == nil || !idle.fired.Load()) {
+		return breaker.Ignored
+	}
+	return breaker.Failure
+}
+
+func writeUpstreamError(w http.ResponseWriter, err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.Canceled) {
+		writeError(w, &apiError{status: http.StatusGatewayTimeout, typ: "upstream_error", code: "upstream_timeout",
+			message: "The model did not answer in time."})
+		return
+	}
+	writeError(w, &apiError{status: http.StatusBadGateway, typ: "upstream_error", code: "upstream_unavailable",
+		message: "The model could not be reached."})
+}
+
+func copyHeader(dst, src http.Header, names ...string) {
+	for _, n := range names {
+		if v := src.Get(n); v != "" {
+			dst.Set(n, v)
+		}
+	}
+}
+
+// idleReader cancels the upstream call when no read completes within the idle timeout.
+type idleReader struct {
+	r     io.Reader
+	d     time.Duration
+	t     *time.Timer
+	fired atomic.Bool
+}
+
+func newIdleReader(r io.Reader, d time.Duration, cancel context.CancelFunc) *idleReader {
+	ir := &idleReader{r: r, d: d}
+	ir.t = time.AfterFunc(d, func() {
+		ir.fired.Store(true)
+		cancel()
+	})
+	return ir
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	n, err := ir.r.Read(p)
+	ir.t.Reset(ir.d)
+	return n, err
+}
+
+func (ir *idleReader) stop() { ir.t.Stop() }

@@ -1,0 +1,191 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+var (
+	dataPrefix = []byte("data:")
+	doneData   = []byte("[DONE]")
+)
+
+// setSSEHeaders sets the headers of an event stream.
+func setSSEHeaders(h http.Header) {
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Del("Content-Length")
+}
+
+// errClientGone is returned when writing to the client failed.
+var errClientGone = errors.New("client went away")
+
+// pipeSSE copies an upstream event stream to w event by event, flushing after each event.
+// It reads usage from the chunks and drops the usage-only chunk unless keepUsage. firstChunk
+// is called before the first data event is written. It returns the last usage seen, and
+// errClientGone when a write fails, the upstream's read error otherwise (nil at a clean end).
+func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChunk func()) (*usage, error) {
+	var last *usage
+	flusher, _ := w.(http.Flusher)
+	br := bufio.NewReaderSize(upstream, 16<<10)
+	dropping, started := false, false
+	for {
+		line, err := readLine(br)
+		if len(line) > 0 {
+			blank := len(bytes.TrimRight(line, "\r\n")) == 0
+			skip := false
+			switch {
+			case blank && dropping:
+				dropping, skip = false, true
+			case !blank:
+				if data, ok := bytes.CutPrefix(line, dataPrefix); ok {
+					data = bytes.TrimSpace(data)
+					if u, only := chunkUsage(data); u != nil {
+						last = u
+						if only && !keepUsage {
+							dropping, skip = true, true
+						}
+					}
+					if !skip && !started && !bytes.Equal(data, doneData) {
+						started = true
+						if firstChunk != nil {
+							firstChunk()
+						}
+					}
+				}
+			}
+			if !skip {
+				if _, werr := w.Write(line); werr != nil {
+					return last, errClientGone
+				}
+				if blank && flusher != nil {
+					flusher.Flush()
+				}
+			}
+		}
+		if err == io.EOF {
+			if flusher != nil {
+				flusher.Flush()
+			}
+			return last, nil
+		}
+		if err != nil {
+			return last, err
+		}
+	}
+}
+
+// readLine returns the next line including its '\n' (the last line may lack it), however long.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		return line, err
+	}
+	long := append([]byte(nil), line...)
+	for errors.Is(err, bufio.ErrBufferFull) {
+		line, err = br.ReadSlice('\n')
+		long = append(long, line...)
+	}
+	return long, err
+}
+
+// completion is the part of a non-streaming response that the SSE conversion rewrites.
+type completion struct {
+	ID                string                       `json:"id"`
+	Object            string                       `json:"object"`
+	Created           int64                        `json:"created"`
+	Model             string                       `json:"model"`
+	SystemFingerprint json.RawMessage              `json:"system_fingerprint,omitempty"`
+	Choices           []map[string]json.RawMessage `json:"choices"`
+	Usage             *usage                       `json:"usage,omitempty"`
+}
+
+// completionToSSE turns a non-streaming completion response into the event stream a
+// streaming client expects: one chunk carrying every choice whole, a usage chunk when
+// includeUsage, and data: [DONE].
+func completionToSSE(ep endpoint, body []byte, includeUsage bool) ([]byte, *usage, error) {
+	var c completion
+	if err := json.Unmarshal(body, &c); err != nil {
+		return nil, nil, fmt.Errorf("upstream returned invalid JSON: %w", err)
+	}
+	chunk := c
+	chunk.Usage = nil
+	chunk.Choices = make([]map[string]json.RawMessage, len(c.Choices))
+	if ep == chatEndpoint {
+		chunk.Object = "chat.completion.chunk"
+		for i, ch := range c.Choices {
+			delta, err := messageToDelta(ch["message"])
+			if err != nil {
+				return nil, nil, err
+			}
+			chunk.Choices[i] = map[string]json.RawMessage{
+				"index": ch["index"], "delta": delta, "logprobs": orNull(ch["logprobs"]),
+				"finish_reason": orNull(ch["finish_reason"]),
+			}
+		}
+	} else {
+		chunk.Object = "text_completion"
+		copy(chunk.Choices, c.Choices)
+	}
+	var buf bytes.Buffer
+	if err := writeEvent(&buf, chunk); err != nil {
+		return nil, nil, err
+	}
+	if includeUsage && c.Usage != nil {
+		tail := chunk
+		tail.Choices = []map[string]json.RawMessage{}
+		tail.Usage = c.Usage
+		if err := writeEvent(&buf, tail); err != nil {
+			return nil, nil, err
+		}
+	}
+	buf.WriteString("data: [DONE]\n\n")
+	return buf.Bytes(), c.Usage, nil
+}
+
+// messageToDelta turns a choice's message into a stream delta: the same fields, with the
+// index every streamed tool call carries.
+func messageToDelta(msg json.RawMessage) (json.RawMessage, error) {
+	if len(msg) == 0 || isNull(msg) {
+		return json.RawMessage(`{}`), nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(msg, &m); err != nil {
+		return nil, fmt.Errorf("upstream message is not an object: %w", err)
+	}
+	if raw, ok := m["tool_calls"]; ok && !isNull(raw) {
+		var calls []map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &calls); err != nil {
+			return nil, fmt.Errorf("upstream tool_calls: %w", err)
+		}
+		for i := range calls {
+			calls[i]["index"] = json.RawMessage(fmt.Sprint(i))
+		}
+		m["tool_calls"], _ = json.Marshal(calls)
+	}
+	return json.Marshal(m)
+}
+
+func orNull(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return json.RawMessage("null")
+	}
+	return raw
+}
+
+func writeEvent(buf *bytes.Buffer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	buf.WriteString("data: ")
+	buf.Write(b)
+	buf.WriteString("\n\n")
+	return nil
+}

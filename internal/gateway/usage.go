@@ -1,0 +1,50 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// usage is the OpenAI usage object.
+type usage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	TotalTokens      int64 `json:"total_tokens"`
+}
+
+// responseUsage reads the usage of a non-streaming completion response (nil if absent).
+func responseUsage(body []byte) *usage {
+	var r struct {
+		Usage *usage `json:"usage"`
+	}
+	if json.Unmarshal(body, &r) != nil {
+		return nil
+	}
+	return r.Usage
+}
+
+var usageField = []byte(`"usage"`)
+
+// chunkUsage reads the usage of a stream chunk. usageOnly is true for the extra final chunk
+// that stream_options.include_usage adds (no choices, usage set).
+func chunkUsage(data []byte) (u *usage, usageOnly bool) {
+	i := bytes.Index(data, usageField)
+	if i < 0 {
+		return nil, false
+	}
+	if rest := bytes.TrimLeft(data[i+len(usageField):], " \t:"); bytes.HasPrefix(rest, []byte("null")) {
+		// Most chunks carry "usage":null; skip decoding them. A chunk whose usage key
+		// appears only inside content would have an escaped quote, so this is exact.
+		if bytes.Count(data, usageField) == 1 {
+			return nil, false
+		}
+	}
+	var c struct {
+		Choices []json.RawMessage `json:"choices"`
+		Usage   *usage            `json:"usage"`
+	}
+	if json.Unmarshal(data, &c) != nil || c.Usage == nil {
+		return nil, false
+	}
+	return c.Usage, len(c.Choices) == 0
+}

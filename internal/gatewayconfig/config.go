@@ -1,0 +1,222 @@
+package gatewayconfig
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ConfigMapKey is the key of the gateway ConfigMap that holds the rendered Config.
+const ConfigMapKey = "config.yaml"
+
+// Config is the whole gateway configuration.
+type Config struct {
+	// Listen is the address the gateway serves on. Default ":8080".
+	Listen string `json:"listen,omitempty"`
+	// Models are the model names clients may send in `model`. Default: [upstream.model].
+	Models []string `json:"models,omitempty"`
+	// Upstream is the primary inference engine.
+	Upstream Upstream `json:"upstream"`
+	// Fallback is the optional smaller engine used by degradation level 3 and while the
+	// primary's circuit breaker is open.
+	Fallback *Upstream `json:"fallback,omitempty"`
+	// Auth configures API-key authentication; empty means no authentication.
+	Auth Auth `json:"auth,omitzero"`
+	// MaxRequestBodyBytes bounds the request body; larger bodies get 413. Default 1 MiB.
+	MaxRequestBodyBytes int64 `json:"maxRequestBodyBytes,omitempty"`
+	// TrustedProxies are the CIDRs (or single IPs) whose X-Forwarded-For header is believed.
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+	// Timeouts bound the calls to the upstreams.
+	Timeouts Timeouts `json:"timeouts,omitzero"`
+	// RateLimit is the per-client limiting policy; nil means no limits.
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+	// Degradation is the current degradation level and what it needs.
+	Degradation Degradation `json:"degradation,omitzero"`
+	// Breaker configures the per-upstream circuit breakers.
+	Breaker Breaker `json:"breaker,omitzero"`
+}
+
+// Upstream is an OpenAI-compatible inference engine.
+type Upstream struct {
+	// Name labels the upstream in metrics and logs. Default "primary" or "fallback".
+	Name string `json:"name,omitempty"`
+	// URL is the engine's base URL without the /v1 suffix, e.g. http://qwen3-engine.ai.svc:8000.
+	URL string `json:"url"`
+	// Model is the model name the engine serves (sent upstream in `model`).
+	Model string `json:"model"`
+}
+
+// Auth configures bearer API keys.
+type Auth struct {
+	// KeysDir is where the API-keys Secret is mounted: one file per key id, the file content
+	// is the key. Empty means no authentication.
+	KeysDir string `json:"keysDir,omitempty"`
+}
+
+// Timeouts bound the gateway's calls to an upstream.
+type Timeouts struct {
+	// Connect bounds the TCP connect. Default 5s.
+	Connect metav1.Duration `json:"connect,omitzero"`
+	// ResponseHeader bounds the wait for the response headers (for a non-streaming call,
+	// the whole generation). Default 300s.
+	ResponseHeader metav1.Duration `json:"responseHeader,omitzero"`
+	// Idle bounds the gap between two reads of a response body (between stream chunks).
+	// Default 60s.
+	Idle metav1.Duration `json:"idle,omitzero"`
+}
+
+// Mode says whether a rate-limit policy rejects requests.
+type Mode string
+
+// Modes.
+const (
+	// ModeEnforce rejects requests over the limits with 429.
+	ModeEnforce Mode = "Enforce"
+	// ModeShadow counts requests over the limits but never rejects.
+	ModeShadow Mode = "Shadow"
+)
+
+// KeySource says what identifies a client for limiting.
+type KeySource string
+
+// Key sources.
+const (
+	// KeyAPIKey uses the API key id (the client IP when auth is off).
+	KeyAPIKey KeySource = "APIKey"
+	// KeyClientIP uses the client IP (X-Forwarded-For only from trusted proxies).
+	KeyClientIP KeySource = "ClientIP"
+	// KeyHeader uses the value of a request header (the client IP when absent).
+	KeyHeader KeySource = "Header"
+)
+
+// Algorithm is a limiting algorithm; the names match internal/ratelimit.
+type Algorithm string
+
+// Algorithms.
+const (
+	TokenBucket   Algorithm = "TokenBucket"
+	SlidingWindow Algorithm = "SlidingWindow"
+	FixedWindow   Algorithm = "FixedWindow"
+	LeakyBucket   Algorithm = "LeakyBucket"
+	// Hybrid admits only when both a sliding window and a token bucket admit.
+	Hybrid Algorithm = "Hybrid"
+)
+
+// FailureMode says what happens to a request when the limiter backend cannot decide.
+type FailureMode string
+
+// Failure modes.
+const (
+	// FailOpen admits the request.
+	FailOpen FailureMode = "FailOpen"
+	// FailClosed rejects the request with 429.
+	FailClosed FailureMode = "FailClosed"
+)
+
+// RateLimit is the effective rate-limit policy for this gateway.
+type RateLimit struct {
+	// Policy is the RateLimitPolicy's name; it names the policy in RateLimit headers.
+	Policy string `json:"policy"`
+	// Mode is Enforce (default) or Shadow.
+	Mode Mode `json:"mode,omitempty"`
+	// Key says what identifies a client. Default ClientIP.
+	Key Key `json:"key,omitzero"`
+	// Algorithm limits requests per minute. Default Hybrid.
+	Algorithm Algorithm `json:"algorithm,omitempty"`
+	// Limits are the base limits; a zero field means no limit.
+	Limits Limits `json:"limits,omitzero"`
+	// Overrides give named keys other limits; the first override listing a key wins.
+	Overrides []Override `json:"overrides,omitempty"`
+	// FailureMode applies when the backend errs or times out. Default FailOpen.
+	FailureMode FailureMode `json:"failureMode,omitempty"`
+	// BackendTimeout bounds the limiter decisions of one request. Default 50ms.
+	BackendTimeout metav1.Duration `json:"backendTimeout,omitzero"`
+	// Redis holds the shared limiter state; nil means local per-replica limiting.
+	Redis *Redis `json:"redis,omitempty"`
+	// Replicas is the number of gateway replicas; local limiting divides every limit by it.
+	// Default 1.
+	Replicas int32 `json:"replicas,omitempty"`
+	// ActiveSchedule is the schedule the limits came from (informational).
+	ActiveSchedule string `json:"activeSchedule,omitempty"`
+}
+
+// Key identifies a client for limiting.
+type Key struct {
+	// Source is APIKey, ClientIP (default) or Header.
+	Source KeySource `json:"source,omitempty"`
+	// Header is the header name when Source is Header.
+	Header string `json:"header,omitempty"`
+}
+
+// Limits are per-client limits; zero means unlimited.
+type Limits struct {
+	// RequestsPerMinute limits requests with Algorithm.
+	RequestsPerMinute int64 `json:"requestsPerMinute,omitempty"`
+	// Burst is the token-bucket capacity (TokenBucket, Hybrid) or leaky-bucket queue
+	// (LeakyBucket). Zero means RequestsPerMinute.
+	Burst int64 `json:"burst,omitempty"`
+	// TokensPerMinute limits prompt + completion tokens.
+	TokensPerMinute int64 `json:"tokensPerMinute,omitempty"`
+	// InputTokensPerMinute limits prompt tokens.
+	InputTokensPerMinute int64 `json:"inputTokensPerMinute,omitempty"`
+	// OutputTokensPerMinute limits completion tokens.
+	OutputTokensPerMinute int64 `json:"outputTokensPerMinute,omitempty"`
+	// MaxConcurrentRequests limits requests in flight.
+	MaxConcurrentRequests int64 `json:"maxConcurrentRequests,omitempty"`
+}
+
+// Override is a tier of limits for named keys.
+type Override struct {
+	// Name names the tier.
+	Name string `json:"name"`
+	// Keys are API key ids (APIKey), IPs or CIDRs (ClientIP) or header values (Header).
+	Keys []string `json:"keys"`
+	// Limits replace the base limits field by field: a zero field keeps the base value.
+	Limits Limits `json:"limits,omitzero"`
+}
+
+// Redis is the shared limiter backend.
+type Redis struct {
+	// Address is host:port.
+	Address string `json:"address"`
+	// PasswordEnv names the environment variable holding the password (empty value: none).
+	// Default QWEN_REDIS_PASSWORD.
+	PasswordEnv string `json:"passwordEnv,omitempty"`
+	// TLS turns on TLS to Redis.
+	TLS bool `json:"tls,omitempty"`
+}
+
+// Degradation is the level the DegradationPlan currently asks for.
+type Degradation struct {
+	// Level is 0 (normal) to 4; levels are cumulative: 1 no streaming upstream, 2 thinking
+	// off, 3 fallback model, 4 static reply.
+	Level int32 `json:"level,omitempty"`
+	// FallbackAvailable says whether the fallback upstream may take traffic. Default true when
+	// a fallback is configured.
+	FallbackAvailable *bool `json:"fallbackAvailable,omitempty"`
+	// StaticResponse is the reply at level 4 and while no upstream can take a request; nil
+	// means such requests get 503.
+	StaticResponse *StaticResponse `json:"staticResponse,omitempty"`
+}
+
+// StaticResponse is a fixed reply. A 2xx status gets an OpenAI completion carrying Message;
+// any other status gets an OpenAI error carrying it.
+type StaticResponse struct {
+	// Message is the reply text.
+	Message string `json:"message"`
+	// HTTPStatus is the status code. Default 200.
+	HTTPStatus int32 `json:"httpStatus,omitempty"`
+}
+
+// Breaker configures the consecutive-failure circuit breaker of each upstream.
+type Breaker struct {
+	// FailureThreshold consecutive failures open the breaker. Default 5.
+	FailureThreshold int32 `json:"failureThreshold,omitempty"`
+	// RecoveryTimeout is how long the breaker stays open before probing. Default 30s.
+	RecoveryTimeout metav1.Duration `json:"recoveryTimeout,omitzero"`
+	// HalfOpenRequests probes must all succeed to close the breaker. Default 1.
+	HalfOpenRequests int32 `json:"halfOpenRequests,omitempty"`
+}
+
+// FallbackUsable reports whether a fallback upstream is configured and available.
+func (c *Config) FallbackUsable() bool {
+	return c.Fallback != nil && (c.Degradation.FallbackAvailable == nil || *c.Degradation.FallbackAvailable)
+}

@@ -1,0 +1,90 @@
+package gatewayconfig
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Defaults.
+const (
+	DefaultListen              = ":8080"
+	DefaultMaxRequestBodyBytes = 1 << 20
+	DefaultPasswordEnv         = "QWEN_REDIS_PASSWORD"
+	DefaultBackendTimeout      = 50 * time.Millisecond
+	DefaultConnectTimeout      = 5 * time.Second
+	DefaultResponseHeader      = 300 * time.Second
+	DefaultIdleTimeout         = 60 * time.Second
+	DefaultFailureThreshold    = 5
+	DefaultRecoveryTimeout     = 30 * time.Second
+	DefaultHalfOpenRequests    = 1
+	DefaultStaticStatus        = 200
+)
+
+// Default fills every unset field with its default, in place.
+func (c *Config) Default() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if len(c.Models) == 0 && c.Upstream.Model != "" {
+		c.Models = []string{c.Upstream.Model}
+	}
+	if c.Upstream.Name == "" {
+		c.Upstream.Name = "primary"
+	}
+	if c.Fallback != nil && c.Fallback.Name == "" {
+		c.Fallback.Name = "fallback"
+	}
+	if c.MaxRequestBodyBytes == 0 {
+		c.MaxRequestBodyBytes = DefaultMaxRequestBodyBytes
+	}
+	setDuration(&c.Timeouts.Connect, DefaultConnectTimeout)
+	setDuration(&c.Timeouts.ResponseHeader, DefaultResponseHeader)
+	setDuration(&c.Timeouts.Idle, DefaultIdleTimeout)
+	if c.RateLimit != nil {
+		c.RateLimit.Default()
+	}
+	if c.Fallback != nil && c.Degradation.FallbackAvailable == nil {
+		yes := true
+		c.Degradation.FallbackAvailable = &yes
+	}
+	if s := c.Degradation.StaticResponse; s != nil && s.HTTPStatus == 0 {
+		s.HTTPStatus = DefaultStaticStatus
+	}
+	if c.Breaker.FailureThreshold == 0 {
+		c.Breaker.FailureThreshold = DefaultFailureThreshold
+	}
+	setDuration(&c.Breaker.RecoveryTimeout, DefaultRecoveryTimeout)
+	if c.Breaker.HalfOpenRequests == 0 {
+		c.Breaker.HalfOpenRequests = DefaultHalfOpenRequests
+	}
+}
+
+// Default fills the unset fields of the policy with their defaults, in place.
+func (r *RateLimit) Default() {
+	if r.Mode == "" {
+		r.Mode = ModeEnforce
+	}
+	if r.Key.Source == "" {
+		r.Key.Source = KeyClientIP
+	}
+	if r.Algorithm == "" {
+		r.Algorithm = Hybrid
+	}
+	if r.FailureMode == "" {
+		r.FailureMode = FailOpen
+	}
+	setDuration(&r.BackendTimeout, DefaultBackendTimeout)
+	if r.Redis != nil && r.Redis.PasswordEnv == "" {
+		r.Redis.PasswordEnv = DefaultPasswordEnv
+	}
+	if r.Replicas == 0 {
+		r.Replicas = 1
+	}
+}
+
+func setDuration(d *metav1.Duration, def time.Duration) {
+	if d.Duration == 0 {
+		d.Duration = def
+	}
+}

@@ -1,0 +1,212 @@
+package gatewayconfig
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// Validate reports every problem of a defaulted Config, each prefixed by its field path, e.g.
+// "rateLimit.limits.requestsPerMinute: must be >= 0".
+func (c *Config) Validate() error {
+	var v validator
+	if c.Listen == "" {
+		v.add("listen", "must be set")
+	}
+	if len(c.Models) == 0 {
+		v.add("models", "must name at least one model")
+	}
+	for i, m := range c.Models {
+		if strings.TrimSpace(m) == "" {
+			v.add(fmt.Sprintf("models[%d]", i), "must not be empty")
+		}
+	}
+	v.upstream("upstream", &c.Upstream)
+	if c.Fallback != nil {
+		v.upstream("fallback", c.Fallback)
+		if c.Fallback.Name == c.Upstream.Name {
+			v.add("fallback.name", "must differ from upstream.name")
+		}
+	}
+	if c.MaxRequestBodyBytes < 0 {
+		v.add("maxRequestBodyBytes", "must be >= 0")
+	}
+	for i, p := range c.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			v.add(fmt.Sprintf("trustedProxies[%d]", i), "must be an IP or CIDR: "+err.Error())
+		}
+	}
+	v.positive("timeouts.connect", c.Timeouts.Connect.Duration)
+	v.positive("timeouts.responseHeader", c.Timeouts.ResponseHeader.Duration)
+	v.positive("timeouts.idle", c.Timeouts.Idle.Duration)
+	if c.RateLimit != nil {
+		v.rateLimit("rateLimit", c.RateLimit)
+	}
+	v.degradation("degradation", &c.Degradation, c.Fallback != nil)
+	v.breaker("breaker", &c.Breaker)
+	return v.err()
+}
+
+// ParsePrefix parses a CIDR or a single IP (as a /32 or /128).
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+type validator struct{ errs []string }
+
+func (v *validator) add(path, msg string) { v.errs = append(v.errs, path+": "+msg) }
+
+func (v *validator) err() error {
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(v.errs, "; "))
+}
+
+func (v *validator) nonNegative(path string, n int64) {
+	if n < 0 {
+		v.add(path, "must be >= 0")
+	}
+}
+
+func (v *validator) positive(path string, d time.Duration) {
+	if d <= 0 {
+		v.add(path, "must be > 0")
+	}
+}
+
+func (v *validator) upstream(path string, u *Upstream) {
+	if u.Name == "" {
+		v.add(path+".name", "must be set")
+	}
+	if u.Model == "" {
+		v.add(path+".model", "must be set")
+	}
+	p, err := url.Parse(u.URL)
+	switch {
+	case u.URL == "":
+		v.add(path+".url", "must be set")
+	case err != nil:
+		v.add(path+".url", "must be a URL: "+err.Error())
+	case p.Scheme != "http" && p.Scheme != "https":
+		v.add(path+".url", "must use http or https")
+	case p.Host == "":
+		v.add(path+".url", "must have a host")
+	case strings.TrimSuffix(p.Path, "/") != "" || p.RawQuery != "":
+		v.add(path+".url", "must be a base URL without path or query (the gateway appends /v1/...)")
+	}
+}
+
+func (v *validator) rateLimit(path string, r *RateLimit) {
+	if r.Policy == "" {
+		v.add(path+".policy", "must be set")
+	}
+	switch r.Mode {
+	case ModeEnforce, ModeShadow:
+	default:
+		v.add(path+".mode", fmt.Sprintf("must be Enforce or Shadow, not %q", r.Mode))
+	}
+	switch r.Key.Source {
+	case KeyAPIKey, KeyClientIP:
+	case KeyHeader:
+		if r.Key.Header == "" {
+			v.add(path+".key.header", "must be set when key.source is Header")
+		} else if !httpguts.ValidHeaderFieldName(r.Key.Header) {
+			v.add(path+".key.header", fmt.Sprintf("%q is not a valid header name", r.Key.Header))
+		}
+	default:
+		v.add(path+".key.source", fmt.Sprintf("must be APIKey, ClientIP or Header, not %q", r.Key.Source))
+	}
+	switch r.Algorithm {
+	case TokenBucket, SlidingWindow, FixedWindow, LeakyBucket, Hybrid:
+	default:
+		v.add(path+".algorithm", fmt.Sprintf("must be TokenBucket, SlidingWindow, FixedWindow, LeakyBucket or Hybrid, not %q", r.Algorithm))
+	}
+	v.limits(path+".limits", &r.Limits)
+	names := map[string]bool{}
+	for i, o := range r.Overrides {
+		op := fmt.Sprintf("%s.overrides[%d]", path, i)
+		if o.Name == "" {
+			v.add(op+".name", "must be set")
+		} else if names[o.Name] {
+			v.add(op+".name", fmt.Sprintf("duplicate override %q", o.Name))
+		}
+		names[o.Name] = true
+		if len(o.Keys) == 0 {
+			v.add(op+".keys", "must list at least one key")
+		}
+		for j, k := range o.Keys {
+			kp := fmt.Sprintf("%s.keys[%d]", op, j)
+			if k == "" {
+				v.add(kp, "must not be empty")
+			} else if r.Key.Source == KeyClientIP {
+				if _, err := ParsePrefix(k); err != nil {
+					v.add(kp, "must be an IP or CIDR when key.source is ClientIP: "+err.Error())
+				}
+			}
+		}
+		v.limits(op+".limits", &o.Limits)
+	}
+	switch r.FailureMode {
+	case FailOpen, FailClosed:
+	default:
+		v.add(path+".failureMode", fmt.Sprintf("must be FailOpen or FailClosed, not %q", r.FailureMode))
+	}
+	v.positive(path+".backendTimeout", r.BackendTimeout.Duration)
+	if r.Redis != nil && r.Redis.Address == "" {
+		v.add(path+".redis.address", "must be set")
+	}
+	if r.Replicas < 1 {
+		v.add(path+".replicas", "must be >= 1")
+	}
+}
+
+func (v *validator) limits(path string, l *Limits) {
+	v.nonNegative(path+".requestsPerMinute", l.RequestsPerMinute)
+	v.nonNegative(path+".burst", l.Burst)
+	v.nonNegative(path+".tokensPerMinute", l.TokensPerMinute)
+	v.nonNegative(path+".inputTokensPerMinute", l.InputTokensPerMinute)
+	v.nonNegative(path+".outputTokensPerMinute", l.OutputTokensPerMinute)
+	v.nonNegative(path+".maxConcurrentRequests", l.MaxConcurrentRequests)
+}
+
+func (v *validator) degradation(path string, d *Degradation, hasFallback bool) {
+	if d.Level < 0 || d.Level > 4 {
+		v.add(path+".level", "must be between 0 and 4")
+	}
+	if d.FallbackAvailable != nil && *d.FallbackAvailable && !hasFallback {
+		v.add(path+".fallbackAvailable", "must not be true without a fallback upstream")
+	}
+	if s := d.StaticResponse; s != nil {
+		if s.Message == "" {
+			v.add(path+".staticResponse.message", "must be set")
+		}
+		if s.HTTPStatus < 200 || s.HTTPStatus > 599 {
+			v.add(path+".staticResponse.httpStatus", "must be between 200 and 599")
+		}
+	}
+}
+
+func (v *validator) breaker(path string, b *Breaker) {
+	if b.FailureThreshold < 1 {
+		v.add(path+".failureThreshold", "must be >= 1")
+	}
+	v.positive(path+".recoveryTimeout", b.RecoveryTimeout.Duration)
+	if b.HalfOpenRequests < 1 {
+		v.add(path+".halfOpenRequests", "must be >= 1")
+	}
+}
