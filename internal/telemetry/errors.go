@@ -1,0 +1,55 @@
+package telemetry
+
+import (
+	"errors"
+)
+
+// The errors of Query, matched with errors.Is; the wrapping error says which signal and
+// carries Prometheus's message.
+var (
+	// ErrNoData means the query ran but returned no series or NaN (e.g. no traffic, no
+	// pods scraped yet, or a metric the exporter does not serve).
+	ErrNoData = errors.New("no data")
+	// ErrBadQuery means Prometheus refused the query (syntax, types, execution) or its result
+	// is not one number.
+	ErrBadQuery = errors.New("bad query")
+	// ErrUnavailable means Prometheus could not be asked: unreachable, timed out, or an HTTP
+	// error outside the query API's own.
+	ErrUnavailable = errors.New("prometheus unavailable")
+	// ErrInvalidURL means the Prometheus URL is not an absolute http(s) URL.
+	ErrInvalidURL = errors.New("invalid prometheus url")
+)
+
+// Condition reasons for telemetry outcomes (TelemetryAvailable, Accepted).
+const (
+	// ReasonQueriesSucceeded: every query returned a value.
+	ReasonQueriesSucceeded = "QueriesSucceeded"
+	// ReasonNoData: a query returned nothing.
+	ReasonNoData = "NoData"
+	// ReasonInvalidQuery: Prometheus rejected a query.
+	ReasonInvalidQuery = "InvalidQuery"
+	// ReasonPrometheusUnavailable: Prometheus could not be reached in time.
+	ReasonPrometheusUnavailable = "PrometheusUnavailable"
+	// ReasonInvalidPrometheusURL: the configured URL is unusable.
+	ReasonInvalidPrometheusURL = "InvalidPrometheusURL"
+	// ReasonQueryFailed: any other error.
+	ReasonQueryFailed = "QueryFailed"
+)
+
+// Reason is the condition reason for an error from this package (nil: QueriesSucceeded).
+// It is the one place errors become reasons.
+func Reason(err error) string {
+	switch {
+	case err == nil:
+		return ReasonQueriesSucceeded
+	case errors.Is(err, ErrInvalidURL):
+		return ReasonInvalidPrometheusURL
+	case errors.Is(err, ErrBadQuery):
+		return ReasonInvalidQuery
+	case errors.Is(err, ErrUnavailable):
+		return ReasonPrometheusUnavailable
+	case errors.Is(err, ErrNoData):
+		return ReasonNoData
+	}
+	return ReasonQueryFailed
+}

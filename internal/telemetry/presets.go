@@ -1,0 +1,105 @@
+package telemetry
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/qwenops/qwen-operator/api/v1alpha1"
+)
+
+// Target is the QwenService whose pods a query is scoped to.
+type Target struct {
+	// Namespace of the QwenService and its pods.
+	Namespace string
+	// Service is the QwenService's name; its pods are <service>-engine-… and <service>-gateway-….
+	Service string
+}
+
+// presets are the PromQL of every preset signal, before substitution. Variables:
+//
+//	$namespace    the target's namespace
+//	$pods         a regex for the engine pods (<service>-engine Deployment)
+//	$gatewayPods  a regex for the gateway pods (<service>-gateway Deployment)
+//	$sel          (DCGM only) expanded twice by dcgm(): once for series labelled
+//	              namespace/pod and once for exported_namespace/exported_pod, which is how
+//	              DCGM's own pod labels end up when the exporter is scraped without
+//	              honor_labels. Either labelling, or a mix, gives the same answer.
+//
+// The gateway signals read the gateway's metrics over 2m. Each query returns one number.
+var presets = map[v1alpha1.Signal]string{
+	// Hottest GPU, °C.
+	v1alpha1.SignalGPUTemperature: dcgm(`max(DCGM_FI_DEV_GPU_TEMP{$sel})`),
+	// Mean utilisation over the GPUs, %.
+	v1alpha1.SignalGPUUtilization: dcgm(`avg(DCGM_FI_DEV_GPU_UTIL{$sel})`),
+	// Fullest framebuffer, 0..1 (FB_USED and FB_FREE are MiB).
+	v1alpha1.SignalGPUMemoryUsed: dcgm(`max(DCGM_FI_DEV_FB_USED{$sel} / (DCGM_FI_DEV_FB_USED{$sel} + DCGM_FI_DEV_FB_FREE{$sel}))`),
+	// Fullest KV cache, 0..1; vLLM before 0.10 called it gpu_cache_usage_perc.
+	v1alpha1.SignalKVCacheUsage: `max(vllm:kv_cache_usage_perc{namespace="$namespace",pod=~"$pods"} or vllm:gpu_cache_usage_perc{namespace="$namespace",pod=~"$pods"})`,
+	// Requests waiting in all engines.
+	v1alpha1.SignalQueueDepth: `sum(vllm:num_requests_waiting{namespace="$namespace",pod=~"$pods"})`,
+	// Gateway p95 latency over 2m, seconds; NaN (no data) without traffic.
+	v1alpha1.SignalP95LatencySeconds: `histogram_quantile(0.95, sum by (le) (rate(qwen_gateway_request_duration_seconds_bucket{namespace="$namespace",pod=~"$gatewayPods"}[2m])))`,
+	// Gateway 5xx share over 2m, 0..1: 0 when traffic has no 5xx, no data without traffic.
+	v1alpha1.SignalErrorRate: `(sum(rate(qwen_gateway_requests_total{namespace="$namespace",pod=~"$gatewayPods",code=~"5.."}[2m])) or vector(0))` +
+		` / sum(rate(qwen_gateway_requests_total{namespace="$namespace",pod=~"$gatewayPods"}[2m]))`,
+}
+
+// dcgm expands `agg(expr{$sel})` into agg over the series labelled either way.
+func dcgm(q string) string {
+	open := strings.IndexByte(q, '(')
+	agg, inner := q[:open], q[open+1:len(q)-1]
+	native := strings.ReplaceAll(inner, "$sel", `namespace="$namespace",pod=~"$pods"`)
+	exported := strings.ReplaceAll(inner, "$sel", `exported_namespace="$namespace",exported_pod=~"$pods"`)
+	return fmt.Sprintf("%s((%s) or (%s))", agg, native, exported)
+}
+
+// Expr returns the PromQL for a trigger scoped to the target: the preset for its signal, or
+// its own query for signal PromQL, with the variables substituted. An unknown signal or a
+// PromQL trigger without a query is ErrBadQuery.
+func Expr(tr v1alpha1.Trigger, t Target) (string, error) {
+	q := presets[tr.Signal]
+	if tr.Signal == v1alpha1.SignalPromQL {
+		q = tr.Query
+	}
+	if q == "" {
+		if tr.Signal == v1alpha1.SignalPromQL {
+			return "", fmt.Errorf("%w: signal PromQL needs a query", ErrBadQuery)
+		}
+		return "", fmt.Errorf("%w: unknown signal %q", ErrBadQuery, tr.Signal)
+	}
+	return Substitute(q, t), nil
+}
+
+// Substitute replaces, in a PromQL query:
+//
+//	$namespace    with the target's namespace
+//	$service      with the QwenService's name
+//	$pods         with a regex matching the engine pods, escaped for a "double-quoted" string
+//	$gatewayPods  the same for the gateway pods
+//
+// so that {namespace="$namespace",pod=~"$pods"} selects the target's engine pods.
+func Substitute(query string, t Target) string {
+	return strings.NewReplacer(
+		"$namespace", t.Namespace,
+		"$service", t.Service,
+		"$pods", quoted(podRegex(t.Service, "engine")),
+		"$gatewayPods", quoted(podRegex(t.Service, "gateway")),
+	).Replace(query)
+}
+
+// podRegex matches the pods of the Deployment <service>-<component>: names are
+// <deployment>-<template hash>-<5 characters>, or <deployment>-<hash and suffix run
+// together> when Kubernetes shortens a long name. It does not match the pods of another
+// service named like <service>-engine (their names have one more dash-separated part).
+// PromQL anchors regexes at both ends.
+func podRegex(service, component string) string {
+	return regexp.QuoteMeta(service+"-"+component) + `-[a-z0-9]+(-[a-z0-9]+)?`
+}
+
+// quoted escapes s for the inside of a PromQL double-quoted string.
+func quoted(s string) string {
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
+}

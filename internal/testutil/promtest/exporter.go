@@ -1,0 +1,222 @@
+package promtest
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Exporter is an HTTP /metrics endpoint the test controls. It serves, per pod, what the real
+// exporters serve once scraped into Prometheus:
+//
+//   - DCGM exporter GPU metrics (DCGM_FI_DEV_GPU_TEMP, _GPU_UTIL, _FB_USED, _FB_FREE) for GPU
+//     0 of the pod, labelled namespace/pod/container (the exporter's pod mapping), or, after
+//     SetExportedLabels(true), exported_namespace/exported_pod/exported_container with the
+//     exporter's own namespace and pod, as stored when scraped without honor_labels;
+//   - vLLM engine gauges (vllm:num_requests_waiting, vllm:kv_cache_usage_perc);
+//   - gateway traffic (qwen_gateway_requests_total, qwen_gateway_request_duration_seconds),
+//     advanced by a fixed amount on every scrape so rates are steady.
+//
+// Engine and gateway series carry namespace and pod as Kubernetes service discovery adds
+// them. Only values that were set are served.
+type Exporter struct {
+	srv       *httptest.Server
+	namespace string
+
+	mu       sync.Mutex
+	exported bool
+	gauges   map[seriesKey]float64
+	traffic  map[string]*traffic // by gateway pod
+}
+
+type seriesKey struct{ name, pod string }
+
+type traffic struct {
+	ok, failed int     // requests per scrape with code 200 and 500
+	latency    float64 // seconds, every request
+	okTotal    int     // counters since the start
+	failTotal  int
+}
+
+// GatewayBuckets are the upper bounds of qwen_gateway_request_duration_seconds, as the
+// gateway defines them (internal/gateway/metrics.go).
+var GatewayBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300}
+
+// NewExporter starts an exporter whose pods are in namespace; it stops when the test ends.
+func NewExporter(tb testing.TB, namespace string) *Exporter {
+	e := &Exporter{namespace: namespace, gauges: map[seriesKey]float64{}, traffic: map[string]*traffic{}}
+	e.srv = httptest.NewServer(http.HandlerFunc(e.serve))
+	tb.Cleanup(e.srv.Close)
+	return e
+}
+
+// Target is the exporter's host:port, for Start.
+func (e *Exporter) Target() string { return strings.TrimPrefix(e.srv.URL, "http://") }
+
+// SetExportedLabels switches the DCGM series between pod-mapped labels (false, the default)
+// and the exported_* labels of a scrape without honor_labels (true).
+func (e *Exporter) SetExportedLabels(on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.exported = on
+}
+
+// SetGPUTemperature sets DCGM_FI_DEV_GPU_TEMP (°C) of the pod's GPU.
+func (e *Exporter) SetGPUTemperature(pod string, celsius float64) {
+	e.set("DCGM_FI_DEV_GPU_TEMP", pod, celsius)
+}
+
+// SetGPUUtilization sets DCGM_FI_DEV_GPU_UTIL (%) of the pod's GPU.
+func (e *Exporter) SetGPUUtilization(pod string, percent float64) {
+	e.set("DCGM_FI_DEV_GPU_UTIL", pod, percent)
+}
+
+// SetGPUMemory sets DCGM_FI_DEV_FB_USED and DCGM_FI_DEV_FB_FREE (MiB) of the pod's GPU.
+func (e *Exporter) SetGPUMemory(pod string, usedMiB, freeMiB float64) {
+	e.set("DCGM_FI_DEV_FB_USED", pod, usedMiB)
+	e.set("DCGM_FI_DEV_FB_FREE", pod, freeMiB)
+}
+
+// SetQueueDepth sets vllm:num_requests_waiting of the engine pod.
+func (e *Exporter) SetQueueDepth(pod string, waiting float64) {
+	e.set("vllm:num_requests_waiting", pod, waiting)
+}
+
+// SetKVCacheUsage sets vllm:kv_cache_usage_perc (0..1) of the engine pod.
+func (e *Exporter) SetKVCacheUsage(pod string, fraction float64) {
+	e.set("vllm:kv_cache_usage_perc", pod, fraction)
+}
+
+// SetGatewayTraffic makes the gateway pod's counters advance on every scrape by ok requests
+// answered 200 and failed requests answered 500, each taking latency seconds. The error
+// rate is then failed/(ok+failed), and the p95 is interpolated inside the latency's bucket
+// (see GatewayBuckets): 6s falls in (5, 10], so p95 = 5 + 5×0.95 = 9.75.
+func (e *Exporter) SetGatewayTraffic(pod string, ok, failed int, latency float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	tr := e.traffic[pod]
+	if tr == nil {
+		tr = &traffic{}
+		e.traffic[pod] = tr
+	}
+	tr.ok, tr.failed, tr.latency = ok, failed, latency
+}
+
+// DeleteGPU stops serving the DCGM series of the pod; DeletePod stops serving all of its
+// series. Prometheus marks them stale at its next scrape.
+func (e *Exporter) DeleteGPU(pod string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k := range e.gauges {
+		if k.pod == pod && strings.HasPrefix(k.name, "DCGM_") {
+			delete(e.gauges, k)
+		}
+	}
+}
+
+// DeletePod stops serving every series of the pod.
+func (e *Exporter) DeletePod(pod string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k := range e.gauges {
+		if k.pod == pod {
+			delete(e.gauges, k)
+		}
+	}
+	delete(e.traffic, pod)
+}
+
+func (e *Exporter) set(name, pod string, v float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.gauges[seriesKey{name, pod}] = v
+}
+
+// serve writes the text exposition format, one family at a time.
+func (e *Exporter) serve(w http.ResponseWriter, _ *http.Request) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var b strings.Builder
+	keys := make([]seriesKey, 0, len(e.gauges))
+	for k := range e.gauges {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b seriesKey) int {
+		return strings.Compare(a.name+"\x00"+a.pod, b.name+"\x00"+b.pod)
+	})
+	family := ""
+	for _, k := range keys {
+		if k.name != family {
+			family = k.name
+			fmt.Fprintf(&b, "# TYPE %s gauge\n", k.name)
+		}
+		fmt.Fprintf(&b, "%s{%s} %s\n", k.name, e.labels(k), fmtFloat(e.gauges[k]))
+	}
+	e.writeTraffic(&b)
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	_, _ = w.Write([]byte(b.String()))
+}
+
+// labels renders a series' labels.
+func (e *Exporter) labels(k seriesKey) string {
+	ns, pod := strconv.Quote(e.namespace), strconv.Quote(k.pod)
+	if !strings.HasPrefix(k.name, "DCGM_") {
+		return fmt.Sprintf(`namespace=%s,pod=%s,model_name="Qwen3-1.7B"`, ns, pod)
+	}
+	gpu := `gpu="0",UUID="GPU-5f0c8a4e-0000-4000-8000-000000000000",device="nvidia0",modelName="NVIDIA A100-SXM4-40GB",Hostname="gpu-node-1"`
+	if e.exported {
+		return fmt.Sprintf(`%s,exported_container="engine",exported_namespace=%s,exported_pod=%s,container="nvidia-dcgm-exporter",namespace="gpu-operator",pod="nvidia-dcgm-exporter-7xk2p"`, gpu, ns, pod)
+	}
+	return fmt.Sprintf(`%s,container="engine",namespace=%s,pod=%s`, gpu, ns, pod)
+}
+
+// writeTraffic advances and writes the gateway counters and histogram.
+func (e *Exporter) writeTraffic(b *strings.Builder) {
+	pods := make([]string, 0, len(e.traffic))
+	for pod := range e.traffic {
+		pods = append(pods, pod)
+	}
+	slices.Sort(pods)
+	for _, pod := range pods {
+		tr := e.traffic[pod]
+		tr.okTotal += tr.ok
+		tr.failTotal += tr.failed
+	}
+	if len(pods) == 0 {
+		return
+	}
+	ns := strconv.Quote(e.namespace)
+	b.WriteString("# TYPE qwen_gateway_requests_total counter\n")
+	for _, pod := range pods {
+		tr := e.traffic[pod]
+		for _, c := range []struct {
+			code string
+			n    int
+		}{{"200", tr.okTotal}, {"500", tr.failTotal}} {
+			fmt.Fprintf(b, "qwen_gateway_requests_total{namespace=%s,pod=%q,model=\"Qwen3-1.7B\",code=%q,level=\"0\"} %d\n", ns, pod, c.code, c.n)
+		}
+	}
+	b.WriteString("# TYPE qwen_gateway_request_duration_seconds histogram\n")
+	for _, pod := range pods {
+		tr := e.traffic[pod]
+		n := tr.okTotal + tr.failTotal
+		lbl := fmt.Sprintf("namespace=%s,pod=%q,model=\"Qwen3-1.7B\"", ns, pod)
+		for _, le := range GatewayBuckets {
+			count := 0
+			if tr.latency <= le {
+				count = n
+			}
+			fmt.Fprintf(b, "qwen_gateway_request_duration_seconds_bucket{%s,le=%q} %d\n", lbl, fmtFloat(le), count)
+		}
+		fmt.Fprintf(b, "qwen_gateway_request_duration_seconds_bucket{%s,le=\"+Inf\"} %d\n", lbl, n)
+		fmt.Fprintf(b, "qwen_gateway_request_duration_seconds_sum{%s} %s\n", lbl, fmtFloat(float64(n)*tr.latency))
+		fmt.Fprintf(b, "qwen_gateway_request_duration_seconds_count{%s} %d\n", lbl, n)
+	}
+}
+
+func fmtFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
