@@ -4,7 +4,7 @@ SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 ENV := source hack/env.sh &&
 
-.PHONY: setup test manifests generate build lint bench demo demo-down fmt vet
+.PHONY: setup test manifests chart-sync generate build lint bench demo demo-down fmt vet
 
 setup: ## install Debian packages, Go tools, envtest binaries and the simulator
 	bash hack/setup.sh
@@ -12,9 +12,17 @@ setup: ## install Debian packages, Go tools, envtest binaries and the simulator
 test: ## run every test (unit, envtest, gateway against redis/prometheus/simulator)
 	$(ENV) bash hack/test.sh
 
-manifests: ## regenerate CRDs (config/crd/bases) and RBAC (config/rbac/role.yaml)
+manifests: ## regenerate CRDs (config/crd/bases) and RBAC (config/rbac/role.yaml), then copy them into the Helm chart
 	$(ENV) "$$CONTROLLER_GEN" crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(ENV) "$$CONTROLLER_GEN" rbac:roleName=qwen-operator-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	$(MAKE) chart-sync
+
+CHART := charts/qwen-operator
+chart-sync: ## copy the CRDs, the manager's RBAC rules and the Grafana dashboard from config/ into the Helm chart (test/install checks the copies)
+	rm -f $(CHART)/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	if [ -f config/rbac/role.yaml ]; then cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml; else rm -f $(CHART)/files/manager-role.yaml; fi
+	cp config/grafana/qwen-operator-dashboard.json $(CHART)/files/qwen-operator-dashboard.json
 
 generate: ## regenerate deepcopy functions
 	$(ENV) "$$CONTROLLER_GEN" object:headerFile=hack/boilerplate.go.txt paths=./api/...
