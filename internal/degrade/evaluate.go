@@ -9,9 +9,8 @@ import (
 )
 
 // State is what Evaluate remembers between calls. The zero State is level 0. After an
-// operator restart it can be rebuilt from status (level, since) with no trigger states:
-// only pending `for` periods and hysteresis bands restart, which can delay a change but
-// never causes one.
+// operator restart, rebuild it from status with Plan.Restore: a State with no trigger
+// states would step down at once after the cooldown.
 type State struct {
 	// Level in force, 0..4.
 	Level int32
