@@ -150,3 +150,18 @@ func deref[T any](p *T) T {
 	return *p
 }
 
+
+// A Go client that leaves durations zero gets the schema defaults, as kubectl users do.
+func TestGoClientZeroDurationsGetDefaults(t *testing.T) {
+	ns := namespace(t)
+	dp := &v1.DegradationPlan{}
+	dp.Namespace, dp.Name = ns, "typed"
+	dp.Spec.TargetRef.Name = "qwen3"
+	dp.Spec.Levels = []v1.DegradationLevel{{Level: 1, When: []v1.Trigger{{Signal: v1.SignalQueueDepth, Above: "50"}}}}
+	if err := env.Client.Create(context.Background(), dp); err != nil {
+		t.Fatalf("creating a DegradationPlan with zero durations: %v", err)
+	}
+	checkEqual(t, "spec.prometheus.interval", dp.Spec.Prometheus.Interval.Duration, 15*time.Second)
+	checkEqual(t, "spec.cooldown", dp.Spec.Cooldown.Duration, 2*time.Minute)
+	checkEqual(t, "spec.circuitBreaker.recoveryTimeout", dp.Spec.CircuitBreaker.RecoveryTimeout.Duration, 30*time.Second)
+}

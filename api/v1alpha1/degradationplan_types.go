@@ -31,7 +31,7 @@ type PrometheusSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="prometheus.interval must be between 1s and 1h"
 	// +optional
-	Interval metav1.Duration `json:"interval,omitempty"`
+	Interval metav1.Duration `json:"interval,omitzero"`
 }
 
 // DegradationLevel lists the triggers of one level.
@@ -84,7 +84,7 @@ type CircuitBreaker struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="circuitBreaker.recoveryTimeout must be between 1s and 1h"
 	// +optional
-	RecoveryTimeout metav1.Duration `json:"recoveryTimeout,omitempty"`
+	RecoveryTimeout metav1.Duration `json:"recoveryTimeout,omitzero"`
 	// halfOpenRequests are the probes let through after recoveryTimeout; all must succeed to close.
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
@@ -128,7 +128,7 @@ type DegradationPlanSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('24h')",message="cooldown must be at most 24h"
 	// +optional
-	Cooldown metav1.Duration `json:"cooldown,omitempty"`
+	Cooldown metav1.Duration `json:"cooldown,omitzero"`
 	// recoveryMargin is the percent below `above` a value must fall before its trigger counts as cleared.
 	// +kubebuilder:default=10
 	// +kubebuilder:validation:Minimum=0
