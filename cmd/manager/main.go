@@ -21,6 +21,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	servingv1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/controllers"
 )
 
 // Scheme holds every kind the manager reads or writes.
@@ -102,8 +103,12 @@ func run(ctx context.Context, args []string) error {
 	if o.secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
+	if cfg.QPS == 0 { // client-go's default (5/s) is far too slow for server-side apply of every child
+		cfg.QPS, cfg.Burst = 50, 100
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  newScheme(),
+		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,

@@ -1,0 +1,32 @@
+package controllers
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/qwenops/qwen-operator/internal/render"
+)
+
+// CacheOptions restrict the manager's cache of the QwenService's child kinds to the objects
+// the operator manages, so its memory grows with the number of QwenServices and not with
+// every ConfigMap, Service or Deployment in the cluster. Pass it as ctrl.Options.Cache.
+// HTTPRoute is left out: a ByObject entry makes the manager fail to start on a cluster
+// without the Gateway API CRDs, and HTTPRoutes are few.
+func CacheOptions() cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedBy})
+	byObject := map[client.Object]cache.ByObject{}
+	for _, o := range []client.Object{
+		&appsv1.Deployment{}, &corev1.Service{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{},
+		&rbacv1.Role{}, &rbacv1.RoleBinding{}, &policyv1.PodDisruptionBudget{},
+		&corev1.PersistentVolumeClaim{}, &networkingv1.Ingress{},
+	} {
+		byObject[o] = cache.ByObject{Label: managed}
+	}
+	return cache.Options{ByObject: byObject}
+}

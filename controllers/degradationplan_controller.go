@@ -1,0 +1,175 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/internal/degrade"
+	"github.com/qwenops/qwen-operator/internal/telemetry"
+)
+
+// DegradationPlanReconciler polls Prometheus at each plan's interval, evaluates its level
+// with internal/degrade and writes it to the plan's status, where the QwenService controller
+// picks it up.
+type DegradationPlanReconciler struct {
+	client.Client
+	// Recorder records Events on the plan.
+	Recorder events.EventRecorder
+	// Clock is the time levels are evaluated at. Default: the real clock.
+	Clock clock.PassiveClock
+	// PrometheusURL is used when a plan sets no spec.prometheus.url.
+	PrometheusURL string
+	// Queriers returns the telemetry client of a URL. Default: one telemetry.Client per URL.
+	Queriers QuerierFactory
+
+	mu     sync.Mutex
+	states map[types.NamespacedName]planMemory
+}
+
+// planMemory is the evaluator's state of one plan object (a re-created plan has a new UID).
+type planMemory struct {
+	uid   types.UID
+	state degrade.State
+}
+
+// +kubebuilder:rbac:groups=serving.qwenops.io,resources=degradationplans,verbs=get;list;watch
+// +kubebuilder:rbac:groups=serving.qwenops.io,resources=degradationplans/status,verbs=get;patch
+
+// Reconcile reads the plan's signals, evaluates the level and writes status when it changed,
+// then comes back after spec.prometheus.interval. Invalid input is reported in conditions
+// and never escalates or de-escalates.
+func (r *DegradationPlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	p := &v1alpha1.DegradationPlan{}
+	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
+		if apierrors.IsNotFound(err) {
+			degradationLevel.DeleteLabelValues(req.String())
+			r.mu.Lock()
+			delete(r.states, req.NamespacedName)
+			r.mu.Unlock()
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	in := planInputs{plan: p, now: r.Clock.Now()}
+	in.compiled, in.compileErr = degrade.NewPlan(p.Spec)
+	err := r.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: p.Spec.TargetRef.Name}, &v1alpha1.QwenService{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
+	}
+	in.targetExists = err == nil
+	var peers v1alpha1.DegradationPlanList
+	if err := r.List(ctx, &peers, client.InNamespace(p.Namespace), client.MatchingFields{IndexTargetRef: p.Spec.TargetRef.Name}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing DegradationPlans: %w", err)
+	}
+	if first := oldest(peers.Items); first != nil && first.Name != p.Name {
+		in.olderPlan = first.Name
+	}
+	if in.compiled != nil {
+		in.state = r.state(p, in.compiled)
+		if in.targetExists && in.olderPlan == "" {
+			in.read = r.read(ctx, p, in.compiled)
+		}
+	}
+
+	status, next := planStatus(in)
+	if err := r.writeStatus(ctx, p, status); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.remember(p, next)
+	degradationLevel.WithLabelValues(req.String()).Set(float64(status.Level))
+	return ctrl.Result{RequeueAfter: p.Spec.Prometheus.Interval.Duration}, nil
+}
+
+// read queries the plan's triggers.
+func (r *DegradationPlanReconciler) read(ctx context.Context, p *v1alpha1.DegradationPlan, plan *degrade.Plan) readings {
+	inputs := plan.Inputs()
+	url := p.Spec.Prometheus.URL
+	if url == "" {
+		url = r.PrometheusURL
+	}
+	q, err := r.Queriers(url)
+	if err != nil {
+		return readings{err: err, failed: len(inputs), total: len(inputs)}
+	}
+	return readTriggers(ctx, q, inputs, telemetry.Target{Namespace: p.Namespace, Service: p.Spec.TargetRef.Name})
+}
+
+// state is the evaluator's memory of p, restored from status after a restart.
+func (r *DegradationPlanReconciler) state(p *v1alpha1.DegradationPlan, plan *degrade.Plan) degrade.State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m, ok := r.states[client.ObjectKeyFromObject(p)]; ok && m.uid == p.UID {
+		return m.state
+	}
+	if p.Status.Since == nil {
+		return degrade.State{}
+	}
+	return plan.Restore(p.Status.Level, p.Status.Since.Time)
+}
+
+func (r *DegradationPlanReconciler) remember(p *v1alpha1.DegradationPlan, s degrade.State) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.states[client.ObjectKeyFromObject(p)] = planMemory{uid: p.UID, state: s}
+}
+
+// writeStatus patches the status when it changed, with an Event on each level transition.
+func (r *DegradationPlanReconciler) writeStatus(ctx context.Context, p *v1alpha1.DegradationPlan, status v1alpha1.DegradationPlanStatus) error {
+	if equality.Semantic.DeepEqual(p.Status, status) {
+		return nil
+	}
+	if status.Level != p.Status.Level {
+		eventType, reason := "Warning", "Degraded"
+		if status.Level < p.Status.Level {
+			eventType, reason = "Normal", "Recovered"
+		}
+		r.Recorder.Eventf(p, nil, eventType, reason, "Reconcile", "level %d → %d: %s", p.Status.Level, status.Level, firstOr(status.Reasons, "all triggers cleared"))
+	}
+	patch := client.MergeFrom(p.DeepCopy())
+	p.Status = status
+	if err := r.Status().Patch(ctx, p, patch); err != nil {
+		return fmt.Errorf("writing status: %w", err)
+	}
+	return nil
+}
+
+func firstOr(ss []string, def string) string {
+	if len(ss) == 0 {
+		return def
+	}
+	return ss[0]
+}
+
+// SetupWithManager registers the reconciler; it also watches QwenServices (a target may
+// appear or go) and the other plans on the same target (a conflict may end).
+func (r *DegradationPlanReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.Queriers == nil {
+		r.Queriers = cachedQueriers(telemetry.DefaultTimeout)
+	}
+	r.states = map[types.NamespacedName]planMemory{}
+	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("degradationplan").
+		For(&v1alpha1.DegradationPlan{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.DegradationPlan{}, targeting(r.Client, newPlanList), builder.WithPredicates(createOrDelete())).
+		Watches(&v1alpha1.QwenService{}, targeting(r.Client, newPlanList), builder.WithPredicates(createOrDelete())).
+		Complete(r)
+}
+
+func newPlanList() client.ObjectList { return &v1alpha1.DegradationPlanList{} }

@@ -1,0 +1,205 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/internal/render"
+)
+
+// QwenServiceReconciler keeps the children of every QwenService as render.Render describes
+// them and reports their state in its status.
+type QwenServiceReconciler struct {
+	client.Client
+	// Recorder records Events on the QwenService. Default: the manager's "qwen-operator".
+	Recorder events.EventRecorder
+	// Defaults are the images a spec leaves empty.
+	Defaults render.Defaults
+	// Clock stamps condition transitions. Default: the real clock.
+	Clock clock.PassiveClock
+	// MaxConcurrentReconciles is the number of services reconciled at once. Default 4.
+	MaxConcurrentReconciles int
+
+	httpRoute, btp *servedProbe
+}
+
+// +kubebuilder:rbac:groups=serving.qwenops.io,resources=qwenservices,verbs=get;list;watch
+// +kubebuilder:rbac:groups=serving.qwenops.io,resources=qwenservices/status,verbs=get;patch
+// +kubebuilder:rbac:groups=serving.qwenops.io,resources=ratelimitpolicies;degradationplans,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=services;configmaps;serviceaccounts;persistentvolumeclaims,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=gateway.envoyproxy.io,resources=backendtrafficpolicies,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile renders qs with its policy and plan, applies the result, deletes children whose
+// section was removed, and writes status once. A spec that cannot be rendered sets
+// Ready=False with a reason and returns nil: a change to the spec, the policy, the plan or a
+// referenced Secret brings it back, not a retry loop.
+func (r *QwenServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	qs := &v1alpha1.QwenService{}
+	if err := r.Get(ctx, req.NamespacedName, qs); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !qs.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // owner references let the garbage collector remove the children
+	}
+	in, err := r.inputs(ctx, qs)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	desired, renderErr := render.Render(in)
+	var applyErr error
+	if renderErr == nil {
+		applyErr = r.apply(ctx, qs, desired)
+	}
+	obs, err := r.observe(ctx, qs)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	status := computeStatus(qs, in, obs, errors.Join(renderErr, applyErr), r.Clock.Now())
+	if err := r.writeStatus(ctx, qs, status); err != nil {
+		return ctrl.Result{}, err
+	}
+	var invalid *render.InvalidError
+	if errors.As(renderErr, &invalid) {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, errors.Join(renderErr, applyErr)
+}
+
+// observe reads the child Deployments from the cache; absent ones stay nil.
+func (r *QwenServiceReconciler) observe(ctx context.Context, qs *v1alpha1.QwenService) (observed, error) {
+	var obs observed
+	for name, dst := range map[string]**appsv1.Deployment{
+		render.EngineName(qs): &obs.engine, render.FallbackName(qs): &obs.fallback, render.GatewayName(qs): &obs.gateway,
+	} {
+		d := &appsv1.Deployment{}
+		err := r.Get(ctx, types.NamespacedName{Namespace: qs.Namespace, Name: name}, d)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return obs, fmt.Errorf("reading Deployment %s: %w", name, err)
+		case metav1.IsControlledBy(d, qs):
+			*dst = d
+		}
+	}
+	return obs, nil
+}
+
+// writeStatus records the Events of the transition and patches the status, unless nothing
+// changed.
+func (r *QwenServiceReconciler) writeStatus(ctx context.Context, qs *v1alpha1.QwenService, status v1alpha1.QwenServiceStatus) error {
+	if equality.Semantic.DeepEqual(qs.Status, status) {
+		return nil
+	}
+	for _, ev := range statusEvents(qs.Status, status) {
+		r.Recorder.Eventf(qs, nil, ev.eventType, ev.reason, "Reconcile", "%s", ev.note)
+	}
+	patch := client.MergeFrom(qs.DeepCopy())
+	qs.Status = status
+	if err := r.Status().Patch(ctx, qs, patch); err != nil {
+		return fmt.Errorf("writing status: %w", err)
+	}
+	return nil
+}
+
+// SetupWithManager registers the reconciler: it owns every child kind, and watches the
+// policies, plans and Secrets that change what it renders.
+func (r *QwenServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.MaxConcurrentReconciles == 0 {
+		r.MaxConcurrentReconciles = 4
+	}
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorder("qwen-operator")
+	}
+	r.httpRoute = newServedProbe(mgr.GetRESTMapper(), httpRouteGVK, r.Clock, time.Minute)
+	r.btp = newServedProbe(mgr.GetRESTMapper(), backendTrafficPolicyGVK, r.Clock, time.Minute)
+	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named("qwenservice").
+		For(&v1alpha1.QwenService{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&corev1.PersistentVolumeClaim{}).
+		Owns(&networkingv1.Ingress{}).
+		Watches(&v1alpha1.RateLimitPolicy{}, handler.EnqueueRequestsFromMapFunc(targetOf)).
+		Watches(&v1alpha1.DegradationPlan{}, handler.EnqueueRequestsFromMapFunc(targetOf)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.servicesUsingSecret), builder.OnlyMetadata).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles})
+	// Optional kinds: watching a kind the API server does not serve would stop the manager.
+	// Served later, they are still applied and pruned, only not watched for drift.
+	if r.httpRoute.Served() {
+		b = b.Owns(&gatewayv1.HTTPRoute{})
+	}
+	if r.btp.Served() {
+		btp := &unstructured.Unstructured{}
+		btp.SetGroupVersionKind(backendTrafficPolicyGVK)
+		b = b.Owns(btp)
+	}
+	return b.Complete(r)
+}
+
+// targetOf maps a RateLimitPolicy or DegradationPlan to the QwenService it targets.
+func targetOf(_ context.Context, o client.Object) []reconcile.Request {
+	var name string
+	switch p := o.(type) {
+	case *v1alpha1.RateLimitPolicy:
+		name = p.Spec.TargetRef.Name
+	case *v1alpha1.DegradationPlan:
+		name = p.Spec.TargetRef.Name
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+}
+
+// servicesUsingSecret maps a Secret to the QwenServices whose pods reference it.
+func (r *QwenServiceReconciler) servicesUsingSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1alpha1.QwenServiceList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexSecretRefs: o.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing QwenServices that use Secret", "secret", o.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, qs := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&qs)})
+	}
+	return reqs
+}

@@ -1,0 +1,202 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/internal/render"
+)
+
+// Reasons of the QwenService conditions (the render.Reason* constants name invalid specs).
+const (
+	ReasonAvailable          = "Available"
+	ReasonEngineUnavailable  = "EngineUnavailable"
+	ReasonGatewayUnavailable = "GatewayUnavailable"
+	ReasonApplyFailed        = "ApplyFailed"
+	ReasonPending            = "Pending"
+	ReasonNotConfigured      = "NotConfigured"
+	ReasonNoPlan             = "NoPlan"
+	ReasonNormal             = "Normal"
+)
+
+// levelReasons name each degradation level in the Degraded condition.
+var levelReasons = map[int32]string{
+	v1alpha1.LevelDisableStreaming: "DisableStreaming",
+	v1alpha1.LevelDisableThinking:  "DisableThinking",
+	v1alpha1.LevelFallbackModel:    "FallbackModel",
+	v1alpha1.LevelStaticResponse:   "StaticResponse",
+}
+
+// observed is the state of the child Deployments, nil when absent from the cache.
+type observed struct {
+	engine, fallback, gateway *appsv1.Deployment
+}
+
+// computeStatus is the status of qs given its inputs, its children and the error of this
+// reconcile (an *render.InvalidError, an apply error, or nil). Conditions keep their
+// lastTransitionTime while their status holds; now stamps the ones that change.
+func computeStatus(qs *v1alpha1.QwenService, in render.Inputs, obs observed, problem error, now time.Time) v1alpha1.QwenServiceStatus {
+	st := qs.Status.DeepCopy()
+	st.ObservedGeneration = qs.Generation
+	st.ServedModel = render.ServedName(qs.Spec.Model)
+	st.Endpoint = render.Endpoint(qs)
+	st.URL = render.URL(qs)
+	st.DegradationLevel = render.Level(in.Plan)
+	st.RateLimit = render.RateLimitSummary(in.Policy)
+	st.Replicas, st.ReadyReplicas = 0, 0
+	if obs.engine != nil {
+		st.Replicas, st.ReadyReplicas = obs.engine.Status.Replicas, obs.engine.Status.ReadyReplicas
+	}
+	set := func(c metav1.Condition) {
+		c.ObservedGeneration, c.LastTransitionTime = qs.Generation, metav1.NewTime(now)
+		meta.SetStatusCondition(&st.Conditions, c)
+	}
+	engine := deploymentCondition(v1alpha1.ConditionEngineAvailable, "engine", obs.engine)
+	gateway := deploymentCondition(v1alpha1.ConditionGatewayAvailable, "gateway", obs.gateway)
+	set(engine)
+	set(gateway)
+	set(fallbackCondition(qs, obs.fallback))
+	set(degradedCondition(qs, in.Plan))
+	set(readyCondition(qs, engine, gateway, problem))
+	return *st
+}
+
+// deploymentCondition mirrors the Available condition of a child Deployment.
+func deploymentCondition(typ, what string, d *appsv1.Deployment) metav1.Condition {
+	c := metav1.Condition{Type: typ, Status: metav1.ConditionFalse, Reason: ReasonPending}
+	if d == nil {
+		c.Message = fmt.Sprintf("the %s Deployment does not exist yet", what)
+		return c
+	}
+	ready := fmt.Sprintf("%s Deployment %s: %d/%d replicas ready", what, d.Name, d.Status.ReadyReplicas, ptr.Deref(d.Spec.Replicas, 1))
+	for _, dc := range d.Status.Conditions {
+		if dc.Type != appsv1.DeploymentAvailable {
+			continue
+		}
+		c.Status = metav1.ConditionStatus(dc.Status)
+		c.Reason = dc.Reason
+		if c.Reason == "" {
+			c.Reason = ReasonAvailable
+		}
+		c.Message = ready
+		if dc.Message != "" {
+			c.Message += "; " + dc.Message
+		}
+		return c
+	}
+	c.Message = ready + "; availability not reported yet"
+	return c
+}
+
+// fallbackCondition mirrors the fallback Deployment, False/NotConfigured without a fallback.
+func fallbackCondition(qs *v1alpha1.QwenService, d *appsv1.Deployment) metav1.Condition {
+	if qs.Spec.Fallback == nil {
+		return metav1.Condition{Type: v1alpha1.ConditionFallbackAvailable, Status: metav1.ConditionFalse,
+			Reason: ReasonNotConfigured, Message: "spec.fallback is not set; level 3 acts as level 2"}
+	}
+	return deploymentCondition(v1alpha1.ConditionFallbackAvailable, "fallback", d)
+}
+
+// degradedCondition is True while the plan's level is above 0, with the level as reason.
+func degradedCondition(qs *v1alpha1.QwenService, plan *v1alpha1.DegradationPlan) metav1.Condition {
+	c := metav1.Condition{Type: v1alpha1.ConditionDegraded, Status: metav1.ConditionFalse}
+	if plan == nil {
+		c.Reason, c.Message = ReasonNoPlan, "no DegradationPlan targets this service"
+		return c
+	}
+	level := render.Level(plan)
+	reason, ok := levelReasons[level]
+	if !ok {
+		c.Reason, c.Message = ReasonNormal, fmt.Sprintf("DegradationPlan %q is at level %d", plan.Name, level)
+		return c
+	}
+	c.Status, c.Reason = metav1.ConditionTrue, reason
+	c.Message = fmt.Sprintf("DegradationPlan %q is at level %d (%s)", plan.Name, level, reason)
+	if len(plan.Status.Reasons) > 0 {
+		c.Message += ": " + strings.Join(plan.Status.Reasons, "; ")
+	}
+	if level == v1alpha1.LevelFallbackModel && qs.Spec.Fallback == nil {
+		c.Message += "; no fallback is configured, so level 3 acts as level 2"
+	}
+	return c
+}
+
+// readyCondition is True when the spec rendered and applied and both the engine and the
+// gateway are available. An invalid spec's reason names the problem.
+func readyCondition(qs *v1alpha1.QwenService, engine, gateway metav1.Condition, problem error) metav1.Condition {
+	c := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse}
+	var invalid *render.InvalidError
+	switch {
+	case errors.As(problem, &invalid):
+		c.Reason, c.Message = invalid.Reason, invalid.Message
+	case problem != nil:
+		c.Reason, c.Message = ReasonApplyFailed, truncate(problem.Error(), 1024)
+	case engine.Status != metav1.ConditionTrue:
+		c.Reason, c.Message = ReasonEngineUnavailable, engine.Message
+	case gateway.Status != metav1.ConditionTrue:
+		c.Reason, c.Message = ReasonGatewayUnavailable, gateway.Message
+	default:
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonAvailable
+		c.Message = fmt.Sprintf("serving %s at %s", render.ServedName(qs.Spec.Model), render.Endpoint(qs))
+	}
+	return c
+}
+
+// specProblem reports whether a Ready reason says the spec could not be rendered or applied,
+// rather than that pods are not available yet.
+func specProblem(reason string) bool {
+	switch reason {
+	case ReasonAvailable, ReasonEngineUnavailable, ReasonGatewayUnavailable, ReasonPending:
+		return false
+	}
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// statusEvent is an Event to record for a status change.
+type statusEvent struct {
+	eventType, reason, note string
+}
+
+// statusEvents are the meaningful transitions from old to new: became ready, stopped being
+// ready, a new reason the spec cannot be rendered or applied, and a change of degradation
+// level. A new service waiting for its pods records nothing.
+func statusEvents(old, new v1alpha1.QwenServiceStatus) []statusEvent {
+	var evs []statusEvent
+	was, is := meta.FindStatusCondition(old.Conditions, v1alpha1.ConditionReady), meta.FindStatusCondition(new.Conditions, v1alpha1.ConditionReady)
+	wasReady := was != nil && was.Status == metav1.ConditionTrue
+	switch {
+	case is == nil:
+	case is.Status == metav1.ConditionTrue && !wasReady:
+		evs = append(evs, statusEvent{corev1.EventTypeNormal, "Ready", is.Message})
+	case is.Status == metav1.ConditionTrue:
+	case specProblem(is.Reason) && (was == nil || was.Reason != is.Reason):
+		evs = append(evs, statusEvent{corev1.EventTypeWarning, is.Reason, is.Message})
+	case wasReady:
+		evs = append(evs, statusEvent{corev1.EventTypeWarning, "NotReady", is.Reason + ": " + is.Message})
+	}
+	if old.DegradationLevel != new.DegradationLevel {
+		typ := corev1.EventTypeWarning
+		if new.DegradationLevel < old.DegradationLevel {
+			typ = corev1.EventTypeNormal
+		}
+		evs = append(evs, statusEvent{typ, "DegradationLevelChanged",
+			fmt.Sprintf("degradation level %d -> %d", old.DegradationLevel, new.DegradationLevel)})
+	}
+	return evs
+}

@@ -1,0 +1,152 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/internal/telemetry"
+)
+
+// RateLimitPolicyReconciler computes each RateLimitPolicy's effective limits — the active
+// schedule over the base limits, scaled by telemetry — and writes them to its status, where
+// the QwenService controller picks them up. It requeues exactly at the next schedule
+// transition, and at TelemetryInterval while adaptive rules exist.
+type RateLimitPolicyReconciler struct {
+	client.Client
+	// Recorder records Events on the policy.
+	Recorder events.EventRecorder
+	// Clock is the time schedules are evaluated at. Default: the real clock.
+	Clock clock.PassiveClock
+	// PrometheusURL is where adaptive rules read telemetry.
+	PrometheusURL string
+	// Queriers returns the telemetry client of a URL. Default: one telemetry.Client per URL.
+	Queriers QuerierFactory
+	// TelemetryInterval is how often adaptive rules are re-read. Default 15s.
+	TelemetryInterval time.Duration
+}
+
+// +kubebuilder:rbac:groups=serving.qwenops.io,resources=ratelimitpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=serving.qwenops.io,resources=ratelimitpolicies/status,verbs=get;patch
+
+// Reconcile evaluates one policy at the clock's instant and writes its status when it changed.
+// Invalid input (unknown timezone, missing target, conflict) is reported in conditions and
+// returns nil: a change to the policy or its target brings it back, not a retry loop.
+func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	p := &v1alpha1.RateLimitPolicy{}
+	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
+		if apierrors.IsNotFound(err) {
+			effectiveRPM.DeleteLabelValues(req.String())
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	in := policyInputs{policy: p, now: r.Clock.Now()}
+	var err error
+	if in.targetExists, err = r.exists(ctx, types.NamespacedName{Namespace: p.Namespace, Name: p.Spec.TargetRef.Name}, &v1alpha1.QwenService{}); err != nil {
+		return ctrl.Result{}, err
+	}
+	var peers v1alpha1.RateLimitPolicyList
+	if err := r.List(ctx, &peers, client.InNamespace(p.Namespace), client.MatchingFields{IndexTargetRef: p.Spec.TargetRef.Name}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing RateLimitPolicies: %w", err)
+	}
+	if first := oldest(peers.Items); first != nil && first.Name != p.Name {
+		in.olderPolicy = first.Name
+	}
+	if len(p.Spec.Adaptive) > 0 && in.targetExists && in.olderPolicy == "" {
+		in.adaptive = r.readAdaptive(ctx, p)
+	}
+
+	status, requeue := policyStatus(in)
+	if err := r.writeStatus(ctx, p, status); err != nil {
+		return ctrl.Result{}, err
+	}
+	if status.EffectiveLimits != nil {
+		effectiveRPM.WithLabelValues(req.String()).Set(float64(ptr.Deref(status.EffectiveLimits.RequestsPerMinute, 0)))
+	}
+	if len(p.Spec.Adaptive) > 0 && (requeue == 0 || requeue > r.TelemetryInterval) {
+		requeue = r.TelemetryInterval
+	}
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+// readAdaptive reads the adaptive rules' triggers from Prometheus.
+func (r *RateLimitPolicyReconciler) readAdaptive(ctx context.Context, p *v1alpha1.RateLimitPolicy) readings {
+	q, err := r.Queriers(r.PrometheusURL)
+	if err != nil {
+		return readings{err: err, failed: len(p.Spec.Adaptive), total: len(p.Spec.Adaptive)}
+	}
+	triggers := make([]v1alpha1.Trigger, len(p.Spec.Adaptive))
+	for i, a := range p.Spec.Adaptive {
+		triggers[i] = a.Trigger
+	}
+	return readTriggers(ctx, q, triggers, telemetry.Target{Namespace: p.Namespace, Service: p.Spec.TargetRef.Name})
+}
+
+func (r *RateLimitPolicyReconciler) exists(ctx context.Context, key types.NamespacedName, obj client.Object) (bool, error) {
+	err := r.Get(ctx, key, obj)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// writeStatus patches the status when it changed, with an Event when the schedule switched.
+func (r *RateLimitPolicyReconciler) writeStatus(ctx context.Context, p *v1alpha1.RateLimitPolicy, status v1alpha1.RateLimitPolicyStatus) error {
+	if equality.Semantic.DeepEqual(p.Status, status) {
+		return nil
+	}
+	if status.EffectiveLimits != nil && (p.Status.ActiveSchedule != status.ActiveSchedule || p.Status.AdaptiveScale != status.AdaptiveScale) {
+		r.Recorder.Eventf(p, nil, "Normal", "LimitsChanged", "Reconcile", "schedule %q, adaptive scale %s: %d requests/min",
+			orBase(status.ActiveSchedule), status.AdaptiveScale, ptr.Deref(status.EffectiveLimits.RequestsPerMinute, 0))
+	}
+	patch := client.MergeFrom(p.DeepCopy())
+	p.Status = status
+	if err := r.Status().Patch(ctx, p, patch); err != nil {
+		return fmt.Errorf("writing status: %w", err)
+	}
+	return nil
+}
+
+func orBase(schedule string) string {
+	if schedule == "" {
+		return "base"
+	}
+	return schedule
+}
+
+// SetupWithManager registers the reconciler; it also watches QwenServices (a target may
+// appear or go) and the other policies on the same target (a conflict may end).
+func (r *RateLimitPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.Queriers == nil {
+		r.Queriers = cachedQueriers(telemetry.DefaultTimeout)
+	}
+	if r.TelemetryInterval == 0 {
+		r.TelemetryInterval = 15 * time.Second
+	}
+	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("ratelimitpolicy").
+		For(&v1alpha1.RateLimitPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.RateLimitPolicy{}, targeting(r.Client, newPolicyList), builder.WithPredicates(createOrDelete())).
+		Watches(&v1alpha1.QwenService{}, targeting(r.Client, newPolicyList), builder.WithPredicates(createOrDelete())).
+		Complete(r)
+}
+
+func newPolicyList() client.ObjectList { return &v1alpha1.RateLimitPolicyList{} }

@@ -1,0 +1,143 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/internal/degrade"
+	"github.com/qwenops/qwen-operator/internal/schedule"
+	"github.com/qwenops/qwen-operator/internal/telemetry"
+)
+
+// Reasons of the policy and plan conditions (telemetry.Reason* name telemetry outcomes).
+const (
+	ReasonAccepted        = "Accepted"
+	ReasonConflicted      = "Conflicted"
+	ReasonTargetNotFound  = "TargetNotFound"
+	ReasonUnknownTimezone = "UnknownTimezone"
+	ReasonInvalidSchedule = "InvalidSchedule"
+	ReasonInvalidPlan     = "InvalidPlan"
+	ReasonEnforced        = "Enforced"
+	ReasonNotEnforced     = "NotEnforced"
+)
+
+// unscaled is the adaptive scale when no adaptive rule holds.
+const unscaled v1alpha1.Decimal = "1"
+
+// policyInputs is everything a RateLimitPolicy's status depends on at one instant.
+type policyInputs struct {
+	policy *v1alpha1.RateLimitPolicy
+	// targetExists reports whether the QwenService named by spec.targetRef exists.
+	targetExists bool
+	// olderPolicy names an older policy on the same target, "" when this one is the oldest.
+	olderPolicy string
+	// adaptive holds the values of the adaptive rules' triggers (nil without adaptive rules).
+	adaptive readings
+	now      time.Time
+}
+
+// policyStatus computes a RateLimitPolicy's status and when to look again (0: only on change).
+// A policy that cannot be accepted keeps its last effective limits, so the target keeps
+// its current settings until the problem is fixed.
+func policyStatus(in policyInputs) (v1alpha1.RateLimitPolicyStatus, time.Duration) {
+	p := in.policy
+	st := *p.Status.DeepCopy()
+	st.ObservedGeneration = p.Generation
+	set := func(typ string, ok bool, reason, msg string) {
+		c := metav1.Condition{Type: typ, Status: metav1.ConditionFalse, Reason: reason, Message: msg,
+			ObservedGeneration: p.Generation, LastTransitionTime: metav1.NewTime(in.now)}
+		if ok {
+			c.Status = metav1.ConditionTrue
+		}
+		meta.SetStatusCondition(&st.Conditions, c)
+	}
+	reject := func(reason, msg string) (v1alpha1.RateLimitPolicyStatus, time.Duration) {
+		set(v1alpha1.ConditionAccepted, false, reason, msg)
+		set(v1alpha1.ConditionEnforced, false, ReasonNotEnforced, "the policy is not accepted; the target keeps its current limits")
+		return st, 0
+	}
+
+	loc, err := schedule.LoadLocation(p.Spec.Timezone)
+	if err != nil {
+		return reject(ReasonUnknownTimezone, fmt.Sprintf("spec.timezone: %v; use an IANA name such as Asia/Shanghai or UTC", err))
+	}
+	if !in.targetExists {
+		return reject(ReasonTargetNotFound, fmt.Sprintf("spec.targetRef: QwenService %q does not exist in namespace %q", p.Spec.TargetRef.Name, p.Namespace))
+	}
+	if in.olderPolicy != "" {
+		return reject(ReasonConflicted, fmt.Sprintf("RateLimitPolicy %q, created earlier, already targets QwenService %q; the older policy wins", in.olderPolicy, p.Spec.TargetRef.Name))
+	}
+	res, err := schedule.Evaluate(p.Spec.Schedules, p.Spec.Limits, loc, in.now)
+	if err != nil {
+		return reject(ReasonInvalidSchedule, fmt.Sprintf("spec.schedules: %v", err))
+	}
+	scale, held := adaptiveScale(p.Spec.Adaptive, in.adaptive, st.AdaptiveScale)
+	eff, err := schedule.Scale(res.Limits, scale)
+	if err != nil {
+		return reject(ReasonInvalidSchedule, fmt.Sprintf("spec.adaptive: %v", err))
+	}
+	st.ActiveSchedule = res.Active
+	st.EffectiveLimits = &eff
+	st.AdaptiveScale = scale
+	st.NextTransitionTime = nil
+	if !res.Next.IsZero() {
+		st.NextTransitionTime = &metav1.Time{Time: res.Next}
+	}
+
+	set(v1alpha1.ConditionAccepted, true, ReasonAccepted, "the policy is valid and the only one on its target")
+	msg := fmt.Sprintf("QwenService %q renders these limits into its gateway and edge", p.Spec.TargetRef.Name)
+	reason := ReasonEnforced
+	if held {
+		reason = telemetry.Reason(errors.Join(in.adaptive.err, errNoDataFor(in.adaptive.noData)))
+		msg += fmt.Sprintf("; adaptive scale held at %s: %v", scale, errors.Join(in.adaptive.err, errNoDataFor(in.adaptive.noData)))
+	}
+	set(v1alpha1.ConditionEnforced, true, reason, msg)
+
+	var requeue time.Duration
+	if !res.Next.IsZero() {
+		requeue = res.Next.Sub(in.now)
+	}
+	return st, requeue
+}
+
+// adaptiveScale is the smallest scale of the rules whose trigger holds ("1" when none does).
+// When a rule's value is missing the previous scale is held: missing data never loosens or
+// tightens the limits.
+func adaptiveScale(rules []v1alpha1.AdaptiveRule, r readings, prev v1alpha1.Decimal) (v1alpha1.Decimal, bool) {
+	if len(rules) == 0 {
+		return unscaled, false
+	}
+	best, bestV, matched := unscaled, 0.0, false
+	for _, rule := range rules {
+		v, ok := r.values[degrade.Key(rule.Trigger)]
+		if !ok {
+			if prev == "" {
+				prev = unscaled
+			}
+			return prev, true
+		}
+		above, err1 := strconv.ParseFloat(string(rule.Above), 64)
+		scale, err2 := strconv.ParseFloat(string(rule.Scale), 64)
+		if err1 != nil || err2 != nil { // the schema's pattern makes this unreachable
+			continue
+		}
+		if v > above && (!matched || scale < bestV) {
+			best, bestV, matched = rule.Scale, scale, true
+		}
+	}
+	return best, false
+}
+
+// errNoDataFor names the signals that returned no data, nil when none.
+func errNoDataFor(keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w for %v", telemetry.ErrNoData, keys)
+}

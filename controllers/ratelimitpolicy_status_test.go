@@ -1,0 +1,167 @@
+package controllers
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/utils/ptr"
+
+	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+)
+
+// samplePolicy is config/samples' policy: 30/min, 50/min weekdays 09-18, 200/min 22-06 in
+// Asia/Shanghai, halved above 80 °C.
+func samplePolicy() *v1alpha1.RateLimitPolicy {
+	p := &v1alpha1.RateLimitPolicy{}
+	p.Name, p.Namespace, p.Generation = "qwen3-limits", "ai", 3
+	p.Spec = v1alpha1.RateLimitPolicySpec{
+		TargetRef: v1alpha1.TargetRef{Name: "qwen3"},
+		Limits:    v1alpha1.LimitSet{RequestsPerMinute: ptr.To[int32](30), Burst: ptr.To[int32](10)},
+		Timezone:  "Asia/Shanghai",
+		Schedules: []v1alpha1.Schedule{
+			{Name: "daytime", Days: []v1alpha1.Weekday{"Mon", "Tue", "Wed", "Thu", "Fri"}, Start: "09:00", End: "18:00", Limits: v1alpha1.LimitSet{RequestsPerMinute: ptr.To[int32](50)}},
+			{Name: "night", Start: "22:00", End: "06:00", Limits: v1alpha1.LimitSet{RequestsPerMinute: ptr.To[int32](200)}},
+		},
+		Adaptive: []v1alpha1.AdaptiveRule{{Trigger: v1alpha1.Trigger{Signal: v1alpha1.SignalGPUTemperature, Above: "80"}, Scale: "0.5"}},
+	}
+	return p
+}
+
+func shanghai(t *testing.T, value string) time.Time {
+	t.Helper()
+	loc, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := time.ParseInLocation("2006-01-02 15:04", value, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+func temps(v float64) readings {
+	return readings{values: map[string]float64{"GPUTemperature": v}, total: 1}
+}
+
+func TestPolicyStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		mutate    func(*v1alpha1.RateLimitPolicy)
+		older     string
+		noTarget  bool
+		read      readings
+		prevScale v1alpha1.Decimal
+		at        string // Asia/Shanghai wall time; 2026-11-26 is a Thursday
+		// want
+		accepted  bool
+		reason    string
+		schedule  string
+		rpm       int32
+		scale     v1alpha1.Decimal
+		next      string
+		requeueIn time.Duration
+	}{
+		{name: "daytime, cool GPU", read: temps(60), at: "2026-11-26 10:00", accepted: true, reason: ReasonAccepted,
+			schedule: "daytime", rpm: 50, scale: "1", next: "2026-11-26 18:00", requeueIn: 8 * time.Hour},
+		{name: "daytime, hot GPU halves", read: temps(85), at: "2026-11-26 10:00", accepted: true, reason: ReasonAccepted,
+			schedule: "daytime", rpm: 25, scale: "0.5", next: "2026-11-26 18:00", requeueIn: 8 * time.Hour},
+		{name: "evening gap uses base", read: temps(60), at: "2026-11-26 19:30", accepted: true, reason: ReasonAccepted,
+			schedule: "", rpm: 30, scale: "1", next: "2026-11-26 22:00", requeueIn: 150 * time.Minute},
+		{name: "night wraps midnight", read: temps(60), at: "2026-11-27 01:00", accepted: true, reason: ReasonAccepted,
+			schedule: "night", rpm: 200, scale: "1", next: "2026-11-27 06:00", requeueIn: 5 * time.Hour},
+		{name: "Saturday daytime is base", read: temps(60), at: "2026-11-28 10:00", accepted: true, reason: ReasonAccepted,
+			schedule: "", rpm: 30, scale: "1", next: "2026-11-28 22:00", requeueIn: 12 * time.Hour},
+		{name: "no data holds the previous scale", read: readings{noData: []string{"GPUTemperature"}, total: 1}, prevScale: "0.5",
+			at: "2026-11-26 10:00", accepted: true, reason: ReasonAccepted, schedule: "daytime", rpm: 25, scale: "0.5", next: "2026-11-26 18:00", requeueIn: 8 * time.Hour},
+		{name: "unknown timezone", mutate: func(p *v1alpha1.RateLimitPolicy) { p.Spec.Timezone = "Mars/Olympus" },
+			at: "2026-11-26 10:00", reason: ReasonUnknownTimezone},
+		{name: "missing target", noTarget: true, at: "2026-11-26 10:00", reason: ReasonTargetNotFound},
+		{name: "newer policy conflicts", older: "first", at: "2026-11-26 10:00", reason: ReasonConflicted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := samplePolicy()
+			if tc.mutate != nil {
+				tc.mutate(p)
+			}
+			p.Status.AdaptiveScale = tc.prevScale
+			now := shanghai(t, tc.at)
+			st, requeue := policyStatus(policyInputs{policy: p, targetExists: !tc.noTarget, olderPolicy: tc.older, adaptive: tc.read, now: now})
+			acc := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionAccepted)
+			if acc == nil || (acc.Status == "True") != tc.accepted || acc.Reason != tc.reason {
+				t.Fatalf("Accepted = %+v, want accepted=%v reason %s", acc, tc.accepted, tc.reason)
+			}
+			if st.ObservedGeneration != 3 {
+				t.Errorf("observedGeneration %d, want 3", st.ObservedGeneration)
+			}
+			if !tc.accepted {
+				if st.EffectiveLimits != nil || requeue != 0 {
+					t.Errorf("a rejected policy must not set limits (%v) or requeue (%v)", st.EffectiveLimits, requeue)
+				}
+				if enf := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionEnforced); enf == nil || enf.Status != "False" {
+					t.Errorf("Enforced = %+v, want False", enf)
+				}
+				return
+			}
+			if st.ActiveSchedule != tc.schedule || ptr.Deref(st.EffectiveLimits.RequestsPerMinute, 0) != tc.rpm || st.AdaptiveScale != tc.scale {
+				t.Errorf("got schedule %q rpm %d scale %s, want %q %d %s", st.ActiveSchedule, ptr.Deref(st.EffectiveLimits.RequestsPerMinute, 0), st.AdaptiveScale, tc.schedule, tc.rpm, tc.scale)
+			}
+			if ptr.Deref(st.EffectiveLimits.Burst, 0) != 10 {
+				t.Errorf("burst %d, want the base 10", ptr.Deref(st.EffectiveLimits.Burst, 0))
+			}
+			if want := shanghai(t, tc.next); st.NextTransitionTime == nil || !st.NextTransitionTime.Time.Equal(want) {
+				t.Errorf("nextTransitionTime %v, want %v", st.NextTransitionTime, want)
+			}
+			if requeue != tc.requeueIn {
+				t.Errorf("requeue after %v, want %v (exactly at the transition)", requeue, tc.requeueIn)
+			}
+		})
+	}
+}
+
+// A rejected policy keeps its last effective limits so the target keeps its settings.
+func TestRejectedPolicyKeepsLastLimits(t *testing.T) {
+	p := samplePolicy()
+	good, _ := policyStatus(policyInputs{policy: p, targetExists: true, adaptive: temps(60), now: shanghai(t, "2026-11-26 10:00")})
+	p.Status = good
+	p.Spec.Timezone = "Nowhere/Atlantis"
+	bad, _ := policyStatus(policyInputs{policy: p, targetExists: true, adaptive: temps(60), now: shanghai(t, "2026-11-26 19:00")})
+	if bad.ActiveSchedule != "daytime" || ptr.Deref(bad.EffectiveLimits.RequestsPerMinute, 0) != 50 {
+		t.Fatalf("rejected policy changed the limits: %q %v", bad.ActiveSchedule, bad.EffectiveLimits)
+	}
+	if c := meta.FindStatusCondition(bad.Conditions, v1alpha1.ConditionAccepted); c.Reason != ReasonUnknownTimezone {
+		t.Fatalf("reason %s", c.Reason)
+	}
+}
+
+func TestAdaptiveScaleSmallestMatchingWins(t *testing.T) {
+	rules := []v1alpha1.AdaptiveRule{
+		{Trigger: v1alpha1.Trigger{Signal: v1alpha1.SignalGPUTemperature, Above: "80"}, Scale: "0.5"},
+		{Trigger: v1alpha1.Trigger{Signal: v1alpha1.SignalQueueDepth, Above: "10"}, Scale: "0.25"},
+		{Trigger: v1alpha1.Trigger{Signal: v1alpha1.SignalGPUUtilization, Above: "0"}, Scale: "2"},
+	}
+	r := readings{values: map[string]float64{"GPUTemperature": 85, "QueueDepth": 20, "GPUUtilization": 50}}
+	if s, held := adaptiveScale(rules, r, ""); s != "0.25" || held {
+		t.Fatalf("scale %s held=%v, want 0.25", s, held)
+	}
+	r.values["QueueDepth"] = 5
+	if s, _ := adaptiveScale(rules, r, ""); s != "0.5" {
+		t.Fatalf("scale %s, want 0.5", s)
+	}
+	// A scale above 1 loosens the limits when it is the only rule that holds.
+	r.values["GPUTemperature"] = 70
+	if s, _ := adaptiveScale(rules, r, ""); s != "2" {
+		t.Fatalf("scale %s, want 2", s)
+	}
+	r.values["GPUUtilization"] = 0
+	if s, _ := adaptiveScale(rules, r, ""); s != "1" {
+		t.Fatalf("no rule holds: scale %s, want 1", s)
+	}
+	r.err = errors.New("x")
+	delete(r.values, "QueueDepth")
+	if s, held := adaptiveScale(rules, r, "0.5"); s != "0.5" || !held {
+		t.Fatalf("missing value: scale %s held=%v, want the previous 0.5 held", s, held)
+	}
+}

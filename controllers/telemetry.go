@@ -1,0 +1,89 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/internal/degrade"
+	"github.com/qwenops/qwen-operator/internal/telemetry"
+)
+
+// Querier reads one trigger's value from Prometheus; *telemetry.Client implements it.
+type Querier interface {
+	Query(ctx context.Context, tr v1alpha1.Trigger, t telemetry.Target, at time.Time) (float64, error)
+}
+
+// QuerierFactory returns the Querier of a Prometheus URL.
+type QuerierFactory func(url string) (Querier, error)
+
+// cachedQueriers returns a QuerierFactory that keeps one telemetry.Client per URL.
+func cachedQueriers(timeout time.Duration) QuerierFactory {
+	var mu sync.Mutex
+	clients := map[string]Querier{}
+	return func(url string) (Querier, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if q, ok := clients[url]; ok {
+			return q, nil
+		}
+		c, err := telemetry.New(url, timeout)
+		if err != nil {
+			return nil, err
+		}
+		clients[url] = c
+		return c, nil
+	}
+}
+
+// readings are the values of a set of triggers at one instant.
+type readings struct {
+	// values by degrade.Key; a trigger without a value is absent.
+	values map[string]float64
+	// noData are the keys whose query returned nothing.
+	noData []string
+	// err joins the failures other than no data (unreachable Prometheus, rejected queries).
+	err error
+	// failed counts the triggers that could not be read for err; total the distinct triggers.
+	failed, total int
+}
+
+// unavailable reports whether no trigger could be read because Prometheus was unreachable.
+func (r readings) unavailable() bool {
+	return r.total > 0 && r.failed == r.total && errors.Is(r.err, telemetry.ErrUnavailable)
+}
+
+// readTriggers queries every distinct trigger once, at Prometheus's own now (telemetry is a
+// live measurement; the injected clock only decides what the values mean). Failures are
+// collected, not returned early: one bad query must not hide the others' values.
+func readTriggers(ctx context.Context, q Querier, triggers []v1alpha1.Trigger, target telemetry.Target) readings {
+	r := readings{values: map[string]float64{}}
+	var errs []error
+	seen := map[string]bool{}
+	for _, tr := range triggers {
+		key := degrade.Key(tr)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		v, err := q.Query(ctx, tr, target, time.Time{})
+		switch {
+		case err == nil:
+			r.values[key] = v
+		case errors.Is(err, telemetry.ErrNoData):
+			r.noData = append(r.noData, key)
+		default:
+			telemetryQueryErrors.WithLabelValues(telemetry.Reason(err)).Inc()
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			r.failed++
+		}
+	}
+	sort.Strings(r.noData)
+	r.total = len(seen)
+	r.err = errors.Join(errs...)
+	return r
+}

@@ -1,0 +1,287 @@
+package render
+
+import (
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+)
+
+// Engine probe settings. /health answers once the model is loaded; the startup probe allows
+// 30 minutes for the download and load before liveness takes over.
+const (
+	startupPeriodSeconds    = 10
+	startupFailureThreshold = 180
+	defaultGPUResource      = "nvidia.com/gpu"
+)
+
+// engineRole is what differs between the primary engine and the fallback engine.
+type engineRole struct {
+	name      string
+	component string
+	model     v1alpha1.ModelSpec
+	replicas  int32
+	resources v1alpha1.ResourcesSpec
+}
+
+func primaryRole(qs *v1alpha1.QwenService) engineRole {
+	return engineRole{
+		name: EngineName(qs), component: ComponentEngine, model: qs.Spec.Model,
+		replicas: ptr.Deref(qs.Spec.Replicas, 1), resources: qs.Spec.Resources,
+	}
+}
+
+func fallbackRole(qs *v1alpha1.QwenService) engineRole {
+	fb := qs.Spec.Fallback
+	return engineRole{
+		name: FallbackName(qs), component: ComponentFallback, model: fb.Model,
+		replicas: ptr.Deref(fb.Replicas, 1), resources: mergeResources(qs.Spec.Resources, fb.Resources),
+	}
+}
+
+// mergeResources fills the unset fields of the fallback's resources from the primary's.
+func mergeResources(primary, fb v1alpha1.ResourcesSpec) v1alpha1.ResourcesSpec {
+	if fb.GPUs == nil {
+		fb.GPUs = primary.GPUs
+	}
+	if fb.GPUResourceName == "" {
+		fb.GPUResourceName = primary.GPUResourceName
+	}
+	if fb.Requests == nil {
+		fb.Requests = primary.Requests
+	}
+	if fb.Limits == nil {
+		fb.Limits = primary.Limits
+	}
+	if fb.NodeSelector == nil {
+		fb.NodeSelector = primary.NodeSelector
+	}
+	if fb.Tolerations == nil {
+		fb.Tolerations = primary.Tolerations
+	}
+	if fb.RuntimeClassName == "" {
+		fb.RuntimeClassName = primary.RuntimeClassName
+	}
+	return fb
+}
+
+// GPUs is the GPU count of an engine pod: resources.gpus, else 1 (0 for the Simulator).
+func GPUs(e v1alpha1.EngineSpec, r v1alpha1.ResourcesSpec) int32 {
+	if r.GPUs != nil {
+		return *r.GPUs
+	}
+	if engineType(e) == v1alpha1.EngineSimulator {
+		return 0
+	}
+	return 1
+}
+
+// engineDeployment runs the engine for role. Engines with GPUs roll with maxSurge 0 and
+// maxUnavailable 1: a surge pod would wait for a GPU that the old pod holds (the gateway's
+// breaker sends traffic to the fallback or the static reply meanwhile). GPU-less engines
+// surge one pod first.
+func engineDeployment(qs *v1alpha1.QwenService, role engineRole, d Defaults) *appsv1.Deployment {
+	e := qs.Spec.Engine
+	port := enginePort(e)
+	gpus := GPUs(e, role.resources)
+	command, args := engineCommand(e, role.model, port, gpus)
+	container := corev1.Container{
+		Name:    "engine",
+		Image:   engineImage(e, d),
+		Command: command,
+		Args:    args,
+		Ports:   []corev1.ContainerPort{{Name: "http", ContainerPort: port, Protocol: corev1.ProtocolTCP}},
+		Env:     mergeEnv(engineEnv(e), e.Env),
+		Resources: corev1.ResourceRequirements{
+			Requests: copyList(role.resources.Requests),
+			Limits:   gpuLimits(role.resources, gpus),
+		},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "dshm", MountPath: "/dev/shm"},
+			{Name: "model-cache", MountPath: HFCacheDir},
+		},
+		StartupProbe:   httpProbe("/health", startupPeriodSeconds, startupFailureThreshold),
+		ReadinessProbe: httpProbe("/health", 5, 3),
+		LivenessProbe:  httpProbe("/health", 10, 6),
+	}
+	pod := corev1.PodSpec{
+		Containers:   []corev1.Container{container},
+		NodeSelector: role.resources.NodeSelector,
+		Tolerations:  role.resources.Tolerations,
+		Volumes: []corev1.Volume{
+			{Name: "dshm", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+			{Name: "model-cache", VolumeSource: modelCacheSource(qs)},
+		},
+	}
+	if rc := role.resources.RuntimeClassName; rc != "" {
+		pod.RuntimeClassName = ptr.To(rc)
+	}
+	dep := &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: objectMeta(qs, role.name, role.component),
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(role.replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: selectorLabels(qs, role.component)},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{
+					Labels:      ChildLabels(qs, role.component),
+					Annotations: scrapeAnnotations(port),
+				},
+				Spec: pod,
+			},
+		},
+	}
+	if gpus > 0 {
+		dep.Spec.Strategy = rollingUpdate(0, 1)
+	} else {
+		dep.Spec.Strategy = rollingUpdate(1, 0)
+	}
+	return dep
+}
+
+// rollingUpdate replaces pods at most surge above and unavailable below the replica count.
+func rollingUpdate(surge, unavailable int32) appsv1.DeploymentStrategy {
+	return appsv1.DeploymentStrategy{
+		Type: appsv1.RollingUpdateDeploymentStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateDeployment{
+			MaxSurge:       ptr.To(intstr.FromInt32(surge)),
+			MaxUnavailable: ptr.To(intstr.FromInt32(unavailable)),
+		},
+	}
+}
+
+// engineService is the ClusterIP Service of role's pods, on the engine port.
+func engineService(qs *v1alpha1.QwenService, role engineRole) *corev1.Service {
+	port := enginePort(qs.Spec.Engine)
+	return &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: objectMeta(qs, role.name, role.component),
+		Spec: corev1.ServiceSpec{
+			Selector: selectorLabels(qs, role.component),
+			Ports: []corev1.ServicePort{{
+				Name: "http", Port: port, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP,
+			}},
+		},
+	}
+}
+
+// engineEnv is HF_TOKEN from the spec's Secret, when set.
+func engineEnv(e v1alpha1.EngineSpec) []corev1.EnvVar {
+	r := e.HFTokenSecretRef
+	if r == nil {
+		return nil
+	}
+	return []corev1.EnvVar{{Name: "HF_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: r.Name}, Key: secretKey(r.Key),
+	}}}}
+}
+
+func secretKey(k string) string {
+	if k == "" {
+		return "token"
+	}
+	return k
+}
+
+// mergeEnv appends extra to base; a later variable replaces an earlier one of the same name
+// (server-side apply refuses duplicate names).
+func mergeEnv(base, extra []corev1.EnvVar) []corev1.EnvVar {
+	var out []corev1.EnvVar
+	at := map[string]int{}
+	for _, v := range append(append([]corev1.EnvVar{}, base...), extra...) {
+		if i, ok := at[v.Name]; ok {
+			out[i] = v
+			continue
+		}
+		at[v.Name] = len(out)
+		out = append(out, v)
+	}
+	return out
+}
+
+// gpuLimits are the spec's limits plus the GPUs under the GPU resource name.
+func gpuLimits(r v1alpha1.ResourcesSpec, gpus int32) corev1.ResourceList {
+	l := copyList(r.Limits)
+	if gpus == 0 {
+		return l
+	}
+	if l == nil {
+		l = corev1.ResourceList{}
+	}
+	name := r.GPUResourceName
+	if name == "" {
+		name = defaultGPUResource
+	}
+	l[corev1.ResourceName(name)] = *resource.NewQuantity(int64(gpus), resource.DecimalSI)
+	return l
+}
+
+func copyList(l corev1.ResourceList) corev1.ResourceList {
+	if l == nil {
+		return nil
+	}
+	out := corev1.ResourceList{}
+	for k, v := range l {
+		out[k] = v.DeepCopy()
+	}
+	return out
+}
+
+// modelCacheSource is the operator's PVC (size), the user's PVC (claimName) or an emptyDir.
+func modelCacheSource(qs *v1alpha1.QwenService) corev1.VolumeSource {
+	mc := qs.Spec.ModelCache
+	switch {
+	case mc != nil && mc.Size != nil:
+		return corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: CacheName(qs)}}
+	case mc != nil && mc.ClaimName != "":
+		return corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: mc.ClaimName}}
+	default:
+		return corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}
+	}
+}
+
+func httpProbe(path string, period, failures int32) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("http")}},
+		PeriodSeconds:    period,
+		TimeoutSeconds:   5,
+		FailureThreshold: failures,
+	}
+}
+
+// scrapeAnnotations let an annotation-driven Prometheus scrape the pod's /metrics.
+func scrapeAnnotations(port int32) map[string]string {
+	return map[string]string{
+		"prometheus.io/scrape": "true",
+		"prometheus.io/port":   strconv.Itoa(int(port)),
+		"prometheus.io/path":   "/metrics",
+	}
+}
+
+// objectMeta names a child of qs and labels it with its component.
+func objectMeta(qs *v1alpha1.QwenService, name, component string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:            name,
+		Namespace:       qs.Namespace,
+		Labels:          ChildLabels(qs, component),
+		OwnerReferences: []metav1.OwnerReference{ownerRef(qs)},
+	}
+}
+
+// ownerRef is the controller reference to qs: garbage collection removes the children with it.
+func ownerRef(qs *v1alpha1.QwenService) metav1.OwnerReference {
+	return metav1.OwnerReference{
+		APIVersion:         v1alpha1.GroupVersion.String(),
+		Kind:               "QwenService",
+		Name:               qs.Name,
+		UID:                qs.UID,
+		Controller:         ptr.To(true),
+		BlockOwnerDeletion: ptr.To(true),
+	}
+}

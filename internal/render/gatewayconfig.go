@@ -1,0 +1,104 @@
+package render
+
+import (
+	"fmt"
+
+	"k8s.io/utils/ptr"
+
+	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
+)
+
+// GatewayConfig is the gateway configuration of in: the upstreams, auth, the policy's
+// effective limits, the plan's level, static reply and breaker. Fields the inputs leave open
+// stay zero so the gateway applies its own defaults (gatewayconfig.Config.Default).
+func GatewayConfig(in Inputs) *gatewayconfig.Config {
+	qs := in.Service
+	gw := qs.Spec.Gateway
+	port := enginePort(qs.Spec.Engine)
+	served := ServedName(qs.Spec.Model)
+	c := &gatewayconfig.Config{
+		Listen: fmt.Sprintf(":%d", GatewayPort),
+		Models: []string{served},
+		Upstream: gatewayconfig.Upstream{
+			Name: "primary", URL: serviceURL(EngineName(qs), qs.Namespace, port), Model: served,
+		},
+		MaxRequestBodyBytes: ptr.Deref(gw.MaxRequestBodyBytes, 0),
+		TrustedProxies:      gw.TrustedProxies,
+		Degradation:         gatewayconfig.Degradation{Level: Level(in.Plan)},
+	}
+	if fb := qs.Spec.Fallback; fb != nil {
+		c.Fallback = &gatewayconfig.Upstream{
+			Name: "fallback", URL: serviceURL(FallbackName(qs), qs.Namespace, port), Model: ServedName(fb.Model),
+		}
+	}
+	if gw.APIKeysSecretRef != nil {
+		c.Auth.KeysDir = GatewayKeysDir
+	}
+	if p := in.Policy; p != nil {
+		c.RateLimit = rateLimitConfig(p, gw)
+	}
+	if plan := in.Plan; plan != nil {
+		sr := plan.Spec.StaticResponse
+		if sr.Message != "" {
+			c.Degradation.StaticResponse = &gatewayconfig.StaticResponse{Message: sr.Message, HTTPStatus: sr.HTTPStatus}
+		}
+		cb := plan.Spec.CircuitBreaker
+		c.Breaker = gatewayconfig.Breaker{
+			FailureThreshold: cb.FailureThreshold, RecoveryTimeout: cb.RecoveryTimeout, HalfOpenRequests: cb.HalfOpenRequests,
+		}
+	}
+	return c
+}
+
+// rateLimitConfig is the policy's effective limits and settings for the gateway. Without
+// Redis every replica limits locally, so the gateway is told the replica count to divide by.
+func rateLimitConfig(p *v1alpha1.RateLimitPolicy, gw v1alpha1.GatewaySpec) *gatewayconfig.RateLimit {
+	rl := &gatewayconfig.RateLimit{
+		Policy:         p.Name,
+		Mode:           gatewayconfig.Mode(p.Spec.Mode),
+		Key:            gatewayconfig.Key{Source: gatewayconfig.KeySource(p.Spec.Key.Source), Header: p.Spec.Key.Header},
+		Algorithm:      gatewayconfig.Algorithm(p.Spec.Algorithm),
+		Limits:         limits(EffectiveLimits(p)),
+		FailureMode:    gatewayconfig.FailureMode(p.Spec.FailureMode),
+		ActiveSchedule: p.Status.ActiveSchedule,
+	}
+	for _, o := range p.Spec.Overrides {
+		rl.Overrides = append(rl.Overrides, gatewayconfig.Override{
+			Name: o.Name, Keys: append([]string(nil), o.Keys...), Limits: limits(o.Limits),
+		})
+	}
+	if r := gw.Redis; r != nil {
+		rl.Redis = &gatewayconfig.Redis{Address: r.Address, PasswordEnv: RedisPasswordEnv, TLS: r.TLS}
+	} else {
+		rl.Replicas = gatewayReplicas(gw)
+	}
+	return rl
+}
+
+func limits(l v1alpha1.LimitSet) gatewayconfig.Limits {
+	return gatewayconfig.Limits{
+		RequestsPerMinute:     int64(ptr.Deref(l.RequestsPerMinute, 0)),
+		Burst:                 int64(ptr.Deref(l.Burst, 0)),
+		TokensPerMinute:       ptr.Deref(l.TokensPerMinute, 0),
+		InputTokensPerMinute:  ptr.Deref(l.InputTokensPerMinute, 0),
+		OutputTokensPerMinute: ptr.Deref(l.OutputTokensPerMinute, 0),
+		MaxConcurrentRequests: int64(ptr.Deref(l.MaxConcurrentRequests, 0)),
+	}
+}
+
+func serviceURL(name, namespace string, port int32) string {
+	return fmt.Sprintf("http://%s.%s.svc:%d", name, namespace, port)
+}
+
+// validateGatewayConfig checks c the way the gateway will when it loads it.
+func validateGatewayConfig(c *gatewayconfig.Config) error {
+	out, err := gatewayconfig.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if _, err := gatewayconfig.Load(out); err != nil {
+		return &InvalidError{Reason: ReasonInvalidGatewayConfig, Message: err.Error()}
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+package render
+
+import (
+	"sort"
+
+	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+)
+
+// Defaults are the images a QwenService gets when its spec leaves them empty (the operator's
+// flags).
+type Defaults struct {
+	VLLMImage      string
+	SGLangImage    string
+	SimulatorImage string
+	GatewayImage   string
+}
+
+// Inputs is everything a render depends on.
+type Inputs struct {
+	// Service is the QwenService to render; it must have a name, namespace and UID.
+	Service *v1alpha1.QwenService
+	// Policy is the RateLimitPolicy in force for Service, or nil for no limits.
+	Policy *v1alpha1.RateLimitPolicy
+	// Plan is the DegradationPlan in force for Service, or nil for level 0.
+	Plan *v1alpha1.DegradationPlan
+	// Defaults fill the images the spec leaves empty.
+	Defaults Defaults
+	// MissingSecrets are the SecretRefs whose Secret does not exist.
+	MissingSecrets []SecretRef
+	// HTTPRouteServed says the API server serves Gateway API's HTTPRoute
+	// (gateway.networking.k8s.io/v1); spec.exposure.httpRoute needs it.
+	HTTPRouteServed bool
+	// BackendTrafficPolicyServed says the API server serves Envoy Gateway's
+	// gateway.envoyproxy.io/v1alpha1 BackendTrafficPolicy.
+	BackendTrafficPolicyServed bool
+}
+
+// SecretRef is a Secret a QwenService references, with the field that references it.
+type SecretRef struct {
+	// Name of the Secret in the service's namespace.
+	Name string
+	// Field is the spec path that names it, e.g. spec.engine.hfTokenSecretRef.
+	Field string
+}
+
+// SecretRefs lists the Secrets the rendered pods need, sorted by name then field. The TLS
+// Secret of an Ingress is not listed: the ingress controller reads it, not our pods.
+func SecretRefs(qs *v1alpha1.QwenService) []SecretRef {
+	var refs []SecretRef
+	if r := qs.Spec.Engine.HFTokenSecretRef; r != nil {
+		refs = append(refs, SecretRef{r.Name, "spec.engine.hfTokenSecretRef"})
+	}
+	if r := qs.Spec.Gateway.APIKeysSecretRef; r != nil {
+		refs = append(refs, SecretRef{r.Name, "spec.gateway.apiKeysSecretRef"})
+	}
+	if rd := qs.Spec.Gateway.Redis; rd != nil && rd.PasswordSecretRef != nil {
+		refs = append(refs, SecretRef{rd.PasswordSecretRef.Name, "spec.gateway.redis.passwordSecretRef"})
+	}
+	sort.Slice(refs, func(i, j int) bool {
+		if refs[i].Name != refs[j].Name {
+			return refs[i].Name < refs[j].Name
+		}
+		return refs[i].Field < refs[j].Field
+	})
+	return refs
+}
+
+// Level is the degradation level in force: the plan's status.level, 0 without a plan.
+func Level(plan *v1alpha1.DegradationPlan) int32 {
+	if plan == nil {
+		return v1alpha1.LevelNormal
+	}
+	return plan.Status.Level
+}
+
+// EffectiveLimits are the limits in force for a policy: status.effectiveLimits as computed by
+// the RateLimitPolicy controller, or spec.limits while that status is still empty.
+func EffectiveLimits(p *v1alpha1.RateLimitPolicy) v1alpha1.LimitSet {
+	if p.Status.EffectiveLimits != nil {
+		return *p.Status.EffectiveLimits
+	}
+	return p.Spec.Limits
+}
