@@ -9,6 +9,7 @@ import (
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
 	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
+	"github.com/qwenops/qwen-operator/internal/schedule"
 )
 
 // The ingress-nginx annotations the operator writes.
@@ -56,7 +57,7 @@ func Edge(p *v1alpha1.RateLimitPolicy) EdgeLimits {
 	// The most any one key may use: the effective limits or a tier's, whichever is larger.
 	maxRPM, maxBurst, maxConns := rpm, burst, conns
 	for _, o := range p.Spec.Overrides {
-		orpm, oburst, oconns := limitTriple(merge(base, o.Limits))
+		orpm, oburst, oconns := limitTriple(schedule.Merge(base, OverrideLimits(p, o)))
 		maxRPM, maxBurst, maxConns = max(maxRPM, orpm), max(maxBurst, oburst), max(maxConns, oconns)
 	}
 	e := EdgeLimits{CeilingRequestsPerMinute: maxRPM}
@@ -88,20 +89,6 @@ func limitTriple(l v1alpha1.LimitSet) (rpm, burst, conns int64) {
 		burst = rpm
 	}
 	return rpm, burst, int64(ptr.Deref(l.MaxConcurrentRequests, 0))
-}
-
-// merge lays the fields set in over onto base (an override tier on the effective limits).
-func merge(base, over v1alpha1.LimitSet) v1alpha1.LimitSet {
-	if over.RequestsPerMinute != nil {
-		base.RequestsPerMinute = over.RequestsPerMinute
-	}
-	if over.Burst != nil {
-		base.Burst = over.Burst
-	}
-	if over.MaxConcurrentRequests != nil {
-		base.MaxConcurrentRequests = over.MaxConcurrentRequests
-	}
-	return base
 }
 
 func dedupe(s []string) []string {

@@ -65,7 +65,7 @@ func rateLimitConfig(p *v1alpha1.RateLimitPolicy, gw v1alpha1.GatewaySpec) *gate
 	}
 	for _, o := range p.Spec.Overrides {
 		rl.Overrides = append(rl.Overrides, gatewayconfig.Override{
-			Name: o.Name, Keys: append([]string(nil), o.Keys...), Limits: limits(o.Limits),
+			Name: o.Name, Keys: append([]string(nil), o.Keys...), Limits: limits(OverrideLimits(p, o)),
 		})
 	}
 	if r := gw.Redis; r != nil {

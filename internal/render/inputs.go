@@ -4,6 +4,7 @@ import (
 	"sort"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/internal/schedule"
 )
 
 // Defaults are the images a QwenService gets when its spec leaves them empty (the operator's
@@ -80,4 +81,18 @@ func EffectiveLimits(p *v1alpha1.RateLimitPolicy) v1alpha1.LimitSet {
 		return *p.Status.EffectiveLimits
 	}
 	return p.Spec.Limits
+}
+
+// OverrideLimits are an override tier's limits scaled by the policy's adaptive scale: a hot
+// GPU lowers every tier, not only the base limits.
+func OverrideLimits(p *v1alpha1.RateLimitPolicy, o v1alpha1.LimitOverride) v1alpha1.LimitSet {
+	scale := p.Status.AdaptiveScale
+	if scale == "" || scale == "1" {
+		return o.Limits
+	}
+	scaled, err := schedule.Scale(o.Limits, scale)
+	if err != nil { // the RateLimitPolicy controller wrote a scale it parsed; keep the tier as written
+		return o.Limits
+	}
+	return scaled
 }
