@@ -150,7 +150,6 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-
 // A Go client that leaves durations zero gets the schema defaults, as kubectl users do.
 func TestGoClientZeroDurationsGetDefaults(t *testing.T) {
 	ns := namespace(t)
