@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
@@ -42,12 +41,7 @@ func planStatus(in planInputs) (v1alpha1.DegradationPlanStatus, degrade.State) {
 	st := *p.Status.DeepCopy()
 	st.ObservedGeneration = p.Generation
 	set := func(typ string, ok bool, reason, msg string) {
-		c := metav1.Condition{Type: typ, Status: metav1.ConditionFalse, Reason: reason, Message: msg,
-			ObservedGeneration: p.Generation, LastTransitionTime: metav1.NewTime(in.now)}
-		if ok {
-			c.Status = metav1.ConditionTrue
-		}
-		meta.SetStatusCondition(&st.Conditions, c)
+		setCondition(&st.Conditions, p.Generation, in.now, typ, ok, reason, msg)
 	}
 	setDegraded := func() {
 		if st.Level == v1alpha1.LevelNormal {

@@ -119,30 +119,36 @@ func getPlan(t testing.TB, ns, name string) *v1alpha1.DegradationPlan {
 	return p
 }
 
-// waitPolicyCondition waits until the policy's condition has status and reason.
-func waitPolicyCondition(t testing.TB, ns, name, typ string, status metav1.ConditionStatus, reason string) {
+// waitConditionOf waits until get()'s condition typ has status and reason, and returns it.
+func waitConditionOf[T any](t testing.TB, what string, get func() (T, []metav1.Condition), typ string, status metav1.ConditionStatus, reason string) T {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%s %s=%s/%s", name, typ, status, reason), func() error {
-		c := meta.FindStatusCondition(getPolicy(t, ns, name).Status.Conditions, typ)
+	var obj T
+	eventually(t, fmt.Sprintf("%s %s=%s/%s", what, typ, status, reason), func() error {
+		var conds []metav1.Condition
+		obj, conds = get()
+		c := meta.FindStatusCondition(conds, typ)
 		if c == nil || c.Status != status || c.Reason != reason {
 			return fmt.Errorf("condition %+v", c)
 		}
 		return nil
 	})
+	return obj
+}
+
+func waitPolicyCondition(t testing.TB, ns, name, typ string, status metav1.ConditionStatus, reason string) {
+	t.Helper()
+	waitConditionOf(t, name, func() (*v1alpha1.RateLimitPolicy, []metav1.Condition) {
+		p := getPolicy(t, ns, name)
+		return p, p.Status.Conditions
+	}, typ, status, reason)
 }
 
 func waitPlanCondition(t testing.TB, ns, name, typ string, status metav1.ConditionStatus, reason string) *v1alpha1.DegradationPlan {
 	t.Helper()
-	var p *v1alpha1.DegradationPlan
-	eventually(t, fmt.Sprintf("%s %s=%s/%s", name, typ, status, reason), func() error {
-		p = getPlan(t, ns, name)
-		c := meta.FindStatusCondition(p.Status.Conditions, typ)
-		if c == nil || c.Status != status || c.Reason != reason {
-			return fmt.Errorf("condition %+v", c)
-		}
-		return nil
-	})
-	return p
+	return waitConditionOf(t, name, func() (*v1alpha1.DegradationPlan, []metav1.Condition) {
+		p := getPlan(t, ns, name)
+		return p, p.Status.Conditions
+	}, typ, status, reason)
 }
 
 // waitChain waits until the policy's effective rpm reached the gateway ConfigMap and the

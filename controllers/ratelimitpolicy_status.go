@@ -50,12 +50,7 @@ func policyStatus(in policyInputs) (v1alpha1.RateLimitPolicyStatus, time.Duratio
 	st := *p.Status.DeepCopy()
 	st.ObservedGeneration = p.Generation
 	set := func(typ string, ok bool, reason, msg string) {
-		c := metav1.Condition{Type: typ, Status: metav1.ConditionFalse, Reason: reason, Message: msg,
-			ObservedGeneration: p.Generation, LastTransitionTime: metav1.NewTime(in.now)}
-		if ok {
-			c.Status = metav1.ConditionTrue
-		}
-		meta.SetStatusCondition(&st.Conditions, c)
+		setCondition(&st.Conditions, p.Generation, in.now, typ, ok, reason, msg)
 	}
 	reject := func(reason, msg string) (v1alpha1.RateLimitPolicyStatus, time.Duration) {
 		set(v1alpha1.ConditionAccepted, false, reason, msg)
@@ -140,4 +135,15 @@ func errNoDataFor(keys []string) error {
 		return nil
 	}
 	return fmt.Errorf("%w for %v", telemetry.ErrNoData, keys)
+}
+
+// setCondition sets one condition, stamped with the generation; its lastTransitionTime
+// changes (to now) only when its status does.
+func setCondition(conds *[]metav1.Condition, generation int64, now time.Time, typ string, ok bool, reason, msg string) {
+	c := metav1.Condition{Type: typ, Status: metav1.ConditionFalse, Reason: reason, Message: msg,
+		ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now)}
+	if ok {
+		c.Status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(conds, c)
 }
