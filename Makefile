@@ -31,6 +31,12 @@ build:
 	go build -o bin/manager ./cmd/manager
 	go build -o bin/gateway ./cmd/gateway
 
+demo: ## run the whole product locally, no cluster or GPU needed (after make setup); prints the endpoint and commands to try
+	$(ENV) bash hack/demo/up.sh
+
+demo-down: ## stop exactly the processes make demo started
+	bash hack/demo/down.sh
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 

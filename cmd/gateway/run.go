@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +30,8 @@ type flags struct {
 	kubeconfig      string
 	shutdownTimeout time.Duration
 	logLevel        slog.Level
+	listen          string
+	resolve         resolveFlag
 }
 
 func parseFlags(args []string, out io.Writer) (*flags, error) {
@@ -39,6 +43,9 @@ func parseFlags(args []string, out io.Writer) (*flags, error) {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for --configmap (default: in-cluster)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 25*time.Second, "how long in-flight requests and streams may take to finish on SIGTERM")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	fs.StringVar(&f.listen, "listen", "", "address to serve on, overriding the config's listen (for a gateway run outside the cluster, e.g. 127.0.0.1:8080)")
+	f.resolve = resolveFlag{}
+	fs.Var(f.resolve, "resolve", "HOST:PORT=ADDR:PORT: connect to ADDR:PORT whenever an upstream URL names HOST:PORT, like curl --resolve (repeatable; for a gateway run outside the cluster, whose rendered upstream URLs are cluster DNS names)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -46,6 +53,32 @@ func parseFlags(args []string, out io.Writer) (*flags, error) {
 		return nil, errors.New("exactly one of --config and --configmap is required")
 	}
 	return f, nil
+}
+
+// resolveFlag collects --resolve HOST:PORT=ADDR:PORT mappings.
+type resolveFlag map[string]string
+
+func (r resolveFlag) String() string {
+	pairs := make([]string, 0, len(r))
+	for from, to := range r {
+		pairs = append(pairs, from+"="+to)
+	}
+	sort.Strings(pairs)
+	return strings.Join(pairs, ",")
+}
+
+func (r resolveFlag) Set(v string) error {
+	from, to, ok := strings.Cut(v, "=")
+	if !ok {
+		return fmt.Errorf("%q: want HOST:PORT=ADDR:PORT", v)
+	}
+	for _, hp := range []string{from, to} {
+		if h, p, err := net.SplitHostPort(hp); err != nil || h == "" || p == "" {
+			return fmt.Errorf("%q: %q is not HOST:PORT", v, hp)
+		}
+	}
+	r[from] = to
+	return nil
 }
 
 // hooks let tests observe the process; every field may be nil.
@@ -64,7 +97,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, h hooks) error {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: f.logLevel}))
-	g := gateway.New(gateway.Options{Logger: log})
+	g := gateway.New(gateway.Options{Logger: log, Resolve: f.resolve})
 	defer g.Close()
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -84,11 +117,14 @@ func run(ctx context.Context, args []string, logOut io.Writer, h hooks) error {
 			delivered = true
 			if err == nil {
 				listen = g.Config().Listen
+				if f.listen != "" {
+					listen = f.listen
+				}
 			}
 			first <- err
 			return
 		}
-		if err == nil && g.Config().Listen != listen {
+		if err == nil && f.listen == "" && g.Config().Listen != listen {
 			log.Warn("a new listen address takes effect only after a restart", "serving", listen, "configured", g.Config().Listen)
 		}
 		if h.reloaded != nil {

@@ -23,6 +23,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives reload and error events. Default slog.Default().
 	Logger *slog.Logger
+	// Resolve maps upstream "host:port" addresses to the "address:port" to connect to instead,
+	// like curl --resolve; the URLs and Host headers are unchanged. It lets a gateway outside
+	// the cluster (the local demo) reach engines whose rendered URLs are cluster DNS names.
+	Resolve map[string]string
 }
 
 // Gateway is the data plane. It is an http.Handler; configure it with Apply or Load first.
@@ -41,6 +45,8 @@ type Gateway struct {
 	breakers     map[string]*breaker.Breaker
 	transport    *http.Transport
 	transportCfg gatewayconfig.Timeouts
+	// resolve is Options.Resolve, used by every transport.
+	resolve map[string]string
 }
 
 // state is one applied configuration; requests read it once and use it throughout.
@@ -75,6 +81,7 @@ func New(opts Options) *Gateway {
 	g := &Gateway{
 		now:      opts.Now,
 		log:      opts.Logger,
+		resolve:  opts.Resolve,
 		m:        newMetrics(),
 		memory:   ratelimit.NewMemory(ratelimit.MemoryOptions{}),
 		breakers: map[string]*breaker.Breaker{},
@@ -207,7 +214,7 @@ func (g *Gateway) build(cfg *gatewayconfig.Config) (*state, error) {
 			old := g.transport
 			defer old.CloseIdleConnections()
 		}
-		g.transport, g.transportCfg = newTransport(cfg.Timeouts), cfg.Timeouts
+		g.transport, g.transportCfg = newTransport(cfg.Timeouts, g.resolve), cfg.Timeouts
 	}
 	st.transport = g.transport
 	return st, nil

@@ -1,0 +1,245 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// pidFile is what a pid file records: the pid and the process's start time in clock ticks
+// since boot (/proc/PID/stat field 22), so that a pid the kernel reused for another program
+// is never signalled.
+type pidFile struct {
+	pid   int
+	start uint64
+}
+
+func (p pidFile) String() string { return fmt.Sprintf("%d %d\n", p.pid, p.start) }
+
+func parsePidFile(b []byte) (pidFile, error) {
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return pidFile{}, fmt.Errorf("pid file %q: want \"PID STARTTIME\"", strings.TrimSpace(string(b)))
+	}
+	pid, err := strconv.Atoi(f[0])
+	if err != nil || pid <= 1 {
+		return pidFile{}, fmt.Errorf("pid file: bad pid %q", f[0])
+	}
+	start, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		return pidFile{}, fmt.Errorf("pid file: bad start time %q", f[1])
+	}
+	return pidFile{pid: pid, start: start}, nil
+}
+
+// procStat returns the state letter and start time of a process from /proc/PID/stat.
+func procStat(pid int) (state byte, start uint64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: parse after the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	start, err = strconv.ParseUint(f[19], 10, 64)
+	return f[0][0], start, err
+}
+
+// procParent returns the parent pid and command name of a process.
+func procParent(pid int) (ppid int, comm string, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, "", err
+	}
+	s := string(b)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(s[end+1:])
+	if len(f) < 2 {
+		return 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return ppid, s[open+1 : end], err
+}
+
+// alive reports whether the recorded process still runs (a zombie does not count).
+func (p pidFile) alive() bool {
+	state, start, err := procStat(p.pid)
+	return err == nil && start == p.start && state != 'Z' && state != 'X'
+}
+
+// recordPid writes the pid file of a process that is running now.
+func recordPid(path string, pid int) error {
+	_, start, err := procStat(pid)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, []byte(pidFile{pid: pid, start: start}.String()), 0o644)
+}
+
+func readPid(path string) (pidFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return pidFile{}, err
+	}
+	return parsePidFile(b)
+}
+
+// stopPid stops the process recorded in path, if it is still the same process: SIGTERM, then,
+// after grace, SIGKILL to its process group (every component is started as the leader of its
+// own session, so the group holds exactly what it started). It removes the pid file once
+// the process is gone.
+func stopPid(path string, grace time.Duration) error {
+	p, err := readPid(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if p.alive() {
+		_ = syscall.Kill(p.pid, syscall.SIGTERM)
+		if !waitGone(p, grace) {
+			_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+			if !waitGone(p, 10*time.Second) {
+				return fmt.Errorf("pid %d (%s) did not exit", p.pid, filepath.Base(path))
+			}
+		}
+	}
+	return os.Remove(path)
+}
+
+// killPid kills the recorded process at once (SIGKILL), as a crash or an OOM kill would.
+func killPid(path string) error {
+	p, err := readPid(path)
+	if err != nil {
+		return err
+	}
+	if !p.alive() {
+		return fmt.Errorf("pid %d (%s) is not running", p.pid, filepath.Base(path))
+	}
+	if err := syscall.Kill(p.pid, syscall.SIGKILL); err != nil {
+		return err
+	}
+	if !waitGone(p, 10*time.Second) {
+		return fmt.Errorf("pid %d did not exit after SIGKILL", p.pid)
+	}
+	return os.Remove(path)
+}
+
+// waitGone polls until the process has exited or d passed; it reports whether it exited.
+func waitGone(p pidFile, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for p.alive() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(25 * time.Millisecond) // polling process state
+	}
+	return true
+}
+
+// daemon is a started component process.
+type daemon struct {
+	pid    int
+	exited chan struct{} // closed when the process exited (only for children of this process)
+}
+
+// spawn starts argv as a daemon: in its own session (so it outlives this process and its
+// terminal, and its process group holds only what it starts), stdin from /dev/null, output
+// appended to logPath, working directory dir. It records the pid in pidPath. A goroutine
+// reaps the process when it exits while this process still runs.
+func spawn(argv, env []string, dir, logPath, pidPath string) (*daemon, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", argv[0], err)
+	}
+	d := &daemon{pid: cmd.Process.Pid, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(d.exited) }()
+	if err := recordPid(pidPath, d.pid); err != nil {
+		_ = cmd.Process.Kill()
+		return nil, err
+	}
+	return d, nil
+}
+
+// waitReady polls check every 100ms until it succeeds, the daemon exits, or ctx ends.
+func (d *daemon) waitReady(ctx context.Context, what string, check func(context.Context) error) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		last = check(cctx)
+		cancel()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-d.exited:
+			return fmt.Errorf("%s exited before it was ready", what)
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %v", what, last)
+		case <-tick.C:
+		}
+	}
+}
+
+// childPids returns the pids of this process's children running the named programs.
+func childPids(names ...string) map[string]int {
+	out := map[string]int{}
+	entries, _ := os.ReadDir("/proc")
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		ppid, comm, err := procParent(pid)
+		if err != nil || ppid != self {
+			continue
+		}
+		for _, n := range names {
+			// comm is truncated to 15 characters by the kernel.
+			if comm == n || len(n) > 15 && comm == n[:15] {
+				out[n] = pid
+			}
+		}
+	}
+	return out
+}
+
+// writeFileAtomic writes a file through a temporary file and a rename, so readers never see
+// it half written.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
