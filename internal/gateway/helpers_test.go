@@ -114,6 +114,20 @@ func openAIError(t testing.TB, body string) (msg, typ string, param, code any) {
 	return msg, typ, e.Error["param"], e.Error["code"]
 }
 
+// waitMetric polls a metric until it equals want (the gateway records a request's metrics
+// just after its response is sent) or 5 s pass, and returns the last value.
+func waitMetric(t testing.TB, g *Gateway, want float64, name string, labels ...string) float64 {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := metricValue(t, g, name, labels...)
+		if got == want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func metricValue(t testing.TB, g *Gateway, name string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := g.Registry().Gather()

@@ -21,8 +21,16 @@ const maxUpstreamJSON = 64 << 20
 // target's breaker. It returns the response's usage, or nil when unknown.
 func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *request, rt route, start time.Time) *usage {
 	target := rt.target
-	outcome := breaker.Ignored
-	defer func() { target.breaker.Done(g.now(), outcome) }()
+	// The outcome is reported once, before the client can see the end of the response, so
+	// the next request already meets the breaker state this one left.
+	reported := false
+	report := func(o breaker.Outcome) {
+		if !reported {
+			reported = true
+			target.breaker.Done(g.now(), o)
+		}
+	}
+	defer report(breaker.Ignored)
 
 	body, err := req.upstreamBody(rt.rw)
 	if err != nil {
@@ -46,7 +54,7 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 
 	resp, err := st.transport.RoundTrip(ureq)
 	if err != nil {
-		outcome = g.failure(r, nil)
+		report(g.failure(r, nil))
 		writeUpstreamError(w, err)
 		return nil
 	}
@@ -57,9 +65,10 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 	copyHeader(w.Header(), resp.Header, "X-Request-Id")
 	if resp.StatusCode != http.StatusOK {
 		// Engine errors are already OpenAI-shaped: pass them through.
-		outcome = breaker.Success
 		if resp.StatusCode >= 500 {
-			outcome = breaker.Failure
+			report(breaker.Failure)
+		} else {
+			report(breaker.Success)
 		}
 		copyHeader(w.Header(), resp.Header, "Content-Type", "Retry-After")
 		w.WriteHeader(resp.StatusCode)
@@ -74,24 +83,24 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 		u, err := pipeSSE(w, idle, req.includeUsage, func() {
 			g.m.ttft.WithLabelValues(req.model).Observe(g.now().Sub(start).Seconds())
 		})
-		outcome = g.outcome(r, err, idle)
+		report(g.outcome(r, err, idle))
 		return u
 	}
 
 	full, err := io.ReadAll(io.LimitReader(idle, maxUpstreamJSON))
 	if err != nil {
-		outcome = g.failure(r, idle)
+		report(g.failure(r, idle))
 		writeUpstreamError(w, err)
 		return nil
 	}
-	outcome = breaker.Success
 	if req.stream { // L1: the engine answered whole, the client wants SSE.
 		sse, u, err := completionToSSE(req.ep, full, req.includeUsage)
 		if err != nil {
-			outcome = breaker.Failure
+			report(breaker.Failure)
 			writeError(w, &apiError{status: 502, typ: "upstream_error", message: err.Error()})
 			return nil
 		}
+		report(breaker.Success)
 		setSSEHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
 		g.m.ttft.WithLabelValues(req.model).Observe(g.now().Sub(start).Seconds())
@@ -99,6 +108,7 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 		w.Flush()
 		return u
 	}
+	report(breaker.Success)
 	copyHeader(w.Header(), resp.Header, "Content-Type")
 	w.Header().Set("Content-Length", strconv.Itoa(len(full)))
 	w.WriteHeader(http.StatusOK)

@@ -41,10 +41,10 @@ func TestProxyNonStreaming(t *testing.T) {
 	if resp.Header.Get("X-Qwen-Degradation-Level") != "" {
 		t.Errorf("degradation header on a normal response")
 	}
-	if got := metricValue(t, tg.Gateway, "qwen_gateway_tokens_total", "direction", "input"); got != 7 {
+	if got := waitMetric(t, tg.Gateway, 7, "qwen_gateway_tokens_total", "direction", "input"); got != 7 {
 		t.Errorf("input tokens = %v", got)
 	}
-	if got := metricValue(t, tg.Gateway, "qwen_gateway_requests_total", "model", "Qwen3-1.7B", "code", "200", "level", "0"); got != 1 {
+	if got := waitMetric(t, tg.Gateway, 1, "qwen_gateway_requests_total", "model", "Qwen3-1.7B", "code", "200", "level", "0"); got != 1 {
 		t.Errorf("requests_total = %v", got)
 	}
 }
@@ -80,10 +80,10 @@ func TestProxyStreamingStripsUsageChunk(t *testing.T) {
 			}
 		})
 	}
-	if got := metricValue(t, tg.Gateway, "qwen_gateway_tokens_total", "direction", "output"); got != 6 {
+	if got := waitMetric(t, tg.Gateway, 6, "qwen_gateway_tokens_total", "direction", "output"); got != 6 {
 		t.Errorf("output tokens = %v, want 6 (usage read from both streams)", got)
 	}
-	if got := metricValue(t, tg.Gateway, "qwen_gateway_time_to_first_token_seconds", "model", "Qwen3-1.7B"); got != 2 {
+	if got := waitMetric(t, tg.Gateway, 2, "qwen_gateway_time_to_first_token_seconds", "model", "Qwen3-1.7B"); got != 2 {
 		t.Errorf("ttft samples = %v", got)
 	}
 }

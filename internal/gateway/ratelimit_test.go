@@ -56,10 +56,10 @@ func TestRateLimited429BodyAndHeaders(t *testing.T) {
 	if e.calls.Load() != 2 {
 		t.Errorf("engine called %d times, want 2", e.calls.Load())
 	}
-	if got := metricValue(t, tg.Gateway, "qwen_gateway_rate_limited_total", "reason", "requests", "mode", "Enforce"); got != 1 {
+	if got := waitMetric(t, tg.Gateway, 1, "qwen_gateway_rate_limited_total", "reason", "requests", "mode", "Enforce"); got != 1 {
 		t.Errorf("rate_limited_total = %v", got)
 	}
-	if got := metricValue(t, tg.Gateway, "qwen_gateway_requests_total", "code", "429"); got != 1 {
+	if got := waitMetric(t, tg.Gateway, 1, "qwen_gateway_requests_total", "code", "429"); got != 1 {
 		t.Errorf("requests_total{code=429} = %v", got)
 	}
 	clock.Advance(40 * time.Second)
@@ -80,7 +80,7 @@ func TestRateLimitShadowCountsButAdmits(t *testing.T) {
 			t.Fatalf("request %d: %d", i, resp.StatusCode)
 		}
 	}
-	if got := metricValue(t, tg.Gateway, "qwen_gateway_rate_limited_total", "reason", "requests", "mode", "Shadow"); got != 2 {
+	if got := waitMetric(t, tg.Gateway, 2, "qwen_gateway_rate_limited_total", "reason", "requests", "mode", "Shadow"); got != 2 {
 		t.Errorf("shadow rejections counted = %v, want 2", got)
 	}
 }
