@@ -27,9 +27,10 @@ func setupControllers(mgr ctrl.Manager, d Defaults) error {
 		return err
 	}
 	rlp := &controllers.RateLimitPolicyReconciler{
-		Client:        mgr.GetClient(),
-		Recorder:      mgr.GetEventRecorder("qwen-operator"),
-		PrometheusURL: d.PrometheusURL,
+		Client:            mgr.GetClient(),
+		Recorder:          mgr.GetEventRecorder("qwen-operator"),
+		PrometheusURL:     d.PrometheusURL,
+		TelemetryInterval: d.AdaptiveInterval,
 	}
 	if err := rlp.SetupWithManager(ctx, mgr); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -52,6 +53,8 @@ type Defaults struct {
 	SimulatorImage string
 	GatewayImage   string
 	PrometheusURL  string
+	// AdaptiveInterval is how often RateLimitPolicies with adaptive rules re-read telemetry.
+	AdaptiveInterval time.Duration
 }
 
 func parseFlags(fs *flag.FlagSet, args []string) (options, zap.Options, error) {
@@ -69,6 +72,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, zap.Options, error) {
 	fs.StringVar(&o.defaults.SimulatorImage, "simulator-image", "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2", "default engine image for engine.type Simulator")
 	fs.StringVar(&o.defaults.GatewayImage, "gateway-image", "ghcr.io/qwenops/qwen-gateway:latest", "default gateway image")
 	fs.StringVar(&o.defaults.PrometheusURL, "prometheus-url", "http://prometheus-operated.monitoring.svc:9090", "default Prometheus URL for DegradationPlans and adaptive rules")
+	fs.DurationVar(&o.defaults.AdaptiveInterval, "adaptive-interval", 15*time.Second, "how often RateLimitPolicies with adaptive rules re-read telemetry")
 	zo := zap.Options{}
 	zo.BindFlags(fs)
 	err := fs.Parse(args)

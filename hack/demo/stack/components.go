@@ -93,7 +93,7 @@ func (s *State) component(name string) (component, error) {
 			argv: []string{filepath.Join(s.Bin, "manager"), "--kubeconfig", s.Kubeconfig(),
 				"--health-probe-bind-address", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Ports.ManagerProbe)),
 				"--metrics-bind-address", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Ports.ManagerMetrics)),
-				"--metrics-secure=false", "--prometheus-url", s.PrometheusURL()},
+				"--metrics-secure=false", "--prometheus-url", s.PrometheusURL(), "--adaptive-interval", "2s"},
 			timeout: time.Minute,
 			ready:   httpOK(URL(s.Ports.ManagerProbe) + "/readyz"),
 		}, nil
