@@ -129,17 +129,16 @@ func (r *DegradationPlanReconciler) writeStatus(ctx context.Context, p *v1alpha1
 	if equality.Semantic.DeepEqual(p.Status, status) {
 		return nil
 	}
-	if status.Level != p.Status.Level {
+	from := p.Status.Level
+	if err := patchStatus(ctx, r.Client, p, func(p *v1alpha1.DegradationPlan) { p.Status = status }); err != nil {
+		return err
+	}
+	if status.Level != from {
 		eventType, reason := "Warning", "Degraded"
-		if status.Level < p.Status.Level {
+		if status.Level < from {
 			eventType, reason = "Normal", "Recovered"
 		}
-		r.Recorder.Eventf(p, nil, eventType, reason, "Reconcile", "level %d → %d: %s", p.Status.Level, status.Level, firstOr(status.Reasons, "all triggers cleared"))
-	}
-	patch := client.MergeFrom(p.DeepCopy())
-	p.Status = status
-	if err := r.Status().Patch(ctx, p, patch); err != nil {
-		return fmt.Errorf("writing status: %w", err)
+		r.Recorder.Eventf(p, nil, eventType, reason, "Reconcile", "level %d → %d: %s", from, status.Level, firstOr(status.Reasons, "all triggers cleared"))
 	}
 	return nil
 }

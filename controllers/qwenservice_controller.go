@@ -121,13 +121,12 @@ func (r *QwenServiceReconciler) writeStatus(ctx context.Context, qs *v1alpha1.Qw
 	if equality.Semantic.DeepEqual(qs.Status, status) {
 		return nil
 	}
-	for _, ev := range statusEvents(qs.Status, status) {
-		r.Recorder.Eventf(qs, nil, ev.eventType, ev.reason, "Reconcile", "%s", ev.note)
+	events := statusEvents(qs.Status, status)
+	if err := patchStatus(ctx, r.Client, qs, func(qs *v1alpha1.QwenService) { qs.Status = status }); err != nil {
+		return err
 	}
-	patch := client.MergeFrom(qs.DeepCopy())
-	qs.Status = status
-	if err := r.Status().Patch(ctx, qs, patch); err != nil {
-		return fmt.Errorf("writing status: %w", err)
+	for _, ev := range events {
+		r.Recorder.Eventf(qs, nil, ev.eventType, ev.reason, "Reconcile", "%s", ev.note)
 	}
 	return nil
 }

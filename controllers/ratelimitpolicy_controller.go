@@ -107,14 +107,13 @@ func (r *RateLimitPolicyReconciler) writeStatus(ctx context.Context, p *v1alpha1
 	if equality.Semantic.DeepEqual(p.Status, status) {
 		return nil
 	}
-	if status.EffectiveLimits != nil && (p.Status.ActiveSchedule != status.ActiveSchedule || p.Status.AdaptiveScale != status.AdaptiveScale) {
+	changed := status.EffectiveLimits != nil && (p.Status.ActiveSchedule != status.ActiveSchedule || p.Status.AdaptiveScale != status.AdaptiveScale)
+	if err := patchStatus(ctx, r.Client, p, func(p *v1alpha1.RateLimitPolicy) { p.Status = status }); err != nil {
+		return err
+	}
+	if changed {
 		r.Recorder.Eventf(p, nil, "Normal", "LimitsChanged", "Reconcile", "schedule %q, adaptive scale %s: %d requests/min",
 			orBase(status.ActiveSchedule), status.AdaptiveScale, ptr.Deref(status.EffectiveLimits.RequestsPerMinute, 0))
-	}
-	patch := client.MergeFrom(p.DeepCopy())
-	p.Status = status
-	if err := r.Status().Patch(ctx, p, patch); err != nil {
-		return fmt.Errorf("writing status: %w", err)
 	}
 	return nil
 }
