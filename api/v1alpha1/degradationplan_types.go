@@ -171,7 +171,7 @@ type DegradationPlanStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 	// level in force, 0..4.
 	// +optional
-	Level int32 `json:"level,omitempty"`
+	Level int32 `json:"level"`
 	// since is when the current level began.
 	// +optional
 	Since *metav1.Time `json:"since,omitempty"`

@@ -352,7 +352,7 @@ type QwenServiceStatus struct {
 	URL string `json:"url,omitempty"`
 	// degradationLevel in force (0 = normal, 1..4 = L1..L4).
 	// +optional
-	DegradationLevel int32 `json:"degradationLevel,omitempty"`
+	DegradationLevel int32 `json:"degradationLevel"`
 	// rateLimit summarises the enforced limit, e.g. "50/min burst 10 (schedule: daytime)".
 	// +optional
 	RateLimit string `json:"rateLimit,omitempty"`
