@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/qwenops/qwen-operator/internal/testutil/proc"
 )
 
 // State is what Up decided, saved as stack.json in the state directory so that later
@@ -71,7 +73,7 @@ func pickPorts(preferred bool) (Ports, error) {
 			continue
 		}
 		for {
-			port, err := freePort()
+			port, err := proc.FreePort()
 			if err != nil {
 				return p, err
 			}
@@ -91,15 +93,6 @@ func portFree(port int) bool {
 	}
 	l.Close()
 	return true
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Path returns a path inside the state directory.

@@ -4,7 +4,6 @@
 package promtest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -24,6 +23,7 @@ import (
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
+	"github.com/qwenops/qwen-operator/internal/testutil/proc"
 	"github.com/qwenops/qwen-operator/internal/testutil/tools"
 )
 
@@ -39,7 +39,7 @@ type Prometheus struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
-	log    *syncBuffer
+	log    *proc.Log
 }
 
 // Start runs prometheus with scrape and evaluation intervals of 1s, scraping the given
@@ -65,7 +65,7 @@ func Start(tb testing.TB, scrapeTargets ...string) *Prometheus {
 	})
 	var err error
 	for attempt := 0; attempt < 5; attempt++ { // another process may take the port in between
-		if p.port, err = freePort(); err != nil {
+		if p.port, err = proc.FreePort(); err != nil {
 			continue
 		}
 		if err = p.start(); err == nil {
@@ -143,7 +143,7 @@ func (p *Prometheus) signal(sig syscall.Signal) {
 
 func (p *Prometheus) start() error {
 	begin := time.Now()
-	log := &syncBuffer{}
+	log := &proc.Log{}
 	cmd := exec.Command(p.bin,
 		"--config.file="+p.config,
 		"--storage.tsdb.path="+p.data,
@@ -262,31 +262,4 @@ func single(v model.Value) (float64, bool) {
 		return float64(r.Value), true
 	}
 	return 0, false
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer collects a process's output while the test may read it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/qwenops/qwen-operator/internal/testutil/proc"
 	"github.com/qwenops/qwen-operator/internal/testutil/tools"
 )
 
@@ -42,7 +43,7 @@ func Start(tb testing.TB) *Server {
 	tb.Cleanup(s.cleanup)
 	var err error
 	for attempt := 0; attempt < 5; attempt++ { // another process may take the port in between
-		if s.port, err = freePort(); err != nil {
+		if s.port, err = proc.FreePort(); err != nil {
 			continue
 		}
 		if err = s.start(); err == nil {
@@ -176,13 +177,4 @@ func waitPing(addr string, exited <-chan struct{}) error {
 		case <-tick.C:
 		}
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

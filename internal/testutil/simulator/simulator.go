@@ -6,14 +6,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os/exec"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/qwenops/qwen-operator/internal/testutil/proc"
 	"github.com/qwenops/qwen-operator/internal/testutil/tools"
 )
 
@@ -40,7 +39,7 @@ type Sim struct {
 	URL   string
 	Model string
 	cmd   *exec.Cmd
-	out   *syncBuffer
+	out   *proc.Log
 }
 
 // Start runs a simulator and waits until /health answers; the test's cleanup stops it.
@@ -67,7 +66,7 @@ func Start(tb testing.TB, opts Options) *Sim {
 }
 
 func start(bin string, opts Options) (*Sim, error) {
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +79,7 @@ func start(bin string, opts Options) (*Sim, error) {
 		args = append(args, "--failure-types", t)
 	}
 	args = append(args, opts.Args...)
-	s := &Sim{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Model: opts.Model, out: &syncBuffer{}}
+	s := &Sim{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Model: opts.Model, out: &proc.Log{}}
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
@@ -132,33 +131,4 @@ func (s *Sim) stop() {
 	if s.cmd.Process != nil {
 		s.cmd.Process.Kill()
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() > 1<<20 { // keep the log bounded
-		b.b.Reset()
-	}
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
