@@ -59,3 +59,21 @@ func compareDir(t *testing.T, fresh, committed string) {
 		}
 	}
 }
+
+// TestProjectFileListsTheKinds keeps the kubebuilder PROJECT file in step with the API.
+func TestProjectFileListsTheKinds(t *testing.T) {
+	root, err := tools.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "PROJECT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"domain: qwenops.io", "group: serving", "version: v1alpha1",
+		"kind: QwenService", "kind: RateLimitPolicy", "kind: DegradationPlan", "repo: github.com/qwenops/qwen-operator"} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("PROJECT lacks %q", want)
+		}
+	}
+}
