@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
-	"github.com/qwenops/qwen-operator/internal/testutil/promtest"
 )
 
 // pollEvery is how often the benchmarks look at the API server.
@@ -68,15 +65,8 @@ func BenchmarkScheduleBoundaryToConfigMap(b *testing.B) {
 // temperature above a level's threshold to the level in the plan's status, with a 1 s
 // interval and Prometheus scraping every second. Goal: at most interval + 2 s.
 func BenchmarkTelemetryCrossingToStatus(b *testing.B) {
-	ns := newNamespace(b)
-	exp := promtest.NewExporter(b, ns)
-	exp.SetGPUTemperature(enginePod, 60)
-	prom := promtest.Start(b, exp.Target())
-	clk := &offsetClock{}
-	startPolicyManager(b, clk, "")
-	create(b, qwen3(ns))
-	plan := degradePlan(ns)
-	plan.Spec.Prometheus = v1alpha1.PrometheusSpec{URL: prom.URL(), Interval: metav1.Duration{Duration: time.Second}}
+	ns, exp, prom, clk := telemetryStack(b)
+	plan := fastPlan(ns, prom.URL())
 	plan.Spec.Levels = []v1alpha1.DegradationLevel{{Level: 4, When: []v1alpha1.Trigger{{Signal: v1alpha1.SignalGPUTemperature, Above: "90"}}}}
 	create(b, plan)
 	level := func() int32 { return getPlan(b, ns, plan.Name).Status.Level }

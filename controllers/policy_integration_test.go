@@ -207,6 +207,28 @@ func TestScheduleBoundaryReachesGatewayAndIngress(t *testing.T) {
 // enginePod is an engine pod name of the qwen3 service, as the telemetry presets match it.
 const enginePod = "qwen3-engine-7d9f8-x2k4p"
 
+// telemetryStack starts, for one test, a namespace with the qwen3 service, an exporter
+// serving its GPU at 60 °C, a real Prometheus scraping it, and the policy reconcilers on an
+// offset clock reading that Prometheus.
+func telemetryStack(tb testing.TB) (string, *promtest.Exporter, *promtest.Prometheus, *offsetClock) {
+	tb.Helper()
+	ns := newNamespace(tb)
+	exp := promtest.NewExporter(tb, ns)
+	exp.SetGPUTemperature(enginePod, 60)
+	prom := promtest.Start(tb, exp.Target())
+	clk := &offsetClock{}
+	startPolicyManager(tb, clk, prom.URL())
+	create(tb, qwen3(ns))
+	return ns, exp, prom, clk
+}
+
+// fastPlan is degradePlan reading promURL every second.
+func fastPlan(ns, promURL string) *v1alpha1.DegradationPlan {
+	plan := degradePlan(ns)
+	plan.Spec.Prometheus = v1alpha1.PrometheusSpec{URL: promURL, Interval: metav1.Duration{Duration: time.Second}}
+	return plan
+}
+
 // waitObjectEvent waits for an Event with reason about the named object of kind.
 func waitObjectEvent(t testing.TB, ns, kind, name, reason string) {
 	t.Helper()
@@ -227,13 +249,7 @@ func waitObjectEvent(t testing.TB, ns, kind, name, reason string) {
 // TestAdaptiveRuleHalvesLimitsWhileHot: above 80 °C the sample rule halves the limits, in
 // status, the gateway ConfigMap and the Ingress; cooled down, they come back.
 func TestAdaptiveRuleHalvesLimitsWhileHot(t *testing.T) {
-	ns := newNamespace(t)
-	exp := promtest.NewExporter(t, ns)
-	exp.SetGPUTemperature(enginePod, 60)
-	prom := promtest.Start(t, exp.Target())
-	clk := &offsetClock{}
-	startPolicyManager(t, clk, prom.URL())
-	create(t, qwen3(ns))
+	ns, exp, _, _ := telemetryStack(t)
 	p := limitsPolicy(ns, "qwen3-limits", 60)
 	p.Spec.Adaptive = []v1alpha1.AdaptiveRule{{Trigger: v1alpha1.Trigger{Signal: v1alpha1.SignalGPUTemperature, Above: "80"}, Scale: "0.5"}}
 	create(t, p)
@@ -252,15 +268,8 @@ func TestAdaptiveRuleHalvesLimitsWhileHot(t *testing.T) {
 // and back, then stops Prometheus: the level follows up at once, steps down only after the
 // cooldown, and is held without telemetry.
 func TestDegradationFollowsTelemetry(t *testing.T) {
-	ns := newNamespace(t)
-	exp := promtest.NewExporter(t, ns)
-	exp.SetGPUTemperature(enginePod, 60)
-	prom := promtest.Start(t, exp.Target())
-	clk := &offsetClock{}
-	startPolicyManager(t, clk, "")
-	create(t, qwen3(ns))
-	plan := degradePlan(ns)
-	plan.Spec.Prometheus = v1alpha1.PrometheusSpec{URL: prom.URL(), Interval: metav1.Duration{Duration: time.Second}}
+	ns, exp, prom, clk := telemetryStack(t)
+	plan := fastPlan(ns, prom.URL())
 	plan.Spec.Levels = nil
 	for level, above := range map[int32]string{1: "70", 2: "80", 3: "85", 4: "90"} {
 		plan.Spec.Levels = append(plan.Spec.Levels, v1alpha1.DegradationLevel{Level: level, When: []v1alpha1.Trigger{{Signal: v1alpha1.SignalGPUTemperature, Above: v1alpha1.Decimal(above)}}})
@@ -330,13 +339,7 @@ func TestDegradationFollowsTelemetry(t *testing.T) {
 // TestPolicyBadInput: what the schema cannot check is reported in conditions, and the
 // target keeps its current settings.
 func TestPolicyBadInput(t *testing.T) {
-	ns := newNamespace(t)
-	exp := promtest.NewExporter(t, ns)
-	exp.SetGPUTemperature(enginePod, 60)
-	prom := promtest.Start(t, exp.Target())
-	clk := &offsetClock{}
-	startPolicyManager(t, clk, prom.URL())
-	create(t, qwen3(ns))
+	ns, _, prom, _ := telemetryStack(t)
 
 	good := limitsPolicy(ns, "qwen3-limits", 40)
 	create(t, good)
@@ -364,8 +367,7 @@ func TestPolicyBadInput(t *testing.T) {
 	waitPolicyCondition(t, ns, "orphan", v1alpha1.ConditionAccepted, metav1.ConditionFalse, ReasonTargetNotFound)
 
 	// A PromQL query Prometheus rejects.
-	plan := degradePlan(ns)
-	plan.Spec.Prometheus = v1alpha1.PrometheusSpec{URL: prom.URL(), Interval: metav1.Duration{Duration: time.Second}}
+	plan := fastPlan(ns, prom.URL())
 	plan.Spec.Levels = []v1alpha1.DegradationLevel{{Level: 1, When: []v1alpha1.Trigger{{Signal: v1alpha1.SignalPromQL, Query: "sum(rate(", Above: "1"}}}}
 	create(t, plan)
 	p := waitPlanCondition(t, ns, plan.Name, v1alpha1.ConditionAccepted, metav1.ConditionFalse, "InvalidQuery")
