@@ -84,7 +84,7 @@ func (r *DegradationPlanReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 
 	status, next := planStatus(in)
 	if err := r.writeStatus(ctx, p, status); err != nil {
-		return ctrl.Result{}, err
+		return retryIfStale(err)
 	}
 	r.remember(p, next)
 	degradationLevel.WithLabelValues(req.String()).Set(float64(status.Level))

@@ -87,7 +87,7 @@ func (r *QwenServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	status := computeStatus(qs, in, obs, errors.Join(renderErr, applyErr), r.Clock.Now())
 	if err := r.writeStatus(ctx, qs, status); err != nil {
-		return ctrl.Result{}, err
+		return retryIfStale(err)
 	}
 	var invalid *render.InvalidError
 	if errors.As(renderErr, &invalid) {

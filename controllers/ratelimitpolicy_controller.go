@@ -70,7 +70,7 @@ func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 
 	status, requeue := policyStatus(in)
 	if err := r.writeStatus(ctx, p, status); err != nil {
-		return ctrl.Result{}, err
+		return retryIfStale(err)
 	}
 	if status.EffectiveLimits != nil {
 		effectiveRPM.WithLabelValues(req.String()).Set(float64(ptr.Deref(status.EffectiveLimits.RequestsPerMinute, 0)))

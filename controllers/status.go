@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -17,4 +19,13 @@ func patchStatus[T client.Object](ctx context.Context, c client.Client, obj T, s
 		return fmt.Errorf("writing status: %w", err)
 	}
 	return nil
+}
+
+// retryIfStale turns a status write's conflict (the object changed since the cache read it)
+// into a quiet requeue; other errors go back to the controller as errors.
+func retryIfStale(err error) (ctrl.Result, error) {
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{Requeue: true}, nil
+	}
+	return ctrl.Result{}, err
 }
