@@ -5,8 +5,6 @@
 package install
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/qwenops/qwen-operator/internal/testutil/kubetest"
@@ -15,16 +13,4 @@ import (
 // env is the real kube-apiserver + etcd (with the project's CRDs) the install tests apply to.
 var env *kubetest.Env
 
-func TestMain(m *testing.M) {
-	var err error
-	env, err = kubetest.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { kubetest.Main(m, &env) }

@@ -129,3 +129,19 @@ func (e *Env) Stop() error {
 	}
 	return err
 }
+
+// Main is a TestMain body for packages whose tests share one control plane: it starts it,
+// stores it in *env, runs the tests, stops it and exits with the tests' code.
+func Main(m interface{ Run() int }, env **Env) {
+	e, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*env = e
+	code := m.Run()
+	if err := e.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
+	}
+	os.Exit(code)
+}
