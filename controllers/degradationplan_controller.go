@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -63,17 +62,9 @@ func (r *DegradationPlanReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	in := planInputs{plan: p, now: r.Clock.Now()}
 	in.compiled, in.compileErr = degrade.NewPlan(p.Spec)
-	err := r.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: p.Spec.TargetRef.Name}, &v1alpha1.QwenService{})
-	if err != nil && !apierrors.IsNotFound(err) {
+	var err error
+	if in.targetExists, in.olderPlan, err = standing(ctx, r.Client, p, p.Spec.TargetRef.Name, &v1alpha1.DegradationPlanList{}); err != nil {
 		return ctrl.Result{}, err
-	}
-	in.targetExists = err == nil
-	var peers v1alpha1.DegradationPlanList
-	if err := r.List(ctx, &peers, client.InNamespace(p.Namespace), client.MatchingFields{IndexTargetRef: p.Spec.TargetRef.Name}); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing DegradationPlans: %w", err)
-	}
-	if first := oldest(peers.Items); first != nil && first.Name != p.Name {
-		in.olderPlan = first.Name
 	}
 	if in.compiled != nil {
 		in.state = r.state(p, in.compiled)

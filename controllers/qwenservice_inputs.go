@@ -58,14 +58,18 @@ func oldest[T any, PT interface {
 	for i := range items {
 		ptrs[i] = PT(&items[i])
 	}
-	return slices.MinFunc(ptrs, func(a, b PT) int {
-		ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
-		switch {
-		case ta.Before(&tb):
-			return -1
-		case tb.Before(&ta):
-			return 1
-		}
-		return cmp.Compare(a.GetName(), b.GetName())
-	})
+	return slices.MinFunc(ptrs, func(a, b PT) int { return byAge(a, b) })
+}
+
+// byAge orders objects by creation time, ties (creation times have one-second resolution)
+// broken by name.
+func byAge(a, b client.Object) int {
+	ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
+	switch {
+	case ta.Before(&tb):
+		return -1
+	case tb.Before(&ta):
+		return 1
+	}
+	return cmp.Compare(a.GetName(), b.GetName())
 }

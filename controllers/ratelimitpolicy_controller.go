@@ -2,12 +2,10 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -54,15 +52,8 @@ func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	in := policyInputs{policy: p, now: r.Clock.Now()}
 	var err error
-	if in.targetExists, err = r.exists(ctx, types.NamespacedName{Namespace: p.Namespace, Name: p.Spec.TargetRef.Name}, &v1alpha1.QwenService{}); err != nil {
+	if in.targetExists, in.olderPolicy, err = standing(ctx, r.Client, p, p.Spec.TargetRef.Name, &v1alpha1.RateLimitPolicyList{}); err != nil {
 		return ctrl.Result{}, err
-	}
-	var peers v1alpha1.RateLimitPolicyList
-	if err := r.List(ctx, &peers, client.InNamespace(p.Namespace), client.MatchingFields{IndexTargetRef: p.Spec.TargetRef.Name}); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing RateLimitPolicies: %w", err)
-	}
-	if first := oldest(peers.Items); first != nil && first.Name != p.Name {
-		in.olderPolicy = first.Name
 	}
 	if len(p.Spec.Adaptive) > 0 && in.targetExists && in.olderPolicy == "" {
 		in.adaptive = r.readAdaptive(ctx, p)
@@ -92,14 +83,6 @@ func (r *RateLimitPolicyReconciler) readAdaptive(ctx context.Context, p *v1alpha
 		triggers[i] = a.Trigger
 	}
 	return readTriggers(ctx, q, triggers, telemetry.Target{Namespace: p.Namespace, Service: p.Spec.TargetRef.Name})
-}
-
-func (r *RateLimitPolicyReconciler) exists(ctx context.Context, key types.NamespacedName, obj client.Object) (bool, error) {
-	err := r.Get(ctx, key, obj)
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	return err == nil, err
 }
 
 // writeStatus patches the status when it changed, with an Event when the schedule switched.

@@ -89,8 +89,9 @@ func policyStatus(in policyInputs) (v1alpha1.RateLimitPolicyStatus, time.Duratio
 	msg := fmt.Sprintf("QwenService %q renders these limits into its gateway and edge", p.Spec.TargetRef.Name)
 	reason := ReasonEnforced
 	if held {
-		reason = telemetry.Reason(errors.Join(in.adaptive.err, errNoDataFor(in.adaptive.noData)))
-		msg += fmt.Sprintf("; adaptive scale held at %s: %v", scale, errors.Join(in.adaptive.err, errNoDataFor(in.adaptive.noData)))
+		why := errors.Join(in.adaptive.err, errNoDataFor(in.adaptive.noData))
+		reason = telemetry.Reason(why)
+		msg += fmt.Sprintf("; adaptive scale held at %s: %v", scale, why)
 	}
 	set(v1alpha1.ConditionEnforced, true, reason, msg)
 

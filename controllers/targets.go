@@ -2,6 +2,10 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -46,4 +50,29 @@ func createOrDelete() predicate.Predicate {
 		UpdateFunc:  func(event.UpdateEvent) bool { return false },
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
+}
+
+// standing says whether obj's target QwenService exists and names an older object of obj's
+// kind (listed into list) on the same target, "" when obj is the oldest: of two policies or
+// plans on one target, the older wins.
+func standing(ctx context.Context, c client.Reader, obj client.Object, target string, list client.ObjectList) (exists bool, older string, err error) {
+	err = c.Get(ctx, types.NamespacedName{Namespace: obj.GetNamespace(), Name: target}, &v1alpha1.QwenService{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return false, "", err
+	}
+	exists = err == nil
+	if err := c.List(ctx, list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{IndexTargetRef: target}); err != nil {
+		return exists, "", fmt.Errorf("listing by target: %w", err)
+	}
+	first := obj
+	_ = meta.EachListItem(list, func(item runtime.Object) error {
+		if o := item.(client.Object); byAge(o, first) < 0 {
+			first = o
+		}
+		return nil
+	})
+	if first.GetName() != obj.GetName() {
+		older = first.GetName()
+	}
+	return exists, older, nil
 }
