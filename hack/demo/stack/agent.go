@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -26,136 +25,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/qwenops/qwen-operator/internal/testutil/dcgm"
 )
-
-// GPU is the state of the demo's simulated GPU, as the DCGM exporter reports it.
-type GPU struct {
-	// Temperature in °C (DCGM_FI_DEV_GPU_TEMP).
-	Temperature float64 `json:"temperature"`
-	// Utilization in % (DCGM_FI_DEV_GPU_UTIL).
-	Utilization float64 `json:"utilization"`
-	// Memory is the used share of the framebuffer, 0..1 (DCGM_FI_DEV_FB_USED / total).
-	Memory float64 `json:"memory"`
-}
-
-// gpuMemoryMiB is the simulated framebuffer (an A100 40GB).
-const gpuMemoryMiB = 40960
-
-var defaultGPU = GPU{Temperature: 60, Utilization: 35, Memory: 0.5}
-
-// exporter serves the GPU's DCGM metrics for the engine pod and sets them over HTTP.
-type exporter struct {
-	namespace, pod string
-	mu             sync.Mutex
-	gpu            GPU
-}
-
-// ServeHTTP serves GET /metrics, GET /gpu (JSON), POST /gpu?temperature=&utilization=&memory=
-// (any subset) and GET /healthz.
-func (e *exporter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case r.URL.Path == "/healthz":
-		io.WriteString(w, "ok\n")
-	case r.URL.Path == "/metrics":
-		e.mu.Lock()
-		g := e.gpu
-		e.mu.Unlock()
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		io.WriteString(w, dcgmMetrics(g, e.namespace, e.pod))
-	case r.URL.Path == "/gpu" && r.Method == http.MethodPost:
-		if err := r.ParseForm(); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		e.mu.Lock()
-		g, err := applyGPUForm(e.gpu, r.Form)
-		if err == nil {
-			e.gpu = g
-		}
-		e.mu.Unlock()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		writeJSON(w, g)
-	case r.URL.Path == "/gpu":
-		e.mu.Lock()
-		g := e.gpu
-		e.mu.Unlock()
-		writeJSON(w, g)
-	default:
-		http.NotFound(w, r)
-	}
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	b, _ := json.Marshal(v)
-	w.Write(append(b, '\n'))
-}
-
-// applyGPUForm sets the fields named in form.
-func applyGPUForm(g GPU, form url.Values) (GPU, error) {
-	for _, f := range []struct {
-		key      string
-		dst      *float64
-		min, max float64
-	}{{"temperature", &g.Temperature, 0, 150}, {"utilization", &g.Utilization, 0, 100}, {"memory", &g.Memory, 0, 1}} {
-		v := form.Get(f.key)
-		if v == "" {
-			continue
-		}
-		x, err := strconv.ParseFloat(v, 64)
-		if err != nil || math.IsNaN(x) || x < f.min || x > f.max {
-			return g, fmt.Errorf("%s=%q: want a number in [%v, %v]", f.key, v, f.min, f.max)
-		}
-		*f.dst = x
-	}
-	return g, nil
-}
-
-// dcgmMetrics renders the GPU as the DCGM exporter does with pod mapping: GPU 0 of the
-// engine pod, labelled namespace/pod/container.
-func dcgmMetrics(g GPU, namespace, pod string) string {
-	labels := fmt.Sprintf(`gpu="0",UUID="GPU-00000000-0000-4000-8000-00000000demo",device="nvidia0",modelName="NVIDIA A100-SXM4-40GB (simulated)",Hostname="qwen-demo",namespace=%q,pod=%q,container="engine"`, namespace, pod)
-	used := math.Round(g.Memory * gpuMemoryMiB)
-	var b strings.Builder
-	for _, m := range []struct {
-		name, help string
-		v          float64
-	}{
-		{"DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", g.Temperature},
-		{"DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", g.Utilization},
-		{"DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB).", used},
-		{"DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB).", gpuMemoryMiB - used},
-		{"DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", 60 + 3.4*g.Utilization},
-	} {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s{%s} %s\n", m.name, m.help, m.name, m.name, labels,
-			strconv.FormatFloat(m.v, 'f', -1, 64))
-	}
-	return b.String()
-}
 
 // SetGPU sets the simulated GPU through the agent's HTTP setter (what hack/demo/gpu-temp
 // does): form holds any of temperature, utilization and memory; the others keep their values.
 // It returns the GPU's new state.
-func SetGPU(ctx context.Context, s *State, form url.Values) (GPU, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.AgentURL()+"/gpu", strings.NewReader(form.Encode()))
-	if err != nil {
-		return GPU{}, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return GPU{}, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return GPU{}, fmt.Errorf("setting the GPU: %s: %s", resp.Status, strings.TrimSpace(string(b)))
-	}
-	var g GPU
-	return g, json.Unmarshal(b, &g)
+func SetGPU(ctx context.Context, s *State, form url.Values) (dcgm.GPU, error) {
+	return dcgm.Set(ctx, nil, s.AgentURL(), form)
 }
 
 // RunAgent is the agent component (`qwen-demo agent`). It stands in for what a cluster
@@ -182,13 +60,13 @@ func RunAgent(dir string) error {
 	}
 	defer reqLog.Close()
 	rl := &requestLog{w: reqLog}
-	exp := &exporter{namespace: s.Namespace, pod: s.enginePod(), gpu: defaultGPU}
+	exp := dcgm.New(s.Namespace, s.enginePod())
 	for _, l := range []struct {
 		port int
 		h    http.Handler
 		what string
 	}{
-		{s.Ports.Agent, exp, "GPU exporter (pod " + exp.pod + ")"},
+		{s.Ports.Agent, exp, "GPU exporter (pod " + exp.GPU().Pod + ")"},
 		{s.Ports.EngineService, newServiceProxy(s.Name+"-engine", URL(s.Ports.Engine), rl), "Service " + s.Name + "-engine"},
 		{s.Ports.FallbackService, newServiceProxy(s.Name+"-fallback", URL(s.Ports.Fallback), rl), "Service " + s.Name + "-fallback"},
 	} {

@@ -1,9 +1,6 @@
 package stack
 
 import (
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -80,42 +77,6 @@ func TestParsePidFile(t *testing.T) {
 	}
 	if p, err := parsePidFile([]byte("123 456\n")); err != nil || p.pid != 123 || p.start != 456 {
 		t.Fatalf("%+v %v", p, err)
-	}
-}
-
-// TestExporter sets the GPU over HTTP as hack/demo/gpu-temp does and reads the DCGM series.
-func TestExporter(t *testing.T) {
-	e := &exporter{namespace: "ai", pod: "qwen3-engine-local-0", gpu: defaultGPU}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
-	resp, err := http.PostForm(srv.URL+"/gpu", url.Values{"temperature": {"92"}, "memory": {"0.97"}})
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("set: %v %v", resp, err)
-	}
-	resp.Body.Close()
-	metrics, err := httpGet(t.Context(), srv.URL+"/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^DCGM_FI_DEV_GPU_TEMP\{.*namespace="ai",pod="qwen3-engine-local-0",container="engine"\} 92$`),
-		regexp.MustCompile(`(?m)^DCGM_FI_DEV_FB_USED\{.*\} 39731$`),
-		regexp.MustCompile(`(?m)^DCGM_FI_DEV_FB_FREE\{.*\} 1229$`),
-		regexp.MustCompile(`(?m)^DCGM_FI_DEV_GPU_UTIL\{.*\} 35$`),
-	} {
-		if !want.MatchString(metrics) {
-			t.Errorf("metrics lack %s:\n%s", want, metrics)
-		}
-	}
-	for _, bad := range []url.Values{{"temperature": {"hot"}}, {"memory": {"1.5"}}, {"utilization": {"-1"}}} {
-		resp, err := http.PostForm(srv.URL+"/gpu", bad)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("%v: %s", bad, resp.Status)
-		}
 	}
 }
 
