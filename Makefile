@@ -4,7 +4,7 @@ SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 ENV := source hack/env.sh &&
 
-.PHONY: setup test manifests chart-sync generate build lint bench demo demo-down fmt vet
+.PHONY: setup test manifests chart-sync generate build images cluster cluster-down lint bench demo demo-down fmt vet
 
 setup: ## install Debian packages, Go tools, envtest binaries and the simulator
 	bash hack/setup.sh
@@ -27,9 +27,17 @@ chart-sync: ## copy the CRDs, the manager's RBAC rules and the Grafana dashboard
 generate: ## regenerate deepcopy functions
 	$(ENV) "$$CONTROLLER_GEN" object:headerFile=hack/boilerplate.go.txt paths=./api/...
 
-build:
-	go build -o bin/manager ./cmd/manager
-	go build -o bin/gateway ./cmd/gateway
+build: ## build static binaries into bin/: manager, gateway, and the test images' pause and dcgm-exporter
+	go run ./hack/images -binaries-only
+
+images: ## build the images offline into bin/images/*.tar (OCI): manager, gateway, and the test images (simulator, pause, CoreDNS, DCGM exporter)
+	$(ENV) go run ./hack/images
+
+cluster: ## start a real one-node Kubernetes with the images imported (root; after make setup); prints the kubeconfig
+	$(ENV) go run ./hack/cluster up
+
+cluster-down: ## stop the node make cluster started and remove what it created
+	$(ENV) go run ./hack/cluster down
 
 demo: ## run the whole product locally, no cluster or GPU needed (after make setup); prints the endpoint and commands to try
 	$(ENV) bash hack/demo/up.sh

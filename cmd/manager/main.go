@@ -23,6 +23,7 @@ import (
 
 	servingv1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
 	"github.com/qwenops/qwen-operator/controllers"
+	"github.com/qwenops/qwen-operator/internal/buildinfo"
 )
 
 // Scheme holds every kind the manager reads or writes.
@@ -70,7 +71,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, zap.Options, error) {
 	fs.StringVar(&o.defaults.VLLMImage, "vllm-image", "vllm/vllm-openai:v0.11.0", "default engine image for engine.type VLLM")
 	fs.StringVar(&o.defaults.SGLangImage, "sglang-image", "lmsysorg/sglang:v0.5.4", "default engine image for engine.type SGLang")
 	fs.StringVar(&o.defaults.SimulatorImage, "simulator-image", "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2", "default engine image for engine.type Simulator")
-	fs.StringVar(&o.defaults.GatewayImage, "gateway-image", "ghcr.io/qwenops/qwen-gateway:latest", "default gateway image")
+	fs.StringVar(&o.defaults.GatewayImage, "gateway-image", buildinfo.GatewayImage(), "default gateway image (the one this release publishes)")
 	fs.StringVar(&o.defaults.PrometheusURL, "prometheus-url", "http://prometheus-operated.monitoring.svc:9090", "default Prometheus URL for DegradationPlans and adaptive rules")
 	fs.DurationVar(&o.defaults.AdaptiveInterval, "adaptive-interval", 15*time.Second, "how often RateLimitPolicies with adaptive rules re-read telemetry")
 	zo := zap.Options{}

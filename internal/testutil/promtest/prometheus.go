@@ -33,6 +33,7 @@ type Prometheus struct {
 	bin     string
 	config  string
 	data    string
+	host    string
 	port    int
 	targets int
 
@@ -49,10 +50,34 @@ type Prometheus struct {
 // test ends. It fails the test if prometheus is not installed, naming the install command.
 func Start(tb testing.TB, scrapeTargets ...string) *Prometheus {
 	tb.Helper()
+	return start(tb, "127.0.0.1", staticJob(scrapeTargets), len(scrapeTargets))
+}
+
+// Options configure StartWith.
+type Options struct {
+	// Host is the address Prometheus listens on; default 127.0.0.1.
+	Host string
+	// ScrapeConfigs is the YAML list of scrape_configs (service discovery and relabelling of
+	// the caller's choice), written under the 1s global intervals.
+	ScrapeConfigs string
+}
+
+// StartWith runs prometheus like Start, with the caller's scrape configs and listen host; it
+// returns once /-/ready answers.
+func StartWith(tb testing.TB, o Options) *Prometheus {
+	tb.Helper()
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	return start(tb, o.Host, o.ScrapeConfigs, 0)
+}
+
+func start(tb testing.TB, host, scrapeConfigs string, targets int) *Prometheus {
 	dir := tb.TempDir()
-	p := &Prometheus{tb: tb, bin: tools.Path(tb, "prometheus"),
-		config: filepath.Join(dir, "prometheus.yml"), data: filepath.Join(dir, "data"), targets: len(scrapeTargets)}
-	if err := os.WriteFile(p.config, []byte(config(scrapeTargets)), 0o600); err != nil {
+	p := &Prometheus{tb: tb, bin: tools.Path(tb, "prometheus"), host: host,
+		config: filepath.Join(dir, "prometheus.yml"), data: filepath.Join(dir, "data"), targets: targets}
+	global := "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
+	if err := os.WriteFile(p.config, []byte(global+scrapeConfigs), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
@@ -76,10 +101,10 @@ func Start(tb testing.TB, scrapeTargets ...string) *Prometheus {
 	return nil
 }
 
-func config(targets []string) string {
+// staticJob is the scrape config of job "promtest" with static targets.
+func staticJob(targets []string) string {
 	var b strings.Builder
-	b.WriteString("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n")
-	b.WriteString("scrape_configs:\n- job_name: promtest\n  static_configs:\n  - targets: [")
+	b.WriteString("- job_name: promtest\n  static_configs:\n  - targets: [")
 	for i, t := range targets {
 		if i > 0 {
 			b.WriteString(", ")
@@ -92,7 +117,7 @@ func config(targets []string) string {
 
 // URL is the base URL of the HTTP API, such as http://127.0.0.1:40123.
 func (p *Prometheus) URL() string {
-	return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port))
+	return "http://" + net.JoinHostPort(p.host, strconv.Itoa(p.port))
 }
 
 // Stop kills prometheus (an outage); Restart brings it back on the same port with its data.
@@ -147,7 +172,7 @@ func (p *Prometheus) start() error {
 	cmd := exec.Command(p.bin,
 		"--config.file="+p.config,
 		"--storage.tsdb.path="+p.data,
-		"--web.listen-address="+net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)),
+		"--web.listen-address="+net.JoinHostPort(p.host, strconv.Itoa(p.port)),
 		"--log.level=warn")
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {

@@ -86,9 +86,10 @@ func CacheDir() string {
 }
 
 // Lookup returns the path of a program, or an error that names the install command.
-// Known names: kube-apiserver, etcd, kubectl, llm-d-inference-sim, controller-gen, helm,
-// redis-server, prometheus. Environment overrides: KUBEBUILDER_ASSETS, QWEN_SIM,
-// CONTROLLER_GEN, HELM.
+// Known names: kube-apiserver, etcd, kubectl, kubelet, kube-proxy, kube-controller-manager,
+// kube-scheduler, coredns, llm-d-inference-sim, controller-gen, helm, and the Debian programs
+// redis-server, redis-sentinel, redis-cli, prometheus, curl, nginx, containerd, ctr, runc, iptables, ip.
+// Environment overrides: KUBEBUILDER_ASSETS, QWEN_SIM, CONTROLLER_GEN, HELM, QWEN_KUBE_BIN, QWEN_COREDNS.
 func Lookup(name string) (string, error) {
 	v, err := Versions()
 	if err != nil {
@@ -99,25 +100,31 @@ func Lookup(name string) (string, error) {
 	switch name {
 	case "kube-apiserver", "etcd", "kubectl":
 		candidates = append(candidates, filepath.Join(EnvtestAssets(), name))
+	case "kubelet", "kube-proxy", "kube-controller-manager", "kube-scheduler":
+		candidates = append(candidates, filepath.Join(KubeBinDir(), name))
+	case "coredns":
+		candidates = append(candidates, os.Getenv("QWEN_COREDNS"), filepath.Join(cache, "coredns-"+v["COREDNS_VERSION"], name))
 	case "llm-d-inference-sim":
 		candidates = append(candidates, os.Getenv("QWEN_SIM"), filepath.Join(cache, "llm-d-inference-sim-"+v["SIM_VERSION"], name))
 	case "controller-gen":
 		candidates = append(candidates, os.Getenv("CONTROLLER_GEN"), filepath.Join(cache, "controller-gen-v"+v["CONTROLLER_TOOLS_VERSION"], name))
 	case "helm":
 		candidates = append(candidates, os.Getenv("HELM"), filepath.Join(cache, "helm-v"+v["HELM_VERSION"], name))
-	case "redis-server", "prometheus", "curl":
+	case "redis-server", "redis-sentinel", "redis-cli", "prometheus", "curl", "nginx", "containerd", "ctr", "runc", "iptables", "ip":
 		if p, err := exec.LookPath(name); err == nil {
 			return p, nil
 		}
-		return "", fmt.Errorf("%s not found in PATH; install it with: %s (or apt-get install -y %s)", name, SetupHint, name)
+		for _, dir := range []string{"/usr/sbin", "/sbin"} { // root's programs, when PATH lacks them
+			if p := filepath.Join(dir, name); isExecutable(p) {
+				return p, nil
+			}
+		}
+		return "", fmt.Errorf("%s not found in PATH; install it with: %s (or apt-get install -y %s)", name, SetupHint, debianPackage[name])
 	default:
 		return "", fmt.Errorf("tools: unknown program %q", name)
 	}
 	for _, c := range candidates {
-		if c == "" {
-			continue
-		}
-		if st, err := os.Stat(c); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+		if c != "" && isExecutable(c) {
 			return c, nil
 		}
 	}
@@ -132,6 +139,28 @@ func EnvtestAssets() string {
 	}
 	v, _ := Versions()
 	return filepath.Join(CacheDir(), "envtest-"+v["K8S_VERSION"]+"-etcd-"+v["ETCD_VERSION"])
+}
+
+// KubeBinDir is where hack/setup.sh builds the kube binaries: $QWEN_KUBE_BIN, else
+// <cache>/kubernetes-<version>.
+func KubeBinDir() string {
+	if d := os.Getenv("QWEN_KUBE_BIN"); d != "" {
+		return d
+	}
+	v, _ := Versions()
+	return filepath.Join(CacheDir(), "kubernetes-"+v["K8S_VERSION"])
+}
+
+// debianPackage is the Debian package of each program found in PATH.
+var debianPackage = map[string]string{
+	"redis-server": "redis-server", "redis-sentinel": "redis-sentinel", "redis-cli": "redis-tools",
+	"prometheus": "prometheus", "curl": "curl", "nginx": "nginx", "containerd": "containerd", "ctr": "containerd",
+	"runc": "runc", "iptables": "iptables", "ip": "iproute2",
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
 // Path returns the program's path or fails the test with the install command.

@@ -1,0 +1,686 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/internal/buildinfo"
+	"github.com/qwenops/qwen-operator/internal/imagebuild"
+	"github.com/qwenops/qwen-operator/internal/testutil/cluster"
+	"github.com/qwenops/qwen-operator/internal/testutil/dcgm"
+	"github.com/qwenops/qwen-operator/internal/testutil/promtest"
+)
+
+// TestProductOnARealNode installs the chart, applies the samples with the Simulator engine
+// and drives the product as a user and an operator would: each subtest builds on the
+// previous one, so the first failure stops the run.
+func TestProductOnARealNode(t *testing.T) {
+	s := newSuite(t)
+	s.startPrometheus(t)
+	steps := []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"helm install", s.testInstall},
+		{"samples become Ready", s.testSamples},
+		{"traffic through the gateway Service", s.testTraffic},
+		{"a policy edit reaches the gateway pods", s.testPolicyEdit},
+		{"GPU temperature drives L4 and back", s.testDegradation},
+		{"a deleted engine pod opens the breaker", s.testBreaker},
+		{"the manager logged no error", s.testManagerLogs},
+		{"helm upgrade keeps the children", s.testUpgrade},
+		{"helm uninstall leaves nothing", s.testUninstall},
+	}
+	for _, st := range steps {
+		if !t.Run(st.name, st.fn) {
+			return
+		}
+	}
+	s.report(t)
+}
+
+// startPrometheus runs Prometheus on the node address (the manager pod reaches it there)
+// with Kubernetes pod discovery: pods annotated prometheus.io/scrape, and the stand-in DCGM
+// exporter with honor_labels (its series name the engine pod, as the real exporter's do).
+func (s *suite) startPrometheus(t *testing.T) {
+	kc := strconv.Quote(node.Kubeconfig())
+	p := promtest.StartWith(t, promtest.Options{Host: cluster.NodeIP, ScrapeConfigs: fmt.Sprintf(`
+- job_name: pods
+  kubernetes_sd_configs: [{role: pod, kubeconfig_file: %[1]s}]
+  relabel_configs:
+  - {source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape], regex: "true", action: keep}
+  - {source_labels: [__meta_kubernetes_pod_label_app], regex: dcgm-exporter, action: drop}
+  - {source_labels: [__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port], regex: "(.+);(.+)", replacement: "$1:$2", target_label: __address__}
+  - {source_labels: [__meta_kubernetes_namespace], target_label: namespace}
+  - {source_labels: [__meta_kubernetes_pod_name], target_label: pod}
+- job_name: dcgm
+  honor_labels: true
+  kubernetes_sd_configs: [{role: pod, kubeconfig_file: %[1]s}]
+  relabel_configs:
+  - {source_labels: [__meta_kubernetes_pod_label_app], regex: dcgm-exporter, action: keep}
+  - {source_labels: [__meta_kubernetes_pod_ip], replacement: "$1:9400", target_label: __address__}
+`, kc)})
+	s.promURL = p.URL()
+}
+
+// Timings for BENCHMARKS.md, logged by report.
+var installToAnswer time.Duration
+
+func (s *suite) testInstall(t *testing.T) {
+	ctx := context.Background()
+	if _, err := s.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testNS}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.cs.CoreV1().ServiceAccounts(testNS).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "scraper"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	installStart = time.Now()
+	s.run(t, 4*time.Minute, s.helm, "install", release, "charts/qwen-operator", "-n", operatorNS, "--create-namespace",
+		"--set", "prometheus.url="+s.promURL,
+		"--set-json", `metrics.readerSubjects=[{"kind":"ServiceAccount","name":"scraper","namespace":"`+testNS+`"}]`,
+		"--wait", "--timeout", "3m")
+
+	pod := s.managerPod(t)
+	if img := pod.Spec.Containers[0].Image; img != buildinfo.ManagerImage() {
+		t.Errorf("manager image %q, want %q", img, buildinfo.ManagerImage())
+	}
+	// Leader election: the Lease names the running pod.
+	eventually(t, time.Minute, "the manager holds the leader Lease", func() string {
+		l, err := s.cs.CoordinationV1().Leases(operatorNS).Get(ctx, leaseName, metav1.GetOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		if h := ptr.Deref(l.Spec.HolderIdentity, ""); !strings.HasPrefix(h, pod.Name) {
+			return fmt.Sprintf("holder %q, want pod %s", h, pod.Name)
+		}
+		return ""
+	})
+
+	// Metrics through the chart's Service: refused without a token, served to the scraper.
+	svc, err := s.cs.CoreV1().Services(operatorNS).Get(ctx, managerName+"-metrics", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsURL := fmt.Sprintf("https://%s:8443/metrics", svc.Spec.ClusterIP)
+	tok, err := s.cs.CoreV1().ServiceAccounts(testNS).CreateToken(ctx, "scraper", &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(600))},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := insecureHTTPS()
+	eventually(t, time.Minute, "metrics served with authentication", func() string {
+		resp, err := hc.Get(metricsURL)
+		if err != nil {
+			return err.Error()
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			return "without a token: " + resp.Status
+		}
+		req, _ := http.NewRequest(http.MethodGet, metricsURL, nil)
+		req.Header.Set("Authorization", "Bearer "+tok.Status.Token)
+		resp, err = hc.Do(req)
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		body := readAll(resp)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "controller_runtime_reconcile_total") {
+			return fmt.Sprintf("with the scraper's token: %s %.200s", resp.Status, body)
+		}
+		return ""
+	})
+}
+
+var installStart time.Time
+
+func (s *suite) managerPod(t *testing.T) corev1.Pod {
+	t.Helper()
+	list, err := s.cs.CoreV1().Pods(operatorNS).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=manager"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var running []corev1.Pod
+	for _, p := range list.Items {
+		if p.DeletionTimestamp == nil && podReady(p) {
+			running = append(running, p)
+		}
+	}
+	if len(running) != 1 {
+		t.Fatalf("want one ready manager pod, have %d of %d", len(running), len(list.Items))
+	}
+	return running[0]
+}
+
+func podReady(p corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// testSamples applies config/samples with the Simulator engine (a GPU-less node), requests
+// that fit two cores, and a plan that re-reads telemetry every 2s with a 10s cooldown (so
+// the test sees L4 and back in seconds, not minutes). Everything else is the samples as
+// written, including one nvidia.com/gpu per engine pod.
+func (s *suite) testSamples(t *testing.T) {
+	ctx := context.Background()
+	if _, err := s.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	samples := filepath.Join(s.root, "config", "samples")
+	var qs v1alpha1.QwenService
+	readYAML(t, filepath.Join(samples, "serving_v1alpha1_qwenservice.yaml"), &qs)
+	qs.Spec.Engine.Type = v1alpha1.EngineSimulator
+	qs.Spec.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")}
+	writeYAML(t, filepath.Join(dir, "qwenservice.yaml"), &qs)
+	var dp v1alpha1.DegradationPlan
+	readYAML(t, filepath.Join(samples, "serving_v1alpha1_degradationplan.yaml"), &dp)
+	dp.Spec.Prometheus.Interval = metav1.Duration{Duration: 2 * time.Second}
+	dp.Spec.Cooldown = metav1.Duration{Duration: 10 * time.Second}
+	writeYAML(t, filepath.Join(dir, "degradationplan.yaml"), &dp)
+	copyFile(t, filepath.Join(samples, "serving_v1alpha1_ratelimitpolicy.yaml"), filepath.Join(dir, "ratelimitpolicy.yaml"))
+	s.run(t, time.Minute, s.kubectl, "apply", "-n", namespace, "-f", dir)
+	s.startDCGMExporter(t)
+
+	var got v1alpha1.QwenService
+	eventually(t, 4*time.Minute, "QwenService Ready", func() string {
+		if err := s.kube.Get(ctx, types.NamespacedName{Namespace: namespace, Name: service}, &got); err != nil {
+			return err.Error()
+		}
+		if c := meta.FindStatusCondition(got.Status.Conditions, "Ready"); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Sprintf("conditions %+v", got.Status.Conditions)
+		}
+		return ""
+	})
+	if want := "http://qwen3-gateway.ai.svc:8080/v1"; got.Status.Endpoint != want {
+		t.Errorf("status.endpoint %q, want %q", got.Status.Endpoint, want)
+	}
+	var rlp v1alpha1.RateLimitPolicy
+	var dp2 v1alpha1.DegradationPlan
+	s.waitAccepted(t, policy, &rlp, func() []metav1.Condition { return rlp.Status.Conditions })
+	s.waitAccepted(t, plan, &dp2, func() []metav1.Condition { return dp2.Status.Conditions })
+	// Every component runs, Ready, under the securityContext and probes the operator rendered.
+	for _, component := range []string{"engine", "fallback", "gateway"} {
+		dep, err := s.cs.AppsV1().Deployments(namespace).Get(ctx, service+"-"+component, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pods := s.podsOf(t, component)
+		if len(pods) != int(ptr.Deref(dep.Spec.Replicas, 1)) {
+			t.Fatalf("%s: %d pods, want %d", component, len(pods), ptr.Deref(dep.Spec.Replicas, 1))
+		}
+		want := dep.Spec.Template.Spec.Containers[0]
+		for _, p := range pods {
+			c := p.Spec.Containers[0]
+			if !podReady(p) || p.Status.ContainerStatuses[0].State.Running == nil {
+				t.Errorf("%s pod %s is not running and Ready: %+v", component, p.Name, p.Status)
+			}
+			if fmt.Sprint(c.SecurityContext) != fmt.Sprint(want.SecurityContext) || c.ReadinessProbe == nil || c.LivenessProbe == nil {
+				t.Errorf("%s pod %s: securityContext %v probes %v/%v, rendered %v", component, p.Name, c.SecurityContext, c.ReadinessProbe, c.LivenessProbe, want.SecurityContext)
+			}
+		}
+	}
+	gw := s.podsOf(t, "gateway")[0].Spec.Containers[0].SecurityContext
+	if gw == nil || !ptr.Deref(gw.RunAsNonRoot, false) || !ptr.Deref(gw.ReadOnlyRootFilesystem, false) {
+		t.Errorf("the gateway runs without its non-root, read-only securityContext: %v", gw)
+	}
+	if q := s.podsOf(t, "engine")[0].Spec.Containers[0].Resources.Limits[cluster.GPUResource]; q.Value() != 1 {
+		t.Errorf("the engine pod asks for %v %s, want 1", q.String(), cluster.GPUResource)
+	}
+	svc, err := s.cs.CoreV1().Services(namespace).Get(ctx, service+"-gateway", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.gateway = fmt.Sprintf("http://%s:8080", svc.Spec.ClusterIP)
+	// kube-proxy programs a new ClusterIP about a second after the endpoints are ready.
+	eventually(t, time.Minute, "the gateway Service answers", func() string {
+		resp, err := s.http.Get(s.gateway + "/readyz")
+		if err != nil {
+			return err.Error()
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return resp.Status
+		}
+		return ""
+	})
+}
+
+// waitAccepted waits until the named policy or plan is Accepted.
+func (s *suite) waitAccepted(t *testing.T, name string, obj client.Object, conditions func() []metav1.Condition) {
+	t.Helper()
+	eventually(t, time.Minute, name+" Accepted", func() string {
+		if err := s.kube.Get(context.Background(), types.NamespacedName{Namespace: namespace, Name: name}, obj); err != nil {
+			return err.Error()
+		}
+		if c := meta.FindStatusCondition(conditions(), "Accepted"); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Sprintf("conditions %+v", conditions())
+		}
+		return ""
+	})
+}
+
+// startDCGMExporter runs the stand-in DCGM exporter as a pod; its GPU is mapped to the engine
+// pod once testDegradation names it.
+func (s *suite) startDCGMExporter(t *testing.T) {
+	ctx := context.Background()
+	labels := map[string]string{"app": "dcgm-exporter"}
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "dcgm-exporter", Namespace: testNS, Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(int32(1)),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					AutomountServiceAccountToken: ptr.To(false),
+					SecurityContext:              &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+					Containers: []corev1.Container{{
+						Name: "exporter", Image: imagebuild.DCGMImage, ImagePullPolicy: corev1.PullNever,
+						Args:           []string{"--listen", ":9400", "--namespace", namespace},
+						Ports:          []corev1.ContainerPort{{Name: "metrics", ContainerPort: 9400}},
+						ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(9400)}}, PeriodSeconds: 1},
+						SecurityContext: &corev1.SecurityContext{
+							AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
+							Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+						},
+					}},
+				},
+			},
+		},
+	}
+	if _, err := s.cs.AppsV1().Deployments(testNS).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := cluster.WaitDeploymentReady(wctx, s.cs, testNS, "dcgm-exporter"); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := s.cs.CoreV1().Pods(testNS).List(ctx, metav1.ListOptions{LabelSelector: "app=dcgm-exporter"})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("dcgm-exporter pods: %v %v", pods, err)
+	}
+	s.dcgm = "http://" + pods.Items[0].Status.PodIP + ":9400"
+}
+
+// testTraffic talks to the gateway's ClusterIP as an in-cluster client would.
+func (s *suite) testTraffic(t *testing.T) {
+	r, err := s.chat(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.decode()
+	if err != nil || r.status != http.StatusOK || c.Model != model || len(c.Choices) == 0 || c.Choices[0].Message.Content == "" {
+		t.Fatalf("chat: %d %s (%v)", r.status, r.body, err)
+	}
+	if installToAnswer == 0 {
+		installToAnswer = time.Since(installStart)
+	}
+
+	// A stream arrives as SSE chunks ending in [DONE], with usage when asked.
+	body := `{"model":"` + model + `","stream":true,"stream_options":{"include_usage":true},"max_tokens":16,"ignore_eos":true,` +
+		`"messages":[{"role":"user","content":"tell me about Qwen3"}]}`
+	resp, err := s.http.Post(s.gateway+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks, done, usage := 0, false, false
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "data: [DONE]":
+			done = true
+		case strings.HasPrefix(line, "data: "):
+			chunks++
+			usage = usage || strings.Contains(line, `"usage":{`)
+		}
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") || chunks < 3 || !done || !usage {
+		t.Fatalf("stream: %s %q, %d chunks, [DONE] %v, usage %v", resp.Status, resp.Header.Get("Content-Type"), chunks, done, usage)
+	}
+
+	// enable_thinking at the top level (LangChain's extra_body) is accepted either way.
+	for _, thinking := range []bool{true, false} {
+		r, err := s.chat(map[string]any{"enable_thinking": thinking})
+		if err != nil || r.status != http.StatusOK {
+			t.Fatalf("enable_thinking=%v: %d %s %v", thinking, r.status, r.body, err)
+		}
+	}
+
+	// The policy's limit: requests until the first 429, which carries the rate-limit headers.
+	var limited *reply
+	admitted := 0
+	for i := 0; i < 200 && limited == nil; i++ {
+		r, err := s.chat(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch r.status {
+		case http.StatusOK:
+			admitted++
+		case http.StatusTooManyRequests:
+			limited = &r
+		default:
+			t.Fatalf("request %d: %d %s", i, r.status, r.body)
+		}
+	}
+	if limited == nil {
+		t.Fatalf("no 429 after %d admitted requests", admitted)
+	}
+	c, _ = limited.decode()
+	h := limited.header
+	retry, _ := strconv.Atoi(h.Get("Retry-After"))
+	if retry < 1 || h.Get("RateLimit-Policy") == "" || h.Get("RateLimit") == "" || h.Get("X-RateLimit-Limit") == "" || c.Error == nil || c.Error.Code != "rate_limit_exceeded" {
+		t.Errorf("429 without the rate-limit contract: headers %v body %s", h, limited.body)
+	}
+	t.Logf("limited after %d admitted requests: RateLimit-Policy %s, Retry-After %s", admitted, h.Get("RateLimit-Policy"), h.Get("Retry-After"))
+}
+
+// testPolicyEdit tightens the RateLimitPolicy and measures how long until the gateway pods
+// enforce the new limit; then it lifts the limits for the tests that follow.
+func (s *suite) testPolicyEdit(t *testing.T) {
+	s.patchPolicy(t, `{"spec":{"limits":{"requestsPerMinute":2,"burst":2},"schedules":null,"adaptive":null}}`)
+	begin := time.Now()
+	// Two gateway replicas with local limits each enforce half: 1 per minute, burst 1.
+	eventually(t, time.Minute, "the new limit in force", func() string {
+		r, err := s.chat(nil)
+		if err != nil {
+			return err.Error()
+		}
+		if p := r.header.Get("RateLimit-Policy"); r.status != http.StatusTooManyRequests || !strings.Contains(p, "q=1;w=60") {
+			return fmt.Sprintf("%d, RateLimit-Policy %q", r.status, p)
+		}
+		return ""
+	})
+	policyEditApplied = time.Since(begin)
+	t.Logf("the edited limit was enforced after %s", policyEditApplied.Round(100*time.Millisecond))
+	s.patchPolicy(t, `{"spec":{"limits":{"requestsPerMinute":60000,"burst":1000}}}`)
+	eventually(t, time.Minute, "the lifted limit in force", func() string {
+		r, err := s.chat(nil)
+		if err != nil {
+			return err.Error()
+		}
+		if r.status != http.StatusOK {
+			return fmt.Sprintf("%d %s", r.status, r.body)
+		}
+		return ""
+	})
+}
+
+var policyEditApplied time.Duration
+
+func (s *suite) patchPolicy(t *testing.T, patch string) {
+	t.Helper()
+	obj := &v1alpha1.RateLimitPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: policy}}
+	if err := s.kube.Patch(context.Background(), obj, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testDegradation heats the GPU of the engine pod past the L4 trigger, sees the static reply,
+// then cools it and sees real answers again.
+func (s *suite) testDegradation(t *testing.T) {
+	ctx := context.Background()
+	engine := s.podsOf(t, "engine")[0].Name
+	if _, err := dcgm.Set(ctx, s.http, s.dcgm, url.Values{"pod": {engine}, "temperature": {"95"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "the static reply at L4", func() string {
+		r, err := s.chat(nil)
+		if err != nil {
+			return err.Error()
+		}
+		c, _ := r.decode()
+		if r.header.Get("X-Qwen-Degradation-Level") != "4" || len(c.Choices) == 0 || c.Choices[0].Message.Content != static {
+			return fmt.Sprintf("%d level %q: %.200s", r.status, r.header.Get("X-Qwen-Degradation-Level"), r.body)
+		}
+		return ""
+	})
+	if _, err := dcgm.Set(ctx, s.http, s.dcgm, url.Values{"temperature": {"60"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "real answers at L0", func() string {
+		r, err := s.chat(nil)
+		if err != nil {
+			return err.Error()
+		}
+		c, _ := r.decode()
+		if r.status != http.StatusOK || r.header.Get("X-Qwen-Degradation-Level") != "" || c.Model != model {
+			return fmt.Sprintf("%d level %q: %.200s", r.status, r.header.Get("X-Qwen-Degradation-Level"), r.body)
+		}
+		return ""
+	})
+}
+
+// testBreaker deletes the engine pod: the gateways' breakers open and answers come from the
+// fallback until the new engine pod is Ready and a half-open probe succeeds.
+func (s *suite) testBreaker(t *testing.T) {
+	ctx := context.Background()
+	old := s.podsOf(t, "engine")[0].Name
+	if err := s.cs.CoreV1().Pods(namespace).Delete(ctx, old, metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))}); err != nil {
+		t.Fatal(err)
+	}
+	answeredBy := func(want string) func() string {
+		return func() string {
+			r, err := s.chat(nil)
+			if err != nil {
+				return err.Error()
+			}
+			c, _ := r.decode()
+			if r.status != http.StatusOK || c.Model != want {
+				return fmt.Sprintf("%d from %q (upstream %q): %.200s", r.status, c.Model, r.header.Get("X-Qwen-Upstream"), r.body)
+			}
+			return ""
+		}
+	}
+	eventually(t, 2*time.Minute, "answers from the fallback", answeredBy(fallback))
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := cluster.WaitDeploymentReady(wctx, s.cs, namespace, service+"-engine"); err != nil {
+		t.Fatal(err)
+	}
+	// The breaker half-opens after the plan's recoveryTimeout (30s) and closes on success.
+	eventually(t, 2*time.Minute, "answers from the new engine pod", answeredBy(model))
+}
+
+var errorLine = regexp.MustCompile(`"level":"error"|\bERROR\b|\bpanic\b`)
+
+// testManagerLogs reads the manager's log through the API server and the kubelet.
+func (s *suite) testManagerLogs(t *testing.T) {
+	logs := s.run(t, time.Minute, s.kubectl, "logs", "-n", operatorNS, "deploy/"+managerName)
+	if logs == "" {
+		t.Fatal("kubectl logs returned nothing")
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		if errorLine.MatchString(line) {
+			t.Errorf("manager log: %s", line)
+		}
+	}
+}
+
+// testUpgrade changes a value with helm upgrade: the manager rolls to a new pod, which
+// adopts the QwenService's children as they are.
+func (s *suite) testUpgrade(t *testing.T) {
+	before := s.children(t)
+	old := s.managerPod(t).Name
+	s.run(t, 4*time.Minute, s.helm, "upgrade", release, "charts/qwen-operator", "-n", operatorNS, "--reuse-values",
+		"--set", "logLevel=debug", "--wait", "--timeout", "3m")
+	eventually(t, 2*time.Minute, "a new manager pod", func() string {
+		list, err := s.cs.CoreV1().Pods(operatorNS).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=manager"})
+		if err != nil {
+			return err.Error()
+		}
+		if len(list.Items) != 1 || list.Items[0].Name == old || !podReady(list.Items[0]) {
+			return fmt.Sprintf("%d pods, old %s", len(list.Items), old)
+		}
+		if !strings.Contains(strings.Join(list.Items[0].Spec.Containers[0].Args, " "), "--zap-log-level=debug") {
+			return "the new pod lacks the new value"
+		}
+		return ""
+	})
+	// The new manager has reconciled the service (its status is Ready for this generation)
+	// and replaced no child.
+	eventually(t, time.Minute, "the QwenService reconciled by the new manager", func() string {
+		var qs v1alpha1.QwenService
+		if err := s.kube.Get(context.Background(), types.NamespacedName{Namespace: namespace, Name: service}, &qs); err != nil {
+			return err.Error()
+		}
+		if c := meta.FindStatusCondition(qs.Status.Conditions, "Ready"); c == nil || c.Status != metav1.ConditionTrue || qs.Status.ObservedGeneration != qs.Generation {
+			return fmt.Sprintf("%+v", qs.Status.Conditions)
+		}
+		return ""
+	})
+	if after := s.children(t); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("children changed across the upgrade:\nbefore %v\nafter  %v", before, after)
+	}
+	r, err := s.chat(nil)
+	if err != nil || r.status != http.StatusOK {
+		t.Errorf("chat after the upgrade: %d %s %v", r.status, r.body, err)
+	}
+}
+
+// children lists the QwenService's children as kind/name=uid.
+func (s *suite) children(t *testing.T) []string {
+	t.Helper()
+	out := s.run(t, time.Minute, s.kubectl, "get", "-n", namespace,
+		"deployments,services,configmaps,serviceaccounts,roles,rolebindings,poddisruptionbudgets,ingresses",
+		"-l", "qwenops.io/service="+service, "-o", `jsonpath={range .items[*]}{.kind}/{.metadata.name}={.metadata.uid}{"\n"}{end}`)
+	lines := strings.Fields(out)
+	if len(lines) < 10 {
+		t.Fatalf("only %d children: %v", len(lines), lines)
+	}
+	return lines
+}
+
+// testUninstall removes everything the way the docs say and then looks through every
+// resource type the API server serves for anything left.
+func (s *suite) testUninstall(t *testing.T) {
+	s.run(t, 3*time.Minute, s.kubectl, "delete", "namespace", namespace, "--wait", "--timeout=150s")
+	s.run(t, 3*time.Minute, s.helm, "uninstall", release, "-n", operatorNS, "--wait", "--timeout", "2m")
+	s.run(t, 3*time.Minute, s.kubectl, "delete", "namespace", operatorNS, testNS, "--wait", "--timeout=150s")
+	left := s.leftovers(t)
+	if len(left) > 0 {
+		t.Errorf("left behind after uninstall: %v", left)
+	}
+	// The CRDs stay (Helm never deletes crds/), as the chart's README says.
+	for _, crd := range []string{"qwenservices", "ratelimitpolicies", "degradationplans"} {
+		s.run(t, time.Minute, s.kubectl, "get", "crd", crd+".serving.qwenops.io")
+	}
+}
+
+// leftovers lists every object of every listable resource whose name or labels mention the
+// operator, except the CRDs (kept by design) and the node itself.
+func (s *suite) leftovers(t *testing.T) []string {
+	t.Helper()
+	kinds := strings.Fields(s.run(t, time.Minute, s.kubectl, "api-resources", "--verbs=list", "-o", "name"))
+	var left []string
+	mentions := regexp.MustCompile(`qwen`)
+	for _, kind := range kinds {
+		if kind == "customresourcedefinitions.apiextensions.k8s.io" || kind == "events" || kind == "events.events.k8s.io" {
+			continue
+		}
+		out, err := s.tryRun(time.Minute, s.kubectl, "get", kind, "-A", "--ignore-not-found",
+			"-o", `jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {.metadata.labels}{"\n"}{end}`)
+		if err != nil {
+			t.Logf("listing %s: %v", kind, err)
+			continue
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if line == "" || !mentions.MatchString(line) || strings.HasPrefix(line, "/"+cluster.NodeName+" ") || strings.Contains(line, cluster.NodeName) {
+				continue
+			}
+			left = append(left, kind+" "+line)
+		}
+	}
+	return left
+}
+
+// report logs the numbers BENCHMARKS.md records.
+func (s *suite) report(t *testing.T) {
+	for _, st := range node.Timings {
+		t.Logf("cluster-bench: node start: %-36s %6.1fs", st.Step, st.Since.Seconds())
+	}
+	t.Logf("cluster-bench: binaries and images built and written in %s", imagesBuilt.Round(100*time.Millisecond))
+	t.Logf("cluster-bench: helm install to the first answer through the gateway: %s", installToAnswer.Round(100*time.Millisecond))
+	t.Logf("cluster-bench: a RateLimitPolicy edit enforced by the gateway pods after %s", policyEditApplied.Round(100*time.Millisecond))
+	total, lines := node.PeakMemory()
+	for _, l := range lines {
+		t.Logf("cluster-bench: peak RSS %s", l)
+	}
+	t.Logf("cluster-bench: peak RSS of the node's processes, summed: %d MiB", total>>20)
+}
+
+func readAll(resp *http.Response) string {
+	var b strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 8<<20)
+	for sc.Scan() {
+		b.WriteString(sc.Text())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func readYAML(t *testing.T, path string, obj any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(b, obj); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func writeYAML(t *testing.T, path string, obj any) {
+	t.Helper()
+	b, err := yaml.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
