@@ -26,6 +26,9 @@ const (
 	ReasonNotConfigured      = "NotConfigured"
 	ReasonNoPlan             = "NoPlan"
 	ReasonNormal             = "Normal"
+	// ReasonNoReadyReplicas: the Deployment counts as available (its maxUnavailable allows
+	// zero ready pods, as a one-replica GPU engine's does) but no pod is ready to serve.
+	ReasonNoReadyReplicas = "NoReadyReplicas"
 )
 
 // levelReasons name each degradation level in the Degraded condition.
@@ -70,7 +73,9 @@ func computeStatus(qs *v1alpha1.QwenService, in render.Inputs, obs observed, pro
 	return *st
 }
 
-// deploymentCondition mirrors the Available condition of a child Deployment.
+// deploymentCondition mirrors the Available condition of a child Deployment, and is False
+// while no replica is ready: a one-replica engine rolls with maxUnavailable 1, so its
+// Deployment reports Available with no pod serving.
 func deploymentCondition(typ, what string, d *appsv1.Deployment) metav1.Condition {
 	c := metav1.Condition{Type: typ, Status: metav1.ConditionFalse, Reason: ReasonPending}
 	if d == nil {
@@ -90,6 +95,9 @@ func deploymentCondition(typ, what string, d *appsv1.Deployment) metav1.Conditio
 		c.Message = ready
 		if dc.Message != "" {
 			c.Message += "; " + dc.Message
+		}
+		if c.Status == metav1.ConditionTrue && d.Status.ReadyReplicas == 0 && ptr.Deref(d.Spec.Replicas, 1) > 0 {
+			c.Status, c.Reason = metav1.ConditionFalse, ReasonNoReadyReplicas
 		}
 		return c
 	}

@@ -47,6 +47,8 @@ func TestComputeStatusReady(t *testing.T) {
 			nil, metav1.ConditionFalse, ReasonGatewayUnavailable, 2, 2},
 		{"both available", observed{engine: deployment("e", 2, 1, corev1.ConditionTrue), gateway: deployment("g", 2, 2, corev1.ConditionTrue)},
 			nil, metav1.ConditionTrue, ReasonAvailable, 2, 1},
+		{"available with no ready pod", observed{engine: deployment("e", 1, 0, corev1.ConditionTrue), gateway: deployment("g", 2, 2, corev1.ConditionTrue)},
+			nil, metav1.ConditionFalse, ReasonEngineUnavailable, 1, 0},
 		{"invalid spec wins", observed{engine: deployment("e", 1, 1, corev1.ConditionTrue), gateway: deployment("g", 2, 2, corev1.ConditionTrue)},
 			&render.InvalidError{Reason: render.ReasonSecretNotFound, Message: "m"}, metav1.ConditionFalse, render.ReasonSecretNotFound, 1, 1},
 		{"apply failure", observed{}, errors.New("boom"), metav1.ConditionFalse, ReasonApplyFailed, 0, 0},

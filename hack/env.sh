@@ -7,6 +7,8 @@ export KUBEBUILDER_ASSETS="$QWEN_CACHE/envtest-$K8S_VERSION-etcd-$ETCD_VERSION"
 export QWEN_SIM="$QWEN_CACHE/llm-d-inference-sim-$SIM_VERSION/llm-d-inference-sim"
 export CONTROLLER_GEN="$QWEN_CACHE/controller-gen-v$CONTROLLER_TOOLS_VERSION/controller-gen"
 export HELM="$QWEN_CACHE/helm-v$HELM_VERSION/helm"
+export QWEN_KUBE_BIN="$QWEN_CACHE/kubernetes-$K8S_VERSION"   # kubelet, kube-proxy, kube-controller-manager, kube-scheduler
+export QWEN_COREDNS="$QWEN_CACHE/coredns-$COREDNS_VERSION/coredns"
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-  for v in QWEN_CACHE KUBEBUILDER_ASSETS QWEN_SIM CONTROLLER_GEN HELM; do printf 'export %s=%q\n' "$v" "${!v}"; done
+  for v in QWEN_CACHE KUBEBUILDER_ASSETS QWEN_SIM CONTROLLER_GEN HELM QWEN_KUBE_BIN QWEN_COREDNS; do printf 'export %s=%q\n' "$v" "${!v}"; done
 fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # setup.sh installs and builds everything the tests and the demo need:
-#   Debian: redis-server, prometheus
+#   Debian: redis-server, redis-sentinel, prometheus, nginx, containerd, runc, CNI plugins, iptables
 #   Go tools: controller-gen, helm
-#   Built from the Go module proxy: kube-apiserver, kubectl, etcd (envtest assets), llm-d-inference-sim
+#   Built from the Go module proxy: the kube binaries (kube-apiserver, kube-controller-manager,
+#   kube-scheduler, kubelet, kube-proxy, kubectl), etcd, llm-d-inference-sim, CoreDNS
 # Built tools are cached outside the repo, keyed by version, so a second run takes seconds.
 # It prints where everything is; hack/env.sh exports the same paths for make and the tests.
 set -euo pipefail
@@ -116,6 +117,34 @@ GO
   (cd "$dir/src" && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "$dir/llm-d-inference-sim" github.com/llm-d/llm-d-inference-sim/cmd/llm-d-inference-sim)
 }
 
+build_coredns() {
+  # CoreDNS with only the plugins cluster DNS needs (its main with a short plugin list, the
+  # way CoreDNS's plugin.cfg is meant to be cut): the cluster tests' DNS, never forwarding.
+  local dir="$QWEN_CACHE/coredns-$COREDNS_VERSION"
+  [ -x "$dir/coredns" ] && return
+  log "building CoreDNS $COREDNS_VERSION (cold: ~3 min)"
+  mkdir -p "$dir/src"
+  printf 'module qwenops.local/corednsbuild\n\ngo 1.26\n\nrequire github.com/coredns/coredns v%s\n' "$COREDNS_VERSION" >"$dir/src/go.mod"
+  cat >"$dir/src/main.go" <<'GO'
+package main
+
+import (
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+	_ "github.com/coredns/coredns/plugin/loadbalance"
+	_ "github.com/coredns/coredns/plugin/log"
+	_ "github.com/coredns/coredns/plugin/ready"
+	"github.com/coredns/coredns/coremain"
+)
+
+func main() { coremain.Run() }
+GO
+  tidy_in "$dir/src"
+  (cd "$dir/src" && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "$dir/coredns" .)
+}
+
 link_assets() {
   # envtest wants kube-apiserver, etcd and kubectl in one directory.
   local assets="$QWEN_CACHE/envtest-$K8S_VERSION-etcd-$ETCD_VERSION"
@@ -133,6 +162,7 @@ main() {
   build_etcd
   build_kube
   build_sim
+  build_coredns
   link_assets
   (cd "$here/.." && go mod download)
   # shellcheck source=hack/env.sh
@@ -143,6 +173,8 @@ qwen-operator toolchain ready (cache: $QWEN_CACHE)
   llm-d-inference-sim  $QWEN_SIM
   controller-gen       $CONTROLLER_GEN
   helm                 $HELM
+  kube binaries        $QWEN_KUBE_BIN  (kubelet, kube-proxy, kube-controller-manager, kube-scheduler)
+  coredns              $QWEN_COREDNS
   redis-server         $(command -v redis-server)
   prometheus           $(command -v prometheus)
 MSG

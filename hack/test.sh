@@ -7,14 +7,21 @@ cd "$(dirname "$0")/.."
 source hack/env.sh
 
 missing=()
-for f in "$KUBEBUILDER_ASSETS/kube-apiserver" "$KUBEBUILDER_ASSETS/etcd" "$KUBEBUILDER_ASSETS/kubectl" "$QWEN_SIM" "$CONTROLLER_GEN" "$HELM"; do
+for f in "$KUBEBUILDER_ASSETS/kube-apiserver" "$KUBEBUILDER_ASSETS/etcd" "$KUBEBUILDER_ASSETS/kubectl" "$QWEN_SIM" "$CONTROLLER_GEN" "$HELM" \
+  "$QWEN_KUBE_BIN/kubelet" "$QWEN_KUBE_BIN/kube-proxy" "$QWEN_KUBE_BIN/kube-controller-manager" "$QWEN_KUBE_BIN/kube-scheduler" "$QWEN_COREDNS" \
+  /usr/lib/cni/bridge; do
   [ -x "$f" ] || missing+=("$f")
 done
-for c in redis-server prometheus; do
+export PATH="$PATH:/usr/sbin:/sbin"
+for c in redis-server redis-sentinel prometheus nginx containerd ctr runc iptables ip; do
   command -v "$c" >/dev/null || missing+=("$c")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   printf 'missing: %s\ninstall everything with: make setup\n' "${missing[*]}" >&2
+  exit 1
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "make test runs the product as pods on a real node (test/cluster): it needs root for bridges, iptables, containerd and the kubelet" >&2
   exit 1
 fi
 

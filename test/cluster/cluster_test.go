@@ -3,8 +3,10 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -62,28 +64,55 @@ func TestProductOnARealNode(t *testing.T) {
 	s.report(t)
 }
 
-// startPrometheus runs Prometheus on the node address (the manager pod reaches it there)
-// with Kubernetes pod discovery: pods annotated prometheus.io/scrape, and the stand-in DCGM
-// exporter with honor_labels (its series name the engine pod, as the real exporter's do).
+// startPrometheus runs Prometheus on the node address (the manager pod reaches it there). It
+// discovers pods the way kubernetes_sd_configs would (Debian's build has no Kubernetes
+// discovery, so the test serves it over http_sd): pods annotated prometheus.io/scrape, and the
+// stand-in DCGM exporter with honor_labels (its series name the engine pod, as the real
+// exporter's do).
 func (s *suite) startPrometheus(t *testing.T) {
-	kc := strconv.Quote(node.Kubeconfig())
+	sd := httptest.NewServer(http.HandlerFunc(s.serveDiscovery))
+	t.Cleanup(sd.Close)
 	p := promtest.StartWith(t, promtest.Options{Host: cluster.NodeIP, ScrapeConfigs: fmt.Sprintf(`
 - job_name: pods
-  kubernetes_sd_configs: [{role: pod, kubeconfig_file: %[1]s}]
-  relabel_configs:
-  - {source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape], regex: "true", action: keep}
-  - {source_labels: [__meta_kubernetes_pod_label_app], regex: dcgm-exporter, action: drop}
-  - {source_labels: [__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port], regex: "(.+);(.+)", replacement: "$1:$2", target_label: __address__}
-  - {source_labels: [__meta_kubernetes_namespace], target_label: namespace}
-  - {source_labels: [__meta_kubernetes_pod_name], target_label: pod}
+  http_sd_configs: [{url: "%[1]s/targets?job=pods", refresh_interval: 1s}]
 - job_name: dcgm
   honor_labels: true
-  kubernetes_sd_configs: [{role: pod, kubeconfig_file: %[1]s}]
-  relabel_configs:
-  - {source_labels: [__meta_kubernetes_pod_label_app], regex: dcgm-exporter, action: keep}
-  - {source_labels: [__meta_kubernetes_pod_ip], replacement: "$1:9400", target_label: __address__}
-`, kc)})
+  http_sd_configs: [{url: "%[1]s/targets?job=dcgm", refresh_interval: 1s}]
+`, sd.URL)})
 	s.promURL = p.URL()
+}
+
+// serveDiscovery answers Prometheus' HTTP service discovery with the running pods: job=pods
+// lists the pods annotated prometheus.io/scrape (but the DCGM exporter) with namespace and
+// pod labels, job=dcgm the exporter.
+func (s *suite) serveDiscovery(w http.ResponseWriter, r *http.Request) {
+	type group struct {
+		Targets []string          `json:"targets"`
+		Labels  map[string]string `json:"labels"`
+	}
+	groups := []group{}
+	pods, err := s.cs.CoreV1().Pods("").List(r.Context(), metav1.ListOptions{})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	for _, p := range pods.Items {
+		if p.Status.PodIP == "" || p.Status.Phase != corev1.PodRunning {
+			continue
+		}
+		dcgmPod := p.Labels["app"] == "dcgm-exporter"
+		switch {
+		case r.URL.Query().Get("job") == "dcgm" && dcgmPod:
+			groups = append(groups, group{Targets: []string{p.Status.PodIP + ":9400"}, Labels: map[string]string{}})
+		case r.URL.Query().Get("job") == "pods" && !dcgmPod && p.Annotations["prometheus.io/scrape"] == "true":
+			groups = append(groups, group{
+				Targets: []string{p.Status.PodIP + ":" + p.Annotations["prometheus.io/port"]},
+				Labels:  map[string]string{"namespace": p.Namespace, "pod": p.Name, "__metrics_path__": p.Annotations["prometheus.io/path"]},
+			})
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(groups)
 }
 
 // Timings for BENCHMARKS.md, logged by report.
@@ -483,10 +512,16 @@ func (s *suite) testDegradation(t *testing.T) {
 	})
 }
 
-// testBreaker deletes the engine pod: the gateways' breakers open and answers come from the
-// fallback until the new engine pod is Ready and a half-open probe succeeds.
+// testBreaker takes the engine away as a failed GPU node would: the node advertises one GPU
+// (held by the fallback) and the engine pod is deleted, so its replacement stays Pending. The
+// gateways' breakers open and answers come from the fallback; once the GPUs are back, the new
+// engine pod becomes Ready and a half-open probe closes the breakers.
 func (s *suite) testBreaker(t *testing.T) {
 	ctx := context.Background()
+	if err := node.SetGPUs(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.SetGPUs(context.Background(), 4) })
 	old := s.podsOf(t, "engine")[0].Name
 	if err := s.cs.CoreV1().Pods(namespace).Delete(ctx, old, metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))}); err != nil {
 		t.Fatal(err)
@@ -505,6 +540,14 @@ func (s *suite) testBreaker(t *testing.T) {
 		}
 	}
 	eventually(t, 2*time.Minute, "answers from the fallback", answeredBy(fallback))
+	for _, p := range s.podsOf(t, "engine") {
+		if p.Status.Phase != corev1.PodPending {
+			t.Fatalf("the new engine pod %s is %s, want Pending for want of a GPU", p.Name, p.Status.Phase)
+		}
+	}
+	if err := node.SetGPUs(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := cluster.WaitDeploymentReady(wctx, s.cs, namespace, service+"-engine"); err != nil {

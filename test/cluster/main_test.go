@@ -11,8 +11,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/qwenops/qwen-operator/internal/imagebuild"
 	"github.com/qwenops/qwen-operator/internal/testutil/cluster"
@@ -32,6 +36,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	ctrllog.SetLogger(logr.Discard()) // the suite's controller-runtime client logs nothing
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	root, err := tools.RepoRoot()
@@ -63,9 +68,12 @@ func run(m *testing.M) int {
 	}
 	if err := node.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping the node:", err)
-		if code == 0 {
-			code = 1
-		}
+		code = 1
+	}
+	// Stop must leave nothing: no process, mount, bridge, iptables chain or state file.
+	if left := cluster.Leftovers(node.Dir); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "the node left behind:\n  %s\n", strings.Join(left, "\n  "))
+		code = 1
 	}
 	return code
 }

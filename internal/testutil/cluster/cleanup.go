@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -336,3 +337,49 @@ func findProgram(name string) string {
 }
 
 func lookupKubeProxy() (string, error) { return tools.Lookup("kube-proxy") }
+
+// Leftovers lists what a node started from dir left behind after Down: running components,
+// pod processes, shims, mounts under dir, the bridges, iptables chains and the state files.
+// Empty means Down cleaned up everything.
+func Leftovers(dir string) []string {
+	var out []string
+	for _, name := range components {
+		if p, err := proc.ReadPid(filepath.Join(dir, "pids", name+".pid")); err == nil && p.Alive() {
+			out = append(out, fmt.Sprintf("process %s (%d)", name, p.Pid))
+		}
+	}
+	if pids := kubepodsPids(); len(pids) > 0 {
+		out = append(out, fmt.Sprintf("pod processes %v", pids))
+	}
+	if pids := shimPids(filepath.Join(dir, "containerd", "containerd.sock")); len(pids) > 0 {
+		out = append(out, fmt.Sprintf("containerd shims %v", pids))
+	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil && strings.Contains(string(b), " "+strings.TrimRight(dir, "/")+"/") {
+		out = append(out, "mounts under "+dir)
+	}
+	for _, br := range []string{NodeBridge, PodBridge} {
+		if _, err := os.Stat(filepath.Join("/sys/class/net", br)); err == nil {
+			out = append(out, "network device "+br)
+		}
+	}
+	for _, bin := range []string{findProgram("iptables"), strings.Replace(findProgram("iptables"), "iptables", "ip6tables", 1)} {
+		for _, table := range []string{"filter", "nat", "mangle", "raw"} {
+			b, err := exec.Command(bin, "-w", "-t", table, "-S").Output()
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				if args := splitRule(line); len(args) >= 2 && (ourChain(args[1]) || jumpsToOurs(args)) {
+					out = append(out, fmt.Sprintf("%s -t %s: %s", filepath.Base(bin), table, line))
+				}
+			}
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != "logs" {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	return out
+}

@@ -151,18 +151,6 @@ func (c *Cluster) waitNode(ctx context.Context, gpus int) error {
 	if err := c.SetGPUs(ctx, gpus); err != nil {
 		return fmt.Errorf("advertising %s: %w", GPUResource, err)
 	}
-	if err := poll(ctx, "allocatable "+string(GPUResource), func(ctx context.Context) error {
-		n, err := cs.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if q, ok := n.Status.Allocatable[GPUResource]; !ok || q.Value() != int64(gpus) {
-			return fmt.Errorf("allocatable %v", n.Status.Allocatable)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
 	return poll(ctx, "default ServiceAccount", func(ctx context.Context) error {
 		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err
@@ -172,15 +160,30 @@ func (c *Cluster) waitNode(ctx context.Context, gpus int) error {
 // GPUResource is the extended resource the node advertises.
 const GPUResource corev1.ResourceName = "nvidia.com/gpu"
 
-// SetGPUs changes how many GPUs the node advertises.
+// SetGPUs changes how many GPUs the node advertises and waits until the kubelet has made
+// them allocatable (its next node status update, up to ~10s later), so the scheduler sees
+// them once SetGPUs returns.
 func (c *Cluster) SetGPUs(ctx context.Context, gpus int) error {
 	cs, err := c.Clientset()
 	if err != nil {
 		return err
 	}
 	patch := fmt.Sprintf(`{"status":{"capacity":{%q:%q}}}`, GPUResource, strconv.Itoa(gpus))
-	_, err = cs.CoreV1().Nodes().Patch(ctx, NodeName, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status")
-	return err
+	if _, err = cs.CoreV1().Nodes().Patch(ctx, NodeName, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status"); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return poll(ctx, fmt.Sprintf("%d allocatable %s", gpus, GPUResource), func(ctx context.Context) error {
+		n, err := cs.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if q, ok := n.Status.Allocatable[GPUResource]; !ok || q.Value() != int64(gpus) {
+			return fmt.Errorf("allocatable %v", n.Status.Allocatable)
+		}
+		return nil
+	})
 }
 
 // adminHTTPClient authenticates as the administrator and trusts the cluster's CA.
