@@ -1,4 +1,4 @@
-// Package e2e drives the local demo stack (hack/demo/stack, what `make demo` runs) like a
+// Package e2e drives the local demo stack (internal/testutil/stack, what `make demo` runs) like a
 // user: an OpenAI SDK client and curl against the gateway, kubectl edits of the policy and
 // the plan, the simulated GPU's temperature, failure injection in the engine simulator, and
 // a crash of the operator. It needs the tools `make setup` installs and fails, naming the
@@ -34,7 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
-	"github.com/qwenops/qwen-operator/hack/demo/stack"
+	"github.com/qwenops/qwen-operator/internal/testutil/stack"
 	"github.com/qwenops/qwen-operator/internal/testutil/tools"
 )
 
