@@ -93,7 +93,7 @@ func (r *DegradationPlanReconciler) read(ctx context.Context, p *v1alpha1.Degrad
 	if err != nil {
 		return readings{err: err, failed: len(inputs), total: len(inputs)}
 	}
-	return readTriggers(ctx, q, inputs, telemetry.Target{Namespace: p.Namespace, Service: p.Spec.TargetRef.Name})
+	return readTriggers(ctx, q, inputs, telemetryTarget(p.Namespace, p.Spec.TargetRef.Name))
 }
 
 // state is the evaluator's memory of p, restored from status after a restart.

@@ -82,7 +82,7 @@ func (r *RateLimitPolicyReconciler) readAdaptive(ctx context.Context, p *v1alpha
 	for i, a := range p.Spec.Adaptive {
 		triggers[i] = a.Trigger
 	}
-	return readTriggers(ctx, q, triggers, telemetry.Target{Namespace: p.Namespace, Service: p.Spec.TargetRef.Name})
+	return readTriggers(ctx, q, triggers, telemetryTarget(p.Namespace, p.Spec.TargetRef.Name))
 }
 
 // writeStatus patches the status when it changed, with an Event when the schedule switched.

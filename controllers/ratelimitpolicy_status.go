@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
-	"github.com/qwenops/qwen-operator/internal/degrade"
 	"github.com/qwenops/qwen-operator/internal/schedule"
 	"github.com/qwenops/qwen-operator/internal/telemetry"
 )
@@ -111,7 +110,7 @@ func adaptiveScale(rules []v1alpha1.AdaptiveRule, r readings, prev v1alpha1.Deci
 	}
 	best, bestV, matched := unscaled, 0.0, false
 	for _, rule := range rules {
-		v, ok := r.values[degrade.Key(rule.Trigger)]
+		v, ok := r.values[rule.Key()]
 		if !ok {
 			if prev == "" {
 				prev = unscaled

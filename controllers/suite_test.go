@@ -91,7 +91,7 @@ func startManager(ctx context.Context, admin *rest.Config, adminClient client.Cl
 	cfg := rest.CopyConfig(admin)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: operatorUser}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 kubetest.NewScheme(),
+		Scheme:                 render.NewScheme(),
 		Cache:                  CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",

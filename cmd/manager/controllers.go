@@ -6,7 +6,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/qwenops/qwen-operator/controllers"
-	"github.com/qwenops/qwen-operator/internal/render"
 )
 
 // setupControllers registers the reconcilers with the manager. Each controller issue adds its
@@ -15,12 +14,7 @@ func setupControllers(mgr ctrl.Manager, d Defaults) error {
 	qs := &controllers.QwenServiceReconciler{
 		Client:   mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder("qwen-operator"),
-		Defaults: render.Defaults{
-			VLLMImage:      d.VLLMImage,
-			SGLangImage:    d.SGLangImage,
-			SimulatorImage: d.SimulatorImage,
-			GatewayImage:   d.GatewayImage,
-		},
+		Defaults: d.Defaults,
 	}
 	ctx := context.Background()
 	if err := qs.SetupWithManager(ctx, mgr); err != nil {
