@@ -143,7 +143,7 @@ func firstOr(ss []string, def string) string {
 
 // SetupWithManager registers the reconciler; it also watches QwenServices (a target may
 // appear or go) and the other plans on the same target (a conflict may end).
-func (r *DegradationPlanReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+func (r *DegradationPlanReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
@@ -151,9 +151,6 @@ func (r *DegradationPlanReconciler) SetupWithManager(ctx context.Context, mgr ct
 		r.Queriers = cachedQueriers(telemetry.DefaultTimeout)
 	}
 	r.states = map[types.NamespacedName]planMemory{}
-	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("degradationplan").
 		For(&v1alpha1.DegradationPlan{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).

@@ -56,10 +56,13 @@ func startPolicyManager(t testing.TB, clk *offsetClock, promURL string) {
 	rlp := &RateLimitPolicyReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("qwen-operator"), Clock: clk,
 		PrometheusURL: promURL, TelemetryInterval: time.Second}
 	dp := &DegradationPlanReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("qwen-operator"), Clock: clk, PrometheusURL: promURL}
-	if err := rlp.SetupWithManager(ctx, mgr); err != nil {
+	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		t.Fatal(err)
 	}
-	if err := dp.SetupWithManager(ctx, mgr); err != nil {
+	if err := rlp.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	if err := dp.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)

@@ -133,7 +133,7 @@ func (r *QwenServiceReconciler) writeStatus(ctx context.Context, qs *v1alpha1.Qw
 
 // SetupWithManager registers the reconciler: it owns every child kind, and watches the
 // policies, plans and Secrets that change what it renders.
-func (r *QwenServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+func (r *QwenServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
@@ -145,9 +145,6 @@ func (r *QwenServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	}
 	r.httpRoute = newServedProbe(mgr.GetRESTMapper(), httpRouteGVK, r.Clock, time.Minute)
 	r.btp = newServedProbe(mgr.GetRESTMapper(), backendTrafficPolicyGVK, r.Clock, time.Minute)
-	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
-	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("qwenservice").
 		For(&v1alpha1.QwenService{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).

@@ -316,7 +316,7 @@ func TestPlanLevelRerenders(t *testing.T) {
 	if qs.Status.DegradationLevel != 2 {
 		t.Errorf("degradationLevel = %d, want 2", qs.Status.DegradationLevel)
 	}
-	if c := condition(qs, v1alpha1.ConditionDegraded); !strings.Contains(c.Message, "GPUTemperature=86.0") {
+	if c := conditionOf(qs, v1alpha1.ConditionDegraded); !strings.Contains(c.Message, "GPUTemperature=86.0") {
 		t.Errorf("Degraded message %q lacks the plan's reason", c.Message)
 	}
 	eventually(t, "config at level 2", func() error {
@@ -329,7 +329,7 @@ func TestPlanLevelRerenders(t *testing.T) {
 
 	updateStatus(t, plan, func(p *v1alpha1.DegradationPlan) { p.Status.Level = 3 })
 	qs = waitCondition(t, ns, "qwen3", v1alpha1.ConditionDegraded, metav1.ConditionTrue, "FallbackModel")
-	if c := condition(qs, v1alpha1.ConditionDegraded); !strings.Contains(c.Message, "acts as level 2") {
+	if c := conditionOf(qs, v1alpha1.ConditionDegraded); !strings.Contains(c.Message, "acts as level 2") {
 		t.Errorf("Degraded message %q does not say level 3 acts as level 2 without a fallback", c.Message)
 	}
 }
@@ -343,7 +343,7 @@ func TestMissingSecretRecovers(t *testing.T) {
 	qs.Spec.Engine.HFTokenSecretRef = &v1alpha1.SecretKeyRef{Name: "hf"}
 	create(t, qs)
 	got := waitCondition(t, ns, "qwen3", v1alpha1.ConditionReady, metav1.ConditionFalse, render.ReasonSecretNotFound)
-	if c := condition(got, v1alpha1.ConditionReady); !strings.Contains(c.Message, `Secret "hf" (spec.engine.hfTokenSecretRef)`) {
+	if c := conditionOf(got, v1alpha1.ConditionReady); !strings.Contains(c.Message, `Secret "hf" (spec.engine.hfTokenSecretRef)`) {
 		t.Errorf("Ready message %q does not name the Secret and field", c.Message)
 	}
 	if live(t, "apps/v1", "Deployment", ns, "qwen3-engine") != nil {
@@ -379,7 +379,7 @@ func TestAPIKeyPolicyNeedsKeys(t *testing.T) {
 	eventually(t, "children", func() error { return matchesRender(t, inputsOf(t, ns, "qwen3", "qwen3-limits", "")) })
 }
 
-func condition(qs *v1alpha1.QwenService, typ string) metav1.Condition {
+func conditionOf(qs *v1alpha1.QwenService, typ string) metav1.Condition {
 	for _, c := range qs.Status.Conditions {
 		if c.Type == typ {
 			return c

@@ -110,7 +110,7 @@ func orBase(schedule string) string {
 
 // SetupWithManager registers the reconciler; it also watches QwenServices (a target may
 // appear or go) and the other policies on the same target (a conflict may end).
-func (r *RateLimitPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+func (r *RateLimitPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
@@ -119,9 +119,6 @@ func (r *RateLimitPolicyReconciler) SetupWithManager(ctx context.Context, mgr ct
 	}
 	if r.TelemetryInterval == 0 {
 		r.TelemetryInterval = 15 * time.Second
-	}
-	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("ratelimitpolicy").

@@ -6,24 +6,11 @@ import (
 	"strconv"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
 	"github.com/qwenops/qwen-operator/internal/schedule"
 	"github.com/qwenops/qwen-operator/internal/telemetry"
-)
-
-// Reasons of the policy and plan conditions (telemetry.Reason* name telemetry outcomes).
-const (
-	ReasonAccepted        = "Accepted"
-	ReasonConflicted      = "Conflicted"
-	ReasonTargetNotFound  = "TargetNotFound"
-	ReasonUnknownTimezone = "UnknownTimezone"
-	ReasonInvalidSchedule = "InvalidSchedule"
-	ReasonInvalidPlan     = "InvalidPlan"
-	ReasonEnforced        = "Enforced"
-	ReasonNotEnforced     = "NotEnforced"
 )
 
 // unscaled is the adaptive scale when no adaptive rule holds.
@@ -49,7 +36,7 @@ func policyStatus(in policyInputs) (v1alpha1.RateLimitPolicyStatus, time.Duratio
 	st := *p.Status.DeepCopy()
 	st.ObservedGeneration = p.Generation
 	set := func(typ string, ok bool, reason, msg string) {
-		setCondition(&st.Conditions, p.Generation, in.now, typ, ok, reason, msg)
+		setCondition(&st.Conditions, p.Generation, in.now, condition(typ, ok, reason, msg))
 	}
 	reject := func(reason, msg string) (v1alpha1.RateLimitPolicyStatus, time.Duration) {
 		set(v1alpha1.ConditionAccepted, false, reason, msg)
@@ -135,15 +122,4 @@ func errNoDataFor(keys []string) error {
 		return nil
 	}
 	return fmt.Errorf("%w for %v", telemetry.ErrNoData, keys)
-}
-
-// setCondition sets one condition, stamped with the generation; its lastTransitionTime
-// changes (to now) only when its status does.
-func setCondition(conds *[]metav1.Condition, generation int64, now time.Time, typ string, ok bool, reason, msg string) {
-	c := metav1.Condition{Type: typ, Status: metav1.ConditionFalse, Reason: reason, Message: msg,
-		ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now)}
-	if ok {
-		c.Status = metav1.ConditionTrue
-	}
-	meta.SetStatusCondition(conds, c)
 }
