@@ -63,8 +63,10 @@ func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.writeStatus(ctx, p, status); err != nil {
 		return retryIfStale(err)
 	}
-	if status.EffectiveLimits != nil {
-		effectiveRPM.WithLabelValues(req.String()).Set(float64(ptr.Deref(status.EffectiveLimits.RequestsPerMinute, 0)))
+	if status.Effective != nil {
+		effectiveRPM.WithLabelValues(req.String()).Set(float64(ptr.Deref(status.Effective.Limits.RequestsPerMinute, 0)))
+	} else {
+		effectiveRPM.DeleteLabelValues(req.String())
 	}
 	if len(p.Spec.Adaptive) > 0 && (requeue == 0 || requeue > r.TelemetryInterval) {
 		requeue = r.TelemetryInterval
@@ -90,13 +92,13 @@ func (r *RateLimitPolicyReconciler) writeStatus(ctx context.Context, p *v1alpha1
 	if equality.Semantic.DeepEqual(p.Status, status) {
 		return nil
 	}
-	changed := status.EffectiveLimits != nil && (p.Status.ActiveSchedule != status.ActiveSchedule || p.Status.AdaptiveScale != status.AdaptiveScale)
+	changed := status.Effective != nil && (p.Status.ActiveSchedule != status.ActiveSchedule || p.Status.AdaptiveScale != status.AdaptiveScale)
 	if err := patchStatus(ctx, r.Client, p, func(p *v1alpha1.RateLimitPolicy) { p.Status = status }); err != nil {
 		return err
 	}
 	if changed {
 		r.Recorder.Eventf(p, nil, "Normal", "LimitsChanged", "Reconcile", "schedule %q, adaptive scale %s: %d requests/min",
-			orBase(status.ActiveSchedule), status.AdaptiveScale, ptr.Deref(status.EffectiveLimits.RequestsPerMinute, 0))
+			orBase(status.ActiveSchedule), status.AdaptiveScale, ptr.Deref(status.Effective.Limits.RequestsPerMinute, 0))
 	}
 	return nil
 }

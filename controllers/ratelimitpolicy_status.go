@@ -3,6 +3,7 @@ package controllers
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -29,8 +30,9 @@ type policyInputs struct {
 }
 
 // policyStatus computes a RateLimitPolicy's status and when to look again (0: only on change).
-// A policy that cannot be accepted keeps its last effective limits, so the target keeps
-// its current settings until the problem is fixed.
+// An accepted policy gets its effective policy (see effectivePolicy); a policy that cannot be
+// accepted gets none, and the QwenService controller renders no limits for it: a rejected
+// edit never reaches the gateway.
 func policyStatus(in policyInputs) (v1alpha1.RateLimitPolicyStatus, time.Duration) {
 	p := in.policy
 	st := *p.Status.DeepCopy()
@@ -39,8 +41,9 @@ func policyStatus(in policyInputs) (v1alpha1.RateLimitPolicyStatus, time.Duratio
 		setCondition(&st.Conditions, p.Generation, in.now, condition(typ, ok, reason, msg))
 	}
 	reject := func(reason, msg string) (v1alpha1.RateLimitPolicyStatus, time.Duration) {
+		st.Effective, st.ActiveSchedule, st.AdaptiveScale, st.NextTransitionTime = nil, "", "", nil
 		set(v1alpha1.ConditionAccepted, false, reason, msg)
-		set(v1alpha1.ConditionEnforced, false, ReasonNotEnforced, "the policy is not accepted; the target keeps its current limits")
+		set(v1alpha1.ConditionEnforced, false, ReasonNotEnforced, "the policy is not accepted; the gateway enforces none of its limits")
 		return st, 0
 	}
 
@@ -59,12 +62,12 @@ func policyStatus(in policyInputs) (v1alpha1.RateLimitPolicyStatus, time.Duratio
 		return reject(ReasonInvalidSchedule, fmt.Sprintf("spec.schedules: %v", err))
 	}
 	scale, held := adaptiveScale(p.Spec.Adaptive, in.adaptive, st.AdaptiveScale)
-	eff, err := schedule.Scale(res.Limits, scale)
+	eff, err := effectivePolicy(p.Spec, res.Limits, scale)
 	if err != nil {
 		return reject(ReasonInvalidSchedule, fmt.Sprintf("spec.adaptive: %v", err))
 	}
+	st.Effective = eff
 	st.ActiveSchedule = res.Active
-	st.EffectiveLimits = &eff
 	st.AdaptiveScale = scale
 	st.NextTransitionTime = nil
 	if !res.Next.IsZero() {
@@ -86,6 +89,26 @@ func policyStatus(in policyInputs) (v1alpha1.RateLimitPolicyStatus, time.Duratio
 		requeue = res.Next.Sub(in.now)
 	}
 	return st, requeue
+}
+
+// effectivePolicy resolves an accepted policy at one instant: its settings as written, the
+// base limits (scheduled: the active schedule's merged over spec.limits) and each override's
+// limits merged over them, every tier scaled by scale. This is the one place a policy's limits
+// are worked out; the renderer and the gateway copy the result.
+func effectivePolicy(spec v1alpha1.RateLimitPolicySpec, scheduled v1alpha1.LimitSet, scale v1alpha1.Decimal) (*v1alpha1.EffectivePolicy, error) {
+	base, err := schedule.Scale(scheduled, scale)
+	if err != nil {
+		return nil, err
+	}
+	e := &v1alpha1.EffectivePolicy{Mode: spec.Mode, Key: spec.Key, Algorithm: spec.Algorithm, FailureMode: spec.FailureMode, Limits: base}
+	for _, o := range spec.Overrides {
+		limits, err := schedule.Scale(schedule.Merge(scheduled, o.Limits), scale)
+		if err != nil {
+			return nil, err
+		}
+		e.Overrides = append(e.Overrides, v1alpha1.EffectiveOverride{Name: o.Name, Keys: slices.Clone(o.Keys), Limits: limits})
+	}
+	return e, nil
 }
 
 // adaptiveScale is the smallest scale of the rules whose trigger holds ("1" when none does).

@@ -90,7 +90,7 @@ func newPolicy(rl *gatewayconfig.RateLimit, lim limiter, m *metrics) *policy {
 	p.base = newTier("", rl.Policy, ratelimit.Algorithm(rl.Algorithm), rl.Limits, divisor)
 	for _, o := range rl.Overrides {
 		ov := override{ids: map[string]bool{}}
-		ov.t = newTier(o.Name, rl.Policy, ratelimit.Algorithm(rl.Algorithm), merge(rl.Limits, o.Limits), divisor)
+		ov.t = newTier(o.Name, rl.Policy, ratelimit.Algorithm(rl.Algorithm), o.Limits, divisor)
 		for _, k := range o.Keys {
 			if rl.Key.Source == gatewayconfig.KeyClientIP {
 				if pr, err := gatewayconfig.ParsePrefix(k); err == nil {
@@ -103,24 +103,6 @@ func newPolicy(rl *gatewayconfig.RateLimit, lim limiter, m *metrics) *policy {
 		p.overrides = append(p.overrides, ov)
 	}
 	return p
-}
-
-// merge returns base with every non-zero field of o replacing it.
-func merge(base, o gatewayconfig.Limits) gatewayconfig.Limits {
-	pick := func(b, v int64) int64 {
-		if v != 0 {
-			return v
-		}
-		return b
-	}
-	return gatewayconfig.Limits{
-		RequestsPerMinute:     pick(base.RequestsPerMinute, o.RequestsPerMinute),
-		Burst:                 pick(base.Burst, o.Burst),
-		TokensPerMinute:       pick(base.TokensPerMinute, o.TokensPerMinute),
-		InputTokensPerMinute:  pick(base.InputTokensPerMinute, o.InputTokensPerMinute),
-		OutputTokensPerMinute: pick(base.OutputTokensPerMinute, o.OutputTokensPerMinute),
-		MaxConcurrentRequests: pick(base.MaxConcurrentRequests, o.MaxConcurrentRequests),
-	}
 }
 
 // split divides a limit among local replicas, never below 1 (0 stays unlimited).

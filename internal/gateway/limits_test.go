@@ -11,7 +11,7 @@ func TestPolicyCompile(t *testing.T) {
 	rl := &gatewayconfig.RateLimit{Policy: "p", Replicas: 4,
 		Limits: gatewayconfig.Limits{RequestsPerMinute: 30, Burst: 10, TokensPerMinute: 6000, MaxConcurrentRequests: 2},
 		Overrides: []gatewayconfig.Override{{Name: "vip", Keys: []string{"10.0.0.0/8"},
-			Limits: gatewayconfig.Limits{RequestsPerMinute: 600, OutputTokensPerMinute: 2}}}}
+			Limits: gatewayconfig.Limits{RequestsPerMinute: 600, Burst: 10, TokensPerMinute: 6000, OutputTokensPerMinute: 2, MaxConcurrentRequests: 2}}}}
 	rl.Default()
 	p := newPolicy(rl, ratelimit.NewMemory(ratelimit.MemoryOptions{}), newMetrics())
 	// Local limiting over 4 replicas: each gets a quarter, never less than 1.

@@ -68,27 +68,36 @@ func fullVLLM() Inputs {
 	return Inputs{Service: qs, Policy: apiKeyPolicy(), Plan: plan(2), Defaults: testDefaults}
 }
 
-// clientIPPolicy is the seed's policy in the daytime: base 30/min, schedule 50/min.
+// clientIPPolicy is the seed's policy in the daytime, accepted: base 30/min, schedule 50/min.
 func clientIPPolicy() *v1alpha1.RateLimitPolicy {
+	limits := func(rpm int32) v1alpha1.LimitSet {
+		return v1alpha1.LimitSet{
+			RequestsPerMinute: ptr.To(rpm), Burst: ptr.To(int32(10)),
+			TokensPerMinute: ptr.To(int64(60000)), MaxConcurrentRequests: ptr.To(int32(8)),
+		}
+	}
+	office := v1alpha1.LimitOverride{Name: "office", Keys: []string{"192.0.2.7", "198.51.100.0/24"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: ptr.To(int32(600))}}
 	return &v1alpha1.RateLimitPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "qwen3-limits", Namespace: "ai"},
+		ObjectMeta: metav1.ObjectMeta{Name: "qwen3-limits", Namespace: "ai", Generation: 2},
 		Spec: v1alpha1.RateLimitPolicySpec{
-			TargetRef: v1alpha1.TargetRef{Name: "qwen3"},
-			Mode:      v1alpha1.ModeEnforce,
-			Key:       v1alpha1.KeySpec{Source: v1alpha1.KeyClientIP},
-			Algorithm: v1alpha1.AlgorithmHybrid,
-			Limits: v1alpha1.LimitSet{
-				RequestsPerMinute: ptr.To(int32(30)), Burst: ptr.To(int32(10)),
-				TokensPerMinute: ptr.To(int64(60000)), MaxConcurrentRequests: ptr.To(int32(8)),
-			},
-			Overrides:   []v1alpha1.LimitOverride{{Name: "office", Keys: []string{"192.0.2.7", "198.51.100.0/24"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: ptr.To(int32(600))}}},
+			TargetRef:   v1alpha1.TargetRef{Name: "qwen3"},
+			Mode:        v1alpha1.ModeEnforce,
+			Key:         v1alpha1.KeySpec{Source: v1alpha1.KeyClientIP},
+			Algorithm:   v1alpha1.AlgorithmHybrid,
+			Limits:      limits(30),
+			Overrides:   []v1alpha1.LimitOverride{office},
 			FailureMode: v1alpha1.FailOpen,
 		},
 		Status: v1alpha1.RateLimitPolicyStatus{
-			ActiveSchedule: "daytime",
-			EffectiveLimits: &v1alpha1.LimitSet{
-				RequestsPerMinute: ptr.To(int32(50)), Burst: ptr.To(int32(10)),
-				TokensPerMinute: ptr.To(int64(60000)), MaxConcurrentRequests: ptr.To(int32(8)),
+			ObservedGeneration: 2,
+			Conditions:         []metav1.Condition{{Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionTrue, Reason: "Accepted", ObservedGeneration: 2}},
+			ActiveSchedule:     "daytime",
+			AdaptiveScale:      "1",
+			Effective: &v1alpha1.EffectivePolicy{
+				Mode: v1alpha1.ModeEnforce, Key: v1alpha1.KeySpec{Source: v1alpha1.KeyClientIP},
+				Algorithm: v1alpha1.AlgorithmHybrid, FailureMode: v1alpha1.FailOpen,
+				Limits:    limits(50),
+				Overrides: []v1alpha1.EffectiveOverride{{Name: office.Name, Keys: office.Keys, Limits: limits(600)}},
 			},
 		},
 	}
@@ -100,6 +109,11 @@ func apiKeyPolicy() *v1alpha1.RateLimitPolicy {
 	p.Spec.Key = v1alpha1.KeySpec{Source: v1alpha1.KeyAPIKey}
 	p.Spec.FailureMode = v1alpha1.FailClosed
 	p.Spec.Overrides = []v1alpha1.LimitOverride{{Name: "premium", Keys: []string{"team-a"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: ptr.To(int32(600)), Burst: ptr.To(int32(100))}}}
+	e := p.Status.Effective
+	e.Key, e.FailureMode = p.Spec.Key, p.Spec.FailureMode
+	premium := *e.Limits.DeepCopy()
+	premium.RequestsPerMinute, premium.Burst = ptr.To(int32(600)), ptr.To(int32(100))
+	e.Overrides = []v1alpha1.EffectiveOverride{{Name: "premium", Keys: []string{"team-a"}, Limits: premium}}
 	return p
 }
 
@@ -152,5 +166,6 @@ func simulatorBoth() Inputs {
 	}
 	p := apiKeyPolicy()
 	p.Spec.Mode = v1alpha1.ModeShadow
+	p.Status.Effective.Mode = v1alpha1.ModeShadow
 	return Inputs{Service: qs, Policy: p, Plan: plan(4), Defaults: testDefaults, HTTPRouteServed: true}
 }

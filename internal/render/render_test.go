@@ -9,9 +9,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
 )
 
 func TestServedName(t *testing.T) {
@@ -34,14 +36,12 @@ func TestServedName(t *testing.T) {
 // (>= 1, burst defaulting to rpm), connections, exemptions, and never stricter than the gateway.
 func TestEdgeLimits(t *testing.T) {
 	i32 := func(v int32) *int32 { return &v }
-	policy := func(src v1alpha1.KeySource, l v1alpha1.LimitSet, overrides ...v1alpha1.LimitOverride) *v1alpha1.RateLimitPolicy {
-		return &v1alpha1.RateLimitPolicy{Spec: v1alpha1.RateLimitPolicySpec{
-			Mode: v1alpha1.ModeEnforce, Key: v1alpha1.KeySpec{Source: src}, Limits: l, Overrides: overrides,
-		}}
+	policy := func(src v1alpha1.KeySource, l v1alpha1.LimitSet, overrides ...v1alpha1.EffectiveOverride) *v1alpha1.EffectivePolicy {
+		return &v1alpha1.EffectivePolicy{Mode: v1alpha1.ModeEnforce, Key: v1alpha1.KeySpec{Source: src}, Limits: l, Overrides: overrides}
 	}
 	tests := []struct {
 		name   string
-		policy *v1alpha1.RateLimitPolicy
+		policy *v1alpha1.EffectivePolicy
 		want   map[string]string
 		btpRPM int64
 	}{
@@ -59,16 +59,18 @@ func TestEdgeLimits(t *testing.T) {
 		{"tokens only: nothing at the edge", policy(v1alpha1.KeyClientIP, v1alpha1.LimitSet{TokensPerMinute: ptr.To(int64(1000))}),
 			map[string]string{}, 0},
 		{"client IP tiers are exempt", policy(v1alpha1.KeyClientIP, v1alpha1.LimitSet{RequestsPerMinute: i32(30), MaxConcurrentRequests: i32(4)},
-			v1alpha1.LimitOverride{Name: "office", Keys: []string{"198.51.100.9/24", "192.0.2.7"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(600)}},
-			v1alpha1.LimitOverride{Name: "dup", Keys: []string{"192.0.2.7"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(5)}}),
+			v1alpha1.EffectiveOverride{Name: "office", Keys: []string{"198.51.100.9/24", "192.0.2.7"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(600), MaxConcurrentRequests: i32(4)}},
+			v1alpha1.EffectiveOverride{Name: "dup", Keys: []string{"192.0.2.7"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(5), MaxConcurrentRequests: i32(4)}}),
 			map[string]string{AnnotationLimitRPM: "30", AnnotationLimitBurstMultiplier: "1", AnnotationLimitConnections: "4",
 				AnnotationLimitWhitelist: "192.0.2.7/32,198.51.100.0/24"}, 600},
 		{"API key: per-IP ceiling is the largest tier", policy(v1alpha1.KeyAPIKey, v1alpha1.LimitSet{RequestsPerMinute: i32(30), Burst: i32(10), MaxConcurrentRequests: i32(4)},
-			v1alpha1.LimitOverride{Name: "premium", Keys: []string{"team-a"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(100), Burst: i32(250)}}),
+			v1alpha1.EffectiveOverride{Name: "premium", Keys: []string{"team-a"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(100), Burst: i32(250), MaxConcurrentRequests: i32(4)}}),
 			map[string]string{AnnotationLimitRPM: "100", AnnotationLimitBurstMultiplier: "3", AnnotationLimitConnections: "4"}, 100},
 		{"header key: a lower tier does not lower the edge", policy(v1alpha1.KeyHeader, v1alpha1.LimitSet{RequestsPerMinute: i32(60)},
-			v1alpha1.LimitOverride{Name: "free", Keys: []string{"u1"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(6)}}),
+			v1alpha1.EffectiveOverride{Name: "free", Keys: []string{"u1"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(6)}}),
 			map[string]string{AnnotationLimitRPM: "60", AnnotationLimitBurstMultiplier: "1"}, 60},
+		{"shadow never rejects, so the edge must not either", &v1alpha1.EffectivePolicy{Mode: v1alpha1.ModeShadow,
+			Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(30)}}, map[string]string{}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,18 +85,48 @@ func TestEdgeLimits(t *testing.T) {
 	}
 }
 
-func TestEdgeUsesEffectiveLimitsAndSkipsShadow(t *testing.T) {
-	p := clientIPPolicy() // spec 30/min, status.effectiveLimits 50/min
-	if got := Edge(p).NginxAnnotations()[AnnotationLimitRPM]; got != "50" {
-		t.Errorf("limit-rpm = %q, want the effective 50", got)
+// TestPolicyRenderedOnlyFromItsStatus: the renderer copies status.effective of an accepted
+// policy whose status describes its current spec, and nothing else: not the spec, not a status
+// that has not caught up with an edit, not a refused policy.
+func TestPolicyRenderedOnlyFromItsStatus(t *testing.T) {
+	rendered := func(p *v1alpha1.RateLimitPolicy) (config *gatewayconfig.RateLimit, annotations map[string]string, summary string) {
+		in := sglangRoute()
+		in.Service.Spec.Exposure.Ingress = &v1alpha1.IngressExposure{Host: "qwen.example.com"}
+		in.Policy = p
+		objs, err := Render(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := gatewayconfig.Load([]byte(configOf(t, objs)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.RateLimit, Edge(Enforced(p)).NginxAnnotations(), RateLimitSummary(p)
 	}
-	p.Status.EffectiveLimits = nil
-	if got := Edge(p).NginxAnnotations()[AnnotationLimitRPM]; got != "30" {
-		t.Errorf("limit-rpm = %q, want spec.limits 30 while status is empty", got)
-	}
+
+	p := clientIPPolicy() // spec 30/min, status 50/min
+	p.Spec.Key = v1alpha1.KeySpec{Source: v1alpha1.KeyHeader, Header: "X-User-Id"}
 	p.Spec.Mode = v1alpha1.ModeShadow
-	if got := Edge(p).NginxAnnotations(); len(got) != 0 {
-		t.Errorf("a Shadow policy never rejects, so the edge must not either; got %v", got)
+	rl, ann, summary := rendered(p)
+	if rl == nil || rl.Limits.RequestsPerMinute != 50 || rl.Key.Source != gatewayconfig.KeyClientIP || rl.Mode != gatewayconfig.ModeEnforce ||
+		ann[AnnotationLimitRPM] != "50" || !strings.HasPrefix(summary, "50/min") {
+		t.Fatalf("an accepted policy renders its status: config %+v, annotations %v, summary %q", rl, ann, summary)
+	}
+
+	for name, mutate := range map[string]func(*v1alpha1.RateLimitPolicy){
+		"spec edited, status not caught up": func(p *v1alpha1.RateLimitPolicy) { p.Generation++ },
+		"refused": func(p *v1alpha1.RateLimitPolicy) {
+			p.Status.Conditions[0].Status, p.Status.Conditions[0].Reason = metav1.ConditionFalse, "UnknownTimezone"
+		},
+		"accepted at an older generation": func(p *v1alpha1.RateLimitPolicy) { p.Status.Conditions[0].ObservedGeneration-- },
+		"no Accepted condition":           func(p *v1alpha1.RateLimitPolicy) { p.Status.Conditions = nil },
+		"no effective policy":             func(p *v1alpha1.RateLimitPolicy) { p.Status.Effective = nil },
+	} {
+		p := clientIPPolicy()
+		mutate(p)
+		if rl, ann, summary := rendered(p); rl != nil || len(ann) != 0 || summary != "" {
+			t.Errorf("%s: rendered config %+v, annotations %v, summary %q; want no limits", name, rl, ann, summary)
+		}
 	}
 }
 
@@ -121,8 +153,9 @@ func TestRateLimitSummary(t *testing.T) {
 	if got, want := RateLimitSummary(p), "50/min burst 10, 60000 tokens/min, 8 concurrent (schedule: daytime)"; got != want {
 		t.Errorf("summary = %q, want %q", got, want)
 	}
-	p.Status = v1alpha1.RateLimitPolicyStatus{EffectiveLimits: &v1alpha1.LimitSet{RequestsPerMinute: ptr.To(int32(200)), Burst: ptr.To(int32(40))}}
-	p.Spec.Mode = v1alpha1.ModeShadow
+	p.Status.ActiveSchedule = ""
+	p.Status.Effective.Limits = v1alpha1.LimitSet{RequestsPerMinute: ptr.To(int32(200)), Burst: ptr.To(int32(40))}
+	p.Status.Effective.Mode = v1alpha1.ModeShadow
 	if got, want := RateLimitSummary(p), "200/min burst 40 [shadow]"; got != want {
 		t.Errorf("summary = %q, want %q", got, want)
 	}
@@ -150,7 +183,7 @@ func TestValidateReasons(t *testing.T) {
 			in.Service.Spec.Exposure.HTTPRoute = &v1alpha1.HTTPRouteExposure{ParentRefs: []v1alpha1.ParentRef{{Name: "gw"}}}
 		}, ReasonGatewayAPINotServed, "spec.exposure.httpRoute"},
 		{"override keys not IPs for a ClientIP policy", func(in *Inputs) {
-			in.Policy.Spec.Key.Source = v1alpha1.KeyClientIP
+			in.Policy.Status.Effective.Key.Source = v1alpha1.KeyClientIP
 		}, ReasonInvalidGatewayConfig, "rateLimit.overrides[0].keys[0]"},
 	}
 	for _, tt := range tests {

@@ -121,8 +121,8 @@ func (s *State) WaitConverged(ctx context.Context, timeout time.Duration) error 
 			if err := c.Get(ctx, key(s.Name+"-limits"), p); err != nil {
 				return err.Error()
 			}
-			if p.Status.EffectiveLimits == nil {
-				return "no status.effectiveLimits yet"
+			if p.Status.Effective == nil {
+				return "no status.effective yet"
 			}
 			return conditionTrue(p.Status.Conditions, v1alpha1.ConditionAccepted, p.Generation, p.Status.ObservedGeneration)
 		}},
