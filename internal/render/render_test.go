@@ -90,7 +90,7 @@ func TestEdgeLimits(t *testing.T) {
 // that has not caught up with an edit, not a refused policy.
 func TestPolicyRenderedOnlyFromItsStatus(t *testing.T) {
 	rendered := func(p *v1alpha1.RateLimitPolicy) (config *gatewayconfig.RateLimit, annotations map[string]string, summary string) {
-		in := sglangRoute()
+		in := input(t, "sglang-httproute")
 		in.Service.Spec.Exposure.Ingress = &v1alpha1.IngressExposure{Host: "qwen.example.com"}
 		in.Policy = p
 		objs, err := Render(in)
@@ -104,7 +104,7 @@ func TestPolicyRenderedOnlyFromItsStatus(t *testing.T) {
 		return c.RateLimit, Edge(Enforced(p)).NginxAnnotations(), RateLimitSummary(p)
 	}
 
-	p := clientIPPolicy() // spec 30/min, status 50/min
+	p := input(t, "sglang-httproute").Policy // spec 30/min, status 50/min (daytime)
 	p.Spec.Key = v1alpha1.KeySpec{Source: v1alpha1.KeyHeader, Header: "X-User-Id"}
 	p.Spec.Mode = v1alpha1.ModeShadow
 	rl, ann, summary := rendered(p)
@@ -122,7 +122,7 @@ func TestPolicyRenderedOnlyFromItsStatus(t *testing.T) {
 		"no Accepted condition":           func(p *v1alpha1.RateLimitPolicy) { p.Status.Conditions = nil },
 		"no effective policy":             func(p *v1alpha1.RateLimitPolicy) { p.Status.Effective = nil },
 	} {
-		p := clientIPPolicy()
+		p := input(t, "sglang-httproute").Policy
 		mutate(p)
 		if rl, ann, summary := rendered(p); rl != nil || len(ann) != 0 || summary != "" {
 			t.Errorf("%s: rendered config %+v, annotations %v, summary %q; want no limits", name, rl, ann, summary)
@@ -131,7 +131,7 @@ func TestPolicyRenderedOnlyFromItsStatus(t *testing.T) {
 }
 
 func TestIngressAnnotationsOursWin(t *testing.T) {
-	objs, err := Render(fullVLLM())
+	objs, err := Render(input(t, "vllm-full"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestIngressAnnotationsOursWin(t *testing.T) {
 }
 
 func TestRateLimitSummary(t *testing.T) {
-	p := clientIPPolicy()
+	p := input(t, "sglang-httproute").Policy
 	if got, want := RateLimitSummary(p), "50/min burst 10, 60000 tokens/min, 8 concurrent (schedule: daytime)"; got != want {
 		t.Errorf("summary = %q, want %q", got, want)
 	}
@@ -188,7 +188,7 @@ func TestValidateReasons(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := fullVLLM()
+			in := input(t, "vllm-full")
 			tt.mutate(&in)
 			objs, err := Render(in)
 			var ie *InvalidError
@@ -203,7 +203,7 @@ func TestValidateReasons(t *testing.T) {
 }
 
 func TestSecretRefs(t *testing.T) {
-	got := SecretRefs(fullVLLM().Service)
+	got := SecretRefs(input(t, "vllm-full").Service)
 	want := []SecretRef{
 		{"hf", "spec.engine.hfTokenSecretRef"},
 		{"qwen3-keys", "spec.gateway.apiKeysSecretRef"},
@@ -212,7 +212,7 @@ func TestSecretRefs(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("SecretRefs = %v, want %v", got, want)
 	}
-	if got := SecretRefs(minimalVLLM().Service); len(got) != 0 {
+	if got := SecretRefs(input(t, "vllm-minimal").Service); len(got) != 0 {
 		t.Errorf("minimal service references %v", got)
 	}
 }
@@ -233,12 +233,12 @@ func TestGPUs(t *testing.T) {
 }
 
 func TestSimulatorHasNoGPUAndDefaultGPUName(t *testing.T) {
-	objs, _ := Render(simulatorBoth())
+	objs, _ := Render(input(t, "simulator-exposed"))
 	c := find(t, objs, "Deployment", "qwen3-engine").(*appsv1.Deployment).Spec.Template.Spec.Containers[0]
 	if len(c.Resources.Limits) != 0 {
 		t.Errorf("simulator limits = %v, want no GPU", c.Resources.Limits)
 	}
-	in := minimalVLLM()
+	in := input(t, "vllm-minimal")
 	in.Service.Spec.Resources.GPUResourceName = ""
 	objs, _ = Render(in)
 	c = find(t, objs, "Deployment", "qwen3-engine").(*appsv1.Deployment).Spec.Template.Spec.Containers[0]
@@ -248,7 +248,7 @@ func TestSimulatorHasNoGPUAndDefaultGPUName(t *testing.T) {
 }
 
 func TestFallbackTakesUnsetResourcesFromPrimary(t *testing.T) {
-	in := fullVLLM()
+	in := input(t, "vllm-full")
 	in.Service.Spec.Fallback.Resources = v1alpha1.ResourcesSpec{GPUs: ptr.To(int32(1)), NodeSelector: map[string]string{"pool": "small"}}
 	objs, _ := Render(in)
 	pod := find(t, objs, "Deployment", "qwen3-fallback").(*appsv1.Deployment).Spec.Template.Spec
@@ -264,7 +264,7 @@ func TestFallbackTakesUnsetResourcesFromPrimary(t *testing.T) {
 }
 
 func TestUserEnvReplacesOurs(t *testing.T) {
-	in := fullVLLM()
+	in := input(t, "vllm-full")
 	in.Service.Spec.Engine.Env = []corev1.EnvVar{{Name: "HF_TOKEN", Value: "inline"}, {Name: "A", Value: "1"}, {Name: "A", Value: "2"}}
 	objs, _ := Render(in)
 	env := find(t, objs, "Deployment", "qwen3-engine").(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Env
@@ -275,7 +275,7 @@ func TestUserEnvReplacesOurs(t *testing.T) {
 }
 
 func TestBackendTrafficPolicyOnlyWhenServed(t *testing.T) {
-	in := sglangRoute()
+	in := input(t, "sglang-httproute")
 	objs, _ := Render(in)
 	if !has(objs, BackendTrafficPolicyKind, "qwen3") {
 		t.Fatal("no BackendTrafficPolicy although the CRD is served")
@@ -285,7 +285,7 @@ func TestBackendTrafficPolicyOnlyWhenServed(t *testing.T) {
 	if has(objs, BackendTrafficPolicyKind, "qwen3") || !has(objs, "HTTPRoute", "qwen3") {
 		t.Error("want the HTTPRoute without a BackendTrafficPolicy when the CRD is not served")
 	}
-	in = sglangRoute()
+	in = input(t, "sglang-httproute")
 	in.Policy = nil
 	objs, _ = Render(in)
 	if has(objs, BackendTrafficPolicyKind, "qwen3") {
@@ -294,11 +294,12 @@ func TestBackendTrafficPolicyOnlyWhenServed(t *testing.T) {
 }
 
 func TestLevelAndPlanInGatewayConfig(t *testing.T) {
-	in := minimalVLLM()
+	in := input(t, "vllm-minimal")
 	if c := GatewayConfig(in); c.Degradation.Level != 0 || c.Degradation.StaticResponse != nil || c.RateLimit != nil || c.Fallback != nil {
 		t.Errorf("minimal config carries policy or plan settings: %+v", c)
 	}
-	in.Plan = plan(3)
+	in.Plan = input(t, "vllm-full").Plan
+	in.Plan.Status.Level = 3
 	c := GatewayConfig(in)
 	if c.Degradation.Level != 3 || c.Degradation.StaticResponse.Message != "服务繁忙，请稍后再试" || c.Breaker.FailureThreshold != 5 {
 		t.Errorf("plan not rendered: %+v", c.Degradation)
@@ -306,7 +307,7 @@ func TestLevelAndPlanInGatewayConfig(t *testing.T) {
 }
 
 func TestEndpointAndURL(t *testing.T) {
-	qs := fullVLLM().Service
+	qs := input(t, "vllm-full").Service
 	if got, want := Endpoint(qs), "http://qwen3-gateway.ai.svc:8080/v1"; got != want {
 		t.Errorf("Endpoint = %q, want %q", got, want)
 	}
