@@ -18,9 +18,10 @@ import (
 	"github.com/qwenops/qwen-operator/internal/telemetry"
 )
 
-// RateLimitPolicyReconciler computes each RateLimitPolicy's effective limits — the active
-// schedule over the base limits, scaled by telemetry — and writes them to its status, where
-// the QwenService controller picks them up. It requeues exactly at the next schedule
+// RateLimitPolicyReconciler judges each RateLimitPolicy and, when it accepts it, resolves it
+// into status.effective — its settings and every tier's limits, the active schedule over the
+// base limits, each override over those, all scaled by telemetry — where the QwenService
+// controller picks it up. It requeues exactly at the next schedule
 // transition, and at TelemetryInterval while adaptive rules exist.
 type RateLimitPolicyReconciler struct {
 	client.Client

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -179,18 +180,12 @@ func TestEffectivePolicyResolvesEveryTier(t *testing.T) {
 		},
 	}
 	if !equality.Semantic.DeepEqual(st.Effective, want) {
-		t.Errorf("effective\n got %s\nwant %s", toYAML(t, st.Effective), toYAML(t, want))
+		t.Errorf("effective\n got %s\nwant %s", asJSON(st.Effective), asJSON(want))
 	}
 }
 
-func toYAML(t *testing.T, v any) string {
-	t.Helper()
-	b, err := yaml.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
+// asJSON shows a status (or part of one) in a failure message.
+func asJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
 
 func TestAdaptiveScaleSmallestMatchingWins(t *testing.T) {
 	rules := []v1alpha1.AdaptiveRule{
@@ -241,6 +236,6 @@ func TestRenderGoldenPolicyStatus(t *testing.T) {
 	got, _ := policyStatus(policyInputs{policy: p, targetExists: true, adaptive: temps(85), now: shanghai(t, "2026-11-26 10:00")})
 	if !equality.Semantic.DeepEqual(got.Effective, want.Effective) || got.ActiveSchedule != want.ActiveSchedule ||
 		got.AdaptiveScale != want.AdaptiveScale || !got.NextTransitionTime.Equal(want.NextTransitionTime) || got.ObservedGeneration != want.ObservedGeneration {
-		t.Errorf("the controller publishes\n%s\nthe golden input says\n%s", toYAML(t, got), toYAML(t, want))
+		t.Errorf("the controller publishes\n%s\nthe golden input says\n%s", asJSON(got), asJSON(want))
 	}
 }
