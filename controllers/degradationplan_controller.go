@@ -93,7 +93,7 @@ func (r *DegradationPlanReconciler) read(ctx context.Context, p *v1alpha1.Degrad
 	if err != nil {
 		return readings{err: err, failed: len(inputs), total: len(inputs)}
 	}
-	return readTriggers(ctx, q, inputs, telemetry.Target{Namespace: p.Namespace, Service: p.Spec.TargetRef.Name})
+	return readTriggers(ctx, q, inputs, telemetryTarget(p.Namespace, p.Spec.TargetRef.Name))
 }
 
 // state is the evaluator's memory of p, restored from status after a restart.
@@ -143,7 +143,7 @@ func firstOr(ss []string, def string) string {
 
 // SetupWithManager registers the reconciler; it also watches QwenServices (a target may
 // appear or go) and the other plans on the same target (a conflict may end).
-func (r *DegradationPlanReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+func (r *DegradationPlanReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
@@ -151,9 +151,6 @@ func (r *DegradationPlanReconciler) SetupWithManager(ctx context.Context, mgr ct
 		r.Queriers = cachedQueriers(telemetry.DefaultTimeout)
 	}
 	r.states = map[types.NamespacedName]planMemory{}
-	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("degradationplan").
 		For(&v1alpha1.DegradationPlan{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).

@@ -41,7 +41,7 @@ func planStatus(in planInputs) (v1alpha1.DegradationPlanStatus, degrade.State) {
 	st := *p.Status.DeepCopy()
 	st.ObservedGeneration = p.Generation
 	set := func(typ string, ok bool, reason, msg string) {
-		setCondition(&st.Conditions, p.Generation, in.now, typ, ok, reason, msg)
+		setCondition(&st.Conditions, p.Generation, in.now, condition(typ, ok, reason, msg))
 	}
 	setDegraded := func() {
 		if st.Level == v1alpha1.LevelNormal {

@@ -2,7 +2,7 @@ package controllers
 
 import (
 	"context"
-	"sync"
+	"fmt"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -18,33 +18,26 @@ const (
 	IndexSecretRefs = "spec.secretRefs"
 )
 
-var (
-	indexMu   sync.Mutex
-	indexedBy = map[client.FieldIndexer]bool{}
-)
-
-// setupIndexes registers every field index of the package with fi, once per indexer, so each
-// reconciler can call it from SetupWithManager.
-func setupIndexes(ctx context.Context, fi client.FieldIndexer) error {
-	indexMu.Lock()
-	defer indexMu.Unlock()
-	if indexedBy[fi] {
-		return nil
+// SetupIndexes registers every field index the reconcilers of this package list by with the
+// manager's cache. Call it once per manager, before the reconcilers' SetupWithManager.
+func SetupIndexes(ctx context.Context, fi client.FieldIndexer) error {
+	for _, ix := range []struct {
+		obj     client.Object
+		field   string
+		extract client.IndexerFunc
+	}{
+		{&v1alpha1.RateLimitPolicy{}, IndexTargetRef, func(o client.Object) []string {
+			return []string{o.(*v1alpha1.RateLimitPolicy).Spec.TargetRef.Name}
+		}},
+		{&v1alpha1.DegradationPlan{}, IndexTargetRef, func(o client.Object) []string {
+			return []string{o.(*v1alpha1.DegradationPlan).Spec.TargetRef.Name}
+		}},
+		{&v1alpha1.QwenService{}, IndexSecretRefs, secretNames},
+	} {
+		if err := fi.IndexField(ctx, ix.obj, ix.field, ix.extract); err != nil {
+			return fmt.Errorf("indexing %T by %s: %w", ix.obj, ix.field, err)
+		}
 	}
-	if err := fi.IndexField(ctx, &v1alpha1.RateLimitPolicy{}, IndexTargetRef, func(o client.Object) []string {
-		return []string{o.(*v1alpha1.RateLimitPolicy).Spec.TargetRef.Name}
-	}); err != nil {
-		return err
-	}
-	if err := fi.IndexField(ctx, &v1alpha1.DegradationPlan{}, IndexTargetRef, func(o client.Object) []string {
-		return []string{o.(*v1alpha1.DegradationPlan).Spec.TargetRef.Name}
-	}); err != nil {
-		return err
-	}
-	if err := fi.IndexField(ctx, &v1alpha1.QwenService{}, IndexSecretRefs, secretNames); err != nil {
-		return err
-	}
-	indexedBy[fi] = true
 	return nil
 }
 

@@ -56,10 +56,13 @@ func startPolicyManager(t testing.TB, clk *offsetClock, promURL string) {
 	rlp := &RateLimitPolicyReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("qwen-operator"), Clock: clk,
 		PrometheusURL: promURL, TelemetryInterval: time.Second}
 	dp := &DegradationPlanReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("qwen-operator"), Clock: clk, PrometheusURL: promURL}
-	if err := rlp.SetupWithManager(ctx, mgr); err != nil {
+	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		t.Fatal(err)
 	}
-	if err := dp.SetupWithManager(ctx, mgr); err != nil {
+	if err := rlp.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	if err := dp.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -157,8 +160,8 @@ func waitChain(t testing.TB, ns string, schedule string, rpm int64) {
 	t.Helper()
 	eventually(t, fmt.Sprintf("schedule %q at %d/min in status, gateway config and ingress", schedule, rpm), func() error {
 		p := getPolicy(t, ns, "qwen3-limits")
-		if p.Status.ActiveSchedule != schedule || p.Status.EffectiveLimits == nil || int64(ptr.Deref(p.Status.EffectiveLimits.RequestsPerMinute, 0)) != rpm {
-			return fmt.Errorf("status: schedule %q limits %+v", p.Status.ActiveSchedule, p.Status.EffectiveLimits)
+		if e := p.Status.Effective; p.Status.ActiveSchedule != schedule || e == nil || int64(ptr.Deref(e.Limits.RequestsPerMinute, 0)) != rpm {
+			return fmt.Errorf("status: schedule %q effective %+v", p.Status.ActiveSchedule, e)
 		}
 		if got := gatewayRPM(t, ns); got != rpm {
 			return fmt.Errorf("gateway config rpm %d", got)
@@ -336,8 +339,7 @@ func TestDegradationFollowsTelemetry(t *testing.T) {
 	}
 }
 
-// TestPolicyBadInput: what the schema cannot check is reported in conditions, and the
-// target keeps its current settings.
+// TestPolicyBadInput: what the schema cannot check is reported in conditions.
 func TestPolicyBadInput(t *testing.T) {
 	ns, _, prom, _ := telemetryStack(t)
 
@@ -350,14 +352,6 @@ func TestPolicyBadInput(t *testing.T) {
 	newer := limitsPolicy(ns, "qwen3-limits-v2", 500)
 	create(t, newer)
 	waitPolicyCondition(t, ns, newer.Name, v1alpha1.ConditionAccepted, metav1.ConditionFalse, ReasonConflicted)
-	waitChain(t, ns, "", 40)
-
-	// An unknown timezone is refused and the last limits stay in force.
-	update(t, getPolicy(t, ns, "qwen3-limits"), func(p *v1alpha1.RateLimitPolicy) {
-		p.Spec.Timezone = "Mars/Olympus_Mons"
-		p.Spec.Limits.RequestsPerMinute = ptr.To[int32](7)
-	})
-	waitPolicyCondition(t, ns, "qwen3-limits", v1alpha1.ConditionAccepted, metav1.ConditionFalse, ReasonUnknownTimezone)
 	waitChain(t, ns, "", 40)
 
 	// A policy whose target does not exist.
@@ -377,4 +371,66 @@ func TestPolicyBadInput(t *testing.T) {
 	if got := getQS(t, ns, "qwen3").Status.DegradationLevel; got != 0 {
 		t.Fatalf("service level %d", got)
 	}
+}
+
+// TestRejectedEditNeverReachesTheGateway edits an accepted policy into one its controller
+// refuses (an unknown timezone), together with new limits, mode and key: none of the new
+// settings may reach the gateway config or the Ingress at any point. A refused policy has no
+// effect at all, so the limits go; fixing the spec brings the edit in.
+func TestRejectedEditNeverReachesTheGateway(t *testing.T) {
+	ns := newNamespace(t)
+	startPolicyManager(t, &offsetClock{}, "")
+	create(t, qwen3(ns))
+	create(t, limitsPolicy(ns, "qwen3-limits", 40))
+	waitChain(t, ns, "", 40)
+
+	update(t, getPolicy(t, ns, "qwen3-limits"), func(p *v1alpha1.RateLimitPolicy) {
+		p.Spec.Timezone = "Mars/Olympus_Mons"
+		p.Spec.Limits.RequestsPerMinute = ptr.To[int32](7)
+		p.Spec.Mode = v1alpha1.ModeShadow
+		p.Spec.Key = v1alpha1.KeySpec{Source: v1alpha1.KeyHeader, Header: "X-User-Id"}
+	})
+	leaked := func() error {
+		if c := gatewayConfig(t, ns); c != nil && c.RateLimit != nil {
+			if rl := c.RateLimit; rl.Limits.RequestsPerMinute == 7 || rl.Mode == gatewayconfig.ModeShadow || rl.Key.Header != "" {
+				return fmt.Errorf("the refused edit reached the gateway config: %+v", rl)
+			}
+		}
+		if got := ingressRPM(t, ns); got == "7" {
+			return fmt.Errorf("the refused edit reached the Ingress: limit-rpm %s", got)
+		}
+		return nil
+	}
+	eventually(t, "the policy refused and its limits gone from the gateway and the Ingress", func() error {
+		if err := leaked(); err != nil {
+			t.Fatal(err)
+		}
+		p := getPolicy(t, ns, "qwen3-limits")
+		c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionAccepted)
+		if p.Status.ObservedGeneration != p.Generation || c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonUnknownTimezone {
+			return fmt.Errorf("policy status %+v", p.Status)
+		}
+		if p.Status.Effective != nil {
+			return fmt.Errorf("a refused policy publishes %+v", p.Status.Effective)
+		}
+		if got := gatewayRPM(t, ns); got != -1 {
+			return fmt.Errorf("gateway config rpm %d, want no limits", got)
+		}
+		if got := ingressRPM(t, ns); got != "" {
+			return fmt.Errorf("ingress limit-rpm %q, want none", got)
+		}
+		return nil
+	})
+	if s := getQS(t, ns, "qwen3").Status.RateLimit; s != "" {
+		t.Errorf("status.rateLimit = %q for a refused policy", s)
+	}
+
+	update(t, getPolicy(t, ns, "qwen3-limits"), func(p *v1alpha1.RateLimitPolicy) { p.Spec.Timezone = "UTC" })
+	eventually(t, "the fixed edit in force", func() error {
+		c := gatewayConfig(t, ns)
+		if c == nil || c.RateLimit == nil || c.RateLimit.Limits.RequestsPerMinute != 7 || c.RateLimit.Mode != gatewayconfig.ModeShadow || c.RateLimit.Key.Header != "X-User-Id" {
+			return fmt.Errorf("gateway config %+v", c)
+		}
+		return nil
+	})
 }

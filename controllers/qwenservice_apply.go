@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -51,17 +52,18 @@ func (r *QwenServiceReconciler) childLists() []client.ObjectList {
 }
 
 // apply server-side applies every desired object with the operator's field manager, taking
-// ownership of any field someone else changed, then deletes the children no longer desired.
-// An object the API server refuses does not stop the others; pruning waits until all apply.
+// ownership of any field someone else changed, then deletes the children no longer desired:
+// the prune is decided as a plan (prunePlan, pure) before it is executed. An object the API
+// server refuses does not stop the others; pruning waits until all apply.
 func (r *QwenServiceReconciler) apply(ctx context.Context, qs *v1alpha1.QwenService, desired []client.Object) error {
-	keep := map[childKey]bool{}
+	rendered := map[childKey]bool{}
 	var errs []error
 	for _, obj := range desired {
 		u, err := render.ToUnstructured(obj)
 		if err != nil {
 			return err
 		}
-		keep[keyOf(u)] = true
+		rendered[keyOf(u.GetKind(), u)] = true
 		if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(render.ManagedBy), client.ForceOwnership); err != nil {
 			errs = append(errs, fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err))
 		}
@@ -69,44 +71,89 @@ func (r *QwenServiceReconciler) apply(ctx context.Context, qs *v1alpha1.QwenServ
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	return r.prune(ctx, qs, keep)
+	children, err := r.children(ctx, qs)
+	if err != nil {
+		return err
+	}
+	return r.prune(ctx, prunePlan(qs, rendered, children))
 }
 
 // childKey identifies a child by kind and name.
 type childKey struct{ kind, name string }
 
-func keyOf(o client.Object) childKey {
-	return childKey{o.GetObjectKind().GroupVersionKind().Kind, o.GetName()}
+func keyOf(kind string, o client.Object) childKey { return childKey{kind, o.GetName()} }
+
+// child is an object that carries the labels of a child of a QwenService.
+type child struct {
+	kind string
+	obj  client.Object
 }
 
-// prune deletes the children of qs (by label and controller reference) that are not in keep:
-// a removed fallback, cache or exposure, or an exposure whose kind switched.
-func (r *QwenServiceReconciler) prune(ctx context.Context, qs *v1alpha1.QwenService, keep map[childKey]bool) error {
+// children lists the objects labelled as children of qs, of every kind it can own.
+func (r *QwenServiceReconciler) children(ctx context.Context, qs *v1alpha1.QwenService) ([]child, error) {
+	var out []child
 	for _, list := range r.childLists() {
 		if err := r.List(ctx, list, client.InNamespace(qs.Namespace), client.MatchingLabels(render.OwnedSelector(qs))); err != nil {
 			if meta.IsNoMatchError(err) {
 				continue
 			}
-			return fmt.Errorf("listing children: %w", err)
+			return nil, fmt.Errorf("listing children: %w", err)
 		}
 		items, err := meta.ExtractList(list)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		listGVK, err := r.GroupVersionKindFor(list)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		kind := strings.TrimSuffix(listGVK.Kind, "List")
 		for _, item := range items {
-			obj := item.(client.Object)
-			owner := metav1.GetControllerOf(obj)
-			if owner == nil || owner.UID != qs.UID || keep[childKey{kind, obj.GetName()}] {
-				continue
-			}
-			if err := r.Delete(ctx, obj, client.Preconditions{UID: ptr.To(obj.GetUID())}); err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("deleting %s %s: %w", kind, obj.GetName(), err)
-			}
+			out = append(out, child{kind: kind, obj: item.(client.Object)})
+		}
+	}
+	return out, nil
+}
+
+// deletion is one step of a prune plan: the child to delete and why.
+type deletion struct {
+	child
+	why string
+}
+
+// prunedBecause says why the render no longer produces a child, by its component label.
+var prunedBecause = map[string]string{
+	render.ComponentFallback: "spec.fallback is not set",
+	render.ComponentCache:    "spec.modelCache asks for no PVC of its own",
+	render.ComponentExposure: "spec.exposure or the rate limit no longer renders it",
+}
+
+// prunePlan decides which children to delete: those qs controls (by UID, so a namesake's or
+// a hand-made object with the same labels is left alone) that the render no longer produces.
+func prunePlan(qs *v1alpha1.QwenService, rendered map[childKey]bool, children []child) []deletion {
+	var plan []deletion
+	for _, c := range children {
+		owner := metav1.GetControllerOf(c.obj)
+		if owner == nil || owner.UID != qs.UID || rendered[keyOf(c.kind, c.obj)] {
+			continue
+		}
+		why, ok := prunedBecause[c.obj.GetLabels()[render.LabelComponent]]
+		if !ok {
+			why = "the render no longer produces it"
+		}
+		plan = append(plan, deletion{child: c, why: why})
+	}
+	return plan
+}
+
+// prune executes a prune plan; each delete is guarded by the object's UID, so an object
+// re-created since it was listed is kept.
+func (r *QwenServiceReconciler) prune(ctx context.Context, plan []deletion) error {
+	log := ctrl.LoggerFrom(ctx)
+	for _, d := range plan {
+		log.Info("deleting a child", "kind", d.kind, "name", d.obj.GetName(), "why", d.why)
+		if err := r.Delete(ctx, d.obj, client.Preconditions{UID: ptr.To(d.obj.GetUID())}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting %s %s: %w", d.kind, d.obj.GetName(), err)
 		}
 	}
 	return nil

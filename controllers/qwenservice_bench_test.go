@@ -107,7 +107,7 @@ func startLargeControlPlane(b *testing.B) (*rest.Config, client.Client) {
 		BinaryAssetsDirectory: tools.EnvtestAssets(),
 		CRDDirectoryPaths:     dirs,
 		ErrorIfCRDPathMissing: true,
-		CRDInstallOptions:     envtest.CRDInstallOptions{Scheme: kubetest.NewScheme()},
+		CRDInstallOptions:     envtest.CRDInstallOptions{Scheme: render.NewScheme()},
 	}
 	e.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16")
 	cfg, err := e.Start()
@@ -116,7 +116,7 @@ func startLargeControlPlane(b *testing.B) (*rest.Config, client.Client) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = e.Stop() })
-	c, err := client.New(cfg, client.Options{Scheme: kubetest.NewScheme()})
+	c, err := client.New(cfg, client.Options{Scheme: render.NewScheme()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func TestBackendTrafficPolicyOnceServed(t *testing.T) {
 	reconciler.btp.expire()
 	ns := newNamespace(t)
 	p := limitsPolicy(ns, "qwen3-limits", 30)
-	create(t, p)
+	createAccepted(t, p)
 	qs := qwen3(ns)
 	qs.Spec.Exposure = &v1alpha1.ExposureSpec{HTTPRoute: &v1alpha1.HTTPRouteExposure{ParentRefs: []v1alpha1.ParentRef{{Name: "eg"}}}}
 	create(t, qs)
@@ -68,7 +68,7 @@ func TestBackendTrafficPolicyOnceServed(t *testing.T) {
 	}
 
 	updateStatus(t, p, func(p *v1alpha1.RateLimitPolicy) {
-		p.Status.EffectiveLimits = &v1alpha1.LimitSet{RequestsPerMinute: ptr.To(int32(200))}
+		p.Status.Effective.Limits = v1alpha1.LimitSet{RequestsPerMinute: ptr.To(int32(200))}
 	})
 	eventually(t, "BackendTrafficPolicy at 200/min", func() error { return btpRequests(t, ns, 200) })
 

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -133,7 +134,7 @@ func (r *QwenServiceReconciler) writeStatus(ctx context.Context, qs *v1alpha1.Qw
 
 // SetupWithManager registers the reconciler: it owns every child kind, and watches the
 // policies, plans and Secrets that change what it renders.
-func (r *QwenServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+func (r *QwenServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
@@ -145,9 +146,6 @@ func (r *QwenServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	}
 	r.httpRoute = newServedProbe(mgr.GetRESTMapper(), httpRouteGVK, r.Clock, time.Minute)
 	r.btp = newServedProbe(mgr.GetRESTMapper(), backendTrafficPolicyGVK, r.Clock, time.Minute)
-	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
-	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("qwenservice").
 		For(&v1alpha1.QwenService{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -160,7 +158,7 @@ func (r *QwenServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&corev1.PersistentVolumeClaim{}).
 		Owns(&networkingv1.Ingress{}).
-		Watches(&v1alpha1.RateLimitPolicy{}, handler.EnqueueRequestsFromMapFunc(targetOf)).
+		Watches(&v1alpha1.RateLimitPolicy{}, handler.EnqueueRequestsFromMapFunc(targetOf), builder.WithPredicates(policyStatusChanged())).
 		Watches(&v1alpha1.DegradationPlan{}, handler.EnqueueRequestsFromMapFunc(targetOf)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.servicesUsingSecret), builder.OnlyMetadata).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles})
@@ -187,6 +185,21 @@ func targetOf(_ context.Context, o client.Object) []reconcile.Request {
 		name = p.Spec.TargetRef.Name
 	}
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+}
+
+// policyStatusChanged passes a RateLimitPolicy's creation and deletion, and an update only
+// when its status or its target changed. The status is all the QwenService renders from, so
+// a spec edit is rendered once the RateLimitPolicy controller has judged it and written the
+// result; a changed target re-renders the old target too (the map runs on both objects).
+func policyStatusChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		old, okOld := e.ObjectOld.(*v1alpha1.RateLimitPolicy)
+		now, okNew := e.ObjectNew.(*v1alpha1.RateLimitPolicy)
+		if !okOld || !okNew {
+			return true
+		}
+		return old.Spec.TargetRef != now.Spec.TargetRef || !equality.Semantic.DeepEqual(old.Status, now.Status)
+	}}
 }
 
 // servicesUsingSecret maps a Secret to the QwenServices whose pods reference it.

@@ -45,6 +45,17 @@ func limitsPolicy(ns, name string, rpm int32) *v1alpha1.RateLimitPolicy {
 	}
 }
 
+// createAccepted creates a policy and writes the status its controller would write now (its
+// target present, no conflict): the QwenService tests run without the RateLimitPolicy
+// controller, and the QwenService renders a policy only from an accepted, current status.
+func createAccepted(t testing.TB, p *v1alpha1.RateLimitPolicy) {
+	t.Helper()
+	create(t, p)
+	updateStatus(t, p, func(p *v1alpha1.RateLimitPolicy) {
+		p.Status, _ = policyStatus(policyInputs{policy: p, targetExists: true, now: time.Now()})
+	})
+}
+
 func degradePlan(ns string) *v1alpha1.DegradationPlan {
 	return &v1alpha1.DegradationPlan{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "qwen3-degrade"},
@@ -64,7 +75,7 @@ func TestCreateRendersEveryChild(t *testing.T) {
 	create(t, secret(ns, "hf", map[string]string{"token": "hf_x"}))
 	create(t, secret(ns, "qwen3-keys", map[string]string{"team-a": "sk-a"}))
 	create(t, secret(ns, "redis", map[string]string{"password": "p"}))
-	create(t, limitsPolicy(ns, "qwen3-limits", 30))
+	createAccepted(t, limitsPolicy(ns, "qwen3-limits", 30))
 	create(t, degradePlan(ns))
 	qs := qwen3(ns)
 	qs.Spec.Engine.HFTokenSecretRef = &v1alpha1.SecretKeyRef{Name: "hf"}
@@ -245,13 +256,13 @@ func TestPolicyStatusRerenders(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
 	p := limitsPolicy(ns, "qwen3-limits", 30)
-	create(t, p)
+	createAccepted(t, p)
 	create(t, qwen3(ns))
 	waitField(t, "networking.k8s.io/v1", "Ingress", ns, "qwen3", "30", "metadata", "annotations", render.AnnotationLimitRPM)
 
 	updateStatus(t, p, func(p *v1alpha1.RateLimitPolicy) {
 		p.Status.ActiveSchedule = "night"
-		p.Status.EffectiveLimits = &v1alpha1.LimitSet{RequestsPerMinute: ptr.To(int32(200)), Burst: ptr.To(int32(40))}
+		p.Status.Effective.Limits = v1alpha1.LimitSet{RequestsPerMinute: ptr.To(int32(200)), Burst: ptr.To(int32(40))}
 	})
 	waitField(t, "networking.k8s.io/v1", "Ingress", ns, "qwen3", "200", "metadata", "annotations", render.AnnotationLimitRPM)
 	eventually(t, "config and summary", func() error {
@@ -282,14 +293,14 @@ func TestOlderPolicyWins(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
 	older := limitsPolicy(ns, "b-older", 30)
-	create(t, older)
+	createAccepted(t, older)
 	eventually(t, "distinct creation seconds", func() error { // creationTimestamp has 1 s resolution
 		if time.Since(older.CreationTimestamp.Time) < time.Second {
 			return fmt.Errorf("same second")
 		}
 		return nil
 	})
-	create(t, limitsPolicy(ns, "a-newer", 99))
+	createAccepted(t, limitsPolicy(ns, "a-newer", 99))
 	create(t, qwen3(ns))
 	waitField(t, "networking.k8s.io/v1", "Ingress", ns, "qwen3", "30", "metadata", "annotations", render.AnnotationLimitRPM)
 	if err := env.Client.Delete(context.Background(), older); err != nil {
@@ -316,7 +327,7 @@ func TestPlanLevelRerenders(t *testing.T) {
 	if qs.Status.DegradationLevel != 2 {
 		t.Errorf("degradationLevel = %d, want 2", qs.Status.DegradationLevel)
 	}
-	if c := condition(qs, v1alpha1.ConditionDegraded); !strings.Contains(c.Message, "GPUTemperature=86.0") {
+	if c := conditionOf(qs, v1alpha1.ConditionDegraded); !strings.Contains(c.Message, "GPUTemperature=86.0") {
 		t.Errorf("Degraded message %q lacks the plan's reason", c.Message)
 	}
 	eventually(t, "config at level 2", func() error {
@@ -329,7 +340,7 @@ func TestPlanLevelRerenders(t *testing.T) {
 
 	updateStatus(t, plan, func(p *v1alpha1.DegradationPlan) { p.Status.Level = 3 })
 	qs = waitCondition(t, ns, "qwen3", v1alpha1.ConditionDegraded, metav1.ConditionTrue, "FallbackModel")
-	if c := condition(qs, v1alpha1.ConditionDegraded); !strings.Contains(c.Message, "acts as level 2") {
+	if c := conditionOf(qs, v1alpha1.ConditionDegraded); !strings.Contains(c.Message, "acts as level 2") {
 		t.Errorf("Degraded message %q does not say level 3 acts as level 2 without a fallback", c.Message)
 	}
 }
@@ -343,7 +354,7 @@ func TestMissingSecretRecovers(t *testing.T) {
 	qs.Spec.Engine.HFTokenSecretRef = &v1alpha1.SecretKeyRef{Name: "hf"}
 	create(t, qs)
 	got := waitCondition(t, ns, "qwen3", v1alpha1.ConditionReady, metav1.ConditionFalse, render.ReasonSecretNotFound)
-	if c := condition(got, v1alpha1.ConditionReady); !strings.Contains(c.Message, `Secret "hf" (spec.engine.hfTokenSecretRef)`) {
+	if c := conditionOf(got, v1alpha1.ConditionReady); !strings.Contains(c.Message, `Secret "hf" (spec.engine.hfTokenSecretRef)`) {
 		t.Errorf("Ready message %q does not name the Secret and field", c.Message)
 	}
 	if live(t, "apps/v1", "Deployment", ns, "qwen3-engine") != nil {
@@ -367,7 +378,7 @@ func TestAPIKeyPolicyNeedsKeys(t *testing.T) {
 	ns := newNamespace(t)
 	p := limitsPolicy(ns, "qwen3-limits", 30)
 	p.Spec.Key = v1alpha1.KeySpec{Source: v1alpha1.KeyAPIKey}
-	create(t, p)
+	createAccepted(t, p)
 	create(t, qwen3(ns))
 	waitCondition(t, ns, "qwen3", v1alpha1.ConditionReady, metav1.ConditionFalse, render.ReasonAPIKeysSecretRequired)
 
@@ -379,7 +390,7 @@ func TestAPIKeyPolicyNeedsKeys(t *testing.T) {
 	eventually(t, "children", func() error { return matchesRender(t, inputsOf(t, ns, "qwen3", "qwen3-limits", "")) })
 }
 
-func condition(qs *v1alpha1.QwenService, typ string) metav1.Condition {
+func conditionOf(qs *v1alpha1.QwenService, typ string) metav1.Condition {
 	for _, c := range qs.Status.Conditions {
 		if c.Type == typ {
 			return c

@@ -16,29 +16,6 @@ import (
 	"github.com/qwenops/qwen-operator/internal/render"
 )
 
-// Reasons of the QwenService conditions (the render.Reason* constants name invalid specs).
-const (
-	ReasonAvailable          = "Available"
-	ReasonEngineUnavailable  = "EngineUnavailable"
-	ReasonGatewayUnavailable = "GatewayUnavailable"
-	ReasonApplyFailed        = "ApplyFailed"
-	ReasonPending            = "Pending"
-	ReasonNotConfigured      = "NotConfigured"
-	ReasonNoPlan             = "NoPlan"
-	ReasonNormal             = "Normal"
-	// ReasonNoReadyReplicas: the Deployment counts as available (its maxUnavailable allows
-	// zero ready pods, as a one-replica GPU engine's does) but no pod is ready to serve.
-	ReasonNoReadyReplicas = "NoReadyReplicas"
-)
-
-// levelReasons name each degradation level in the Degraded condition.
-var levelReasons = map[int32]string{
-	v1alpha1.LevelDisableStreaming: "DisableStreaming",
-	v1alpha1.LevelDisableThinking:  "DisableThinking",
-	v1alpha1.LevelFallbackModel:    "FallbackModel",
-	v1alpha1.LevelStaticResponse:   "StaticResponse",
-}
-
 // observed is the state of the child Deployments, nil when absent from the cache.
 type observed struct {
 	engine, fallback, gateway *appsv1.Deployment
@@ -59,10 +36,7 @@ func computeStatus(qs *v1alpha1.QwenService, in render.Inputs, obs observed, pro
 	if obs.engine != nil {
 		st.Replicas, st.ReadyReplicas = obs.engine.Status.Replicas, obs.engine.Status.ReadyReplicas
 	}
-	set := func(c metav1.Condition) {
-		c.ObservedGeneration, c.LastTransitionTime = qs.Generation, metav1.NewTime(now)
-		meta.SetStatusCondition(&st.Conditions, c)
-	}
+	set := func(c metav1.Condition) { setCondition(&st.Conditions, qs.Generation, now, c) }
 	engine := deploymentCondition(v1alpha1.ConditionEngineAvailable, "engine", obs.engine)
 	gateway := deploymentCondition(v1alpha1.ConditionGatewayAvailable, "gateway", obs.gateway)
 	set(engine)

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
 	"github.com/qwenops/qwen-operator/internal/render"
@@ -162,5 +163,41 @@ func TestOldestPolicyWins(t *testing.T) {
 	}
 	if got := oldest([]v1alpha1.RateLimitPolicy{}); got != nil {
 		t.Errorf("oldest of none = %v", got)
+	}
+}
+
+// TestPolicyWatchWaitsForTheVerdict: the QwenService reacts to a policy's status, not to its
+// spec; a spec edit reaches it once the RateLimitPolicy controller has written its verdict.
+func TestPolicyWatchWaitsForTheVerdict(t *testing.T) {
+	judge := func(p *v1alpha1.RateLimitPolicy) *v1alpha1.RateLimitPolicy {
+		p.Status, _ = policyStatus(policyInputs{policy: p, targetExists: true, now: t0})
+		return p
+	}
+	p := limitsPolicy("ai", "qwen3-limits", 30)
+	p.Generation = 1
+	judge(p)
+	edited := p.DeepCopy()
+	edited.Generation = 2
+	edited.Spec.Limits.RequestsPerMinute = ptr.To[int32](7)
+	moved := edited.DeepCopy()
+	moved.Spec.TargetRef.Name = "other"
+
+	pred := policyStatusChanged()
+	for _, tc := range []struct {
+		name     string
+		old, new *v1alpha1.RateLimitPolicy
+		want     bool
+	}{
+		{"spec edited, not judged yet", p, edited, false},
+		{"the verdict written", edited, judge(edited.DeepCopy()), true},
+		{"metadata only", p, func() *v1alpha1.RateLimitPolicy { q := p.DeepCopy(); q.Labels = map[string]string{"a": "b"}; return q }(), false},
+		{"target changed", edited, moved, true},
+	} {
+		if got := pred.Update(event.UpdateEvent{ObjectOld: tc.old, ObjectNew: tc.new}); got != tc.want {
+			t.Errorf("%s: enqueue = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if !pred.Create(event.CreateEvent{Object: p}) || !pred.Delete(event.DeleteEvent{Object: p}) {
+		t.Error("creating or deleting a policy must re-render its target")
 	}
 }

@@ -18,9 +18,10 @@ import (
 	"github.com/qwenops/qwen-operator/internal/telemetry"
 )
 
-// RateLimitPolicyReconciler computes each RateLimitPolicy's effective limits — the active
-// schedule over the base limits, scaled by telemetry — and writes them to its status, where
-// the QwenService controller picks them up. It requeues exactly at the next schedule
+// RateLimitPolicyReconciler judges each RateLimitPolicy and, when it accepts it, resolves it
+// into status.effective — its settings and every tier's limits, the active schedule over the
+// base limits, each override over those, all scaled by telemetry — where the QwenService
+// controller picks it up. It requeues exactly at the next schedule
 // transition, and at TelemetryInterval while adaptive rules exist.
 type RateLimitPolicyReconciler struct {
 	client.Client
@@ -63,8 +64,10 @@ func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.writeStatus(ctx, p, status); err != nil {
 		return retryIfStale(err)
 	}
-	if status.EffectiveLimits != nil {
-		effectiveRPM.WithLabelValues(req.String()).Set(float64(ptr.Deref(status.EffectiveLimits.RequestsPerMinute, 0)))
+	if status.Effective != nil {
+		effectiveRPM.WithLabelValues(req.String()).Set(float64(ptr.Deref(status.Effective.Limits.RequestsPerMinute, 0)))
+	} else {
+		effectiveRPM.DeleteLabelValues(req.String())
 	}
 	if len(p.Spec.Adaptive) > 0 && (requeue == 0 || requeue > r.TelemetryInterval) {
 		requeue = r.TelemetryInterval
@@ -82,7 +85,7 @@ func (r *RateLimitPolicyReconciler) readAdaptive(ctx context.Context, p *v1alpha
 	for i, a := range p.Spec.Adaptive {
 		triggers[i] = a.Trigger
 	}
-	return readTriggers(ctx, q, triggers, telemetry.Target{Namespace: p.Namespace, Service: p.Spec.TargetRef.Name})
+	return readTriggers(ctx, q, triggers, telemetryTarget(p.Namespace, p.Spec.TargetRef.Name))
 }
 
 // writeStatus patches the status when it changed, with an Event when the schedule switched.
@@ -90,13 +93,13 @@ func (r *RateLimitPolicyReconciler) writeStatus(ctx context.Context, p *v1alpha1
 	if equality.Semantic.DeepEqual(p.Status, status) {
 		return nil
 	}
-	changed := status.EffectiveLimits != nil && (p.Status.ActiveSchedule != status.ActiveSchedule || p.Status.AdaptiveScale != status.AdaptiveScale)
+	changed := status.Effective != nil && (p.Status.ActiveSchedule != status.ActiveSchedule || p.Status.AdaptiveScale != status.AdaptiveScale)
 	if err := patchStatus(ctx, r.Client, p, func(p *v1alpha1.RateLimitPolicy) { p.Status = status }); err != nil {
 		return err
 	}
 	if changed {
 		r.Recorder.Eventf(p, nil, "Normal", "LimitsChanged", "Reconcile", "schedule %q, adaptive scale %s: %d requests/min",
-			orBase(status.ActiveSchedule), status.AdaptiveScale, ptr.Deref(status.EffectiveLimits.RequestsPerMinute, 0))
+			orBase(status.ActiveSchedule), status.AdaptiveScale, ptr.Deref(status.Effective.Limits.RequestsPerMinute, 0))
 	}
 	return nil
 }
@@ -110,7 +113,7 @@ func orBase(schedule string) string {
 
 // SetupWithManager registers the reconciler; it also watches QwenServices (a target may
 // appear or go) and the other policies on the same target (a conflict may end).
-func (r *RateLimitPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+func (r *RateLimitPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
@@ -119,9 +122,6 @@ func (r *RateLimitPolicyReconciler) SetupWithManager(ctx context.Context, mgr ct
 	}
 	if r.TelemetryInterval == 0 {
 		r.TelemetryInterval = 15 * time.Second
-	}
-	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("ratelimitpolicy").

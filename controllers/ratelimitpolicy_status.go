@@ -3,28 +3,15 @@ package controllers
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
-	"github.com/qwenops/qwen-operator/internal/degrade"
 	"github.com/qwenops/qwen-operator/internal/schedule"
 	"github.com/qwenops/qwen-operator/internal/telemetry"
-)
-
-// Reasons of the policy and plan conditions (telemetry.Reason* name telemetry outcomes).
-const (
-	ReasonAccepted        = "Accepted"
-	ReasonConflicted      = "Conflicted"
-	ReasonTargetNotFound  = "TargetNotFound"
-	ReasonUnknownTimezone = "UnknownTimezone"
-	ReasonInvalidSchedule = "InvalidSchedule"
-	ReasonInvalidPlan     = "InvalidPlan"
-	ReasonEnforced        = "Enforced"
-	ReasonNotEnforced     = "NotEnforced"
 )
 
 // unscaled is the adaptive scale when no adaptive rule holds.
@@ -43,18 +30,20 @@ type policyInputs struct {
 }
 
 // policyStatus computes a RateLimitPolicy's status and when to look again (0: only on change).
-// A policy that cannot be accepted keeps its last effective limits, so the target keeps
-// its current settings until the problem is fixed.
+// An accepted policy gets its effective policy (see effectivePolicy); a policy that cannot be
+// accepted gets none, and the QwenService controller renders no limits for it: a rejected
+// edit never reaches the gateway.
 func policyStatus(in policyInputs) (v1alpha1.RateLimitPolicyStatus, time.Duration) {
 	p := in.policy
 	st := *p.Status.DeepCopy()
 	st.ObservedGeneration = p.Generation
 	set := func(typ string, ok bool, reason, msg string) {
-		setCondition(&st.Conditions, p.Generation, in.now, typ, ok, reason, msg)
+		setCondition(&st.Conditions, p.Generation, in.now, condition(typ, ok, reason, msg))
 	}
 	reject := func(reason, msg string) (v1alpha1.RateLimitPolicyStatus, time.Duration) {
+		st.Effective, st.ActiveSchedule, st.AdaptiveScale, st.NextTransitionTime = nil, "", "", nil
 		set(v1alpha1.ConditionAccepted, false, reason, msg)
-		set(v1alpha1.ConditionEnforced, false, ReasonNotEnforced, "the policy is not accepted; the target keeps its current limits")
+		set(v1alpha1.ConditionEnforced, false, ReasonNotEnforced, "the policy is not accepted; the gateway enforces none of its limits")
 		return st, 0
 	}
 
@@ -73,12 +62,12 @@ func policyStatus(in policyInputs) (v1alpha1.RateLimitPolicyStatus, time.Duratio
 		return reject(ReasonInvalidSchedule, fmt.Sprintf("spec.schedules: %v", err))
 	}
 	scale, held := adaptiveScale(p.Spec.Adaptive, in.adaptive, st.AdaptiveScale)
-	eff, err := schedule.Scale(res.Limits, scale)
+	eff, err := effectivePolicy(p.Spec, res.Limits, scale)
 	if err != nil {
 		return reject(ReasonInvalidSchedule, fmt.Sprintf("spec.adaptive: %v", err))
 	}
+	st.Effective = eff
 	st.ActiveSchedule = res.Active
-	st.EffectiveLimits = &eff
 	st.AdaptiveScale = scale
 	st.NextTransitionTime = nil
 	if !res.Next.IsZero() {
@@ -102,6 +91,26 @@ func policyStatus(in policyInputs) (v1alpha1.RateLimitPolicyStatus, time.Duratio
 	return st, requeue
 }
 
+// effectivePolicy resolves an accepted policy at one instant: its settings as written, the
+// base limits (scheduled: the active schedule's merged over spec.limits) and each override's
+// limits merged over them, every tier scaled by scale. This is the one place a policy's limits
+// are worked out; the renderer and the gateway copy the result.
+func effectivePolicy(spec v1alpha1.RateLimitPolicySpec, scheduled v1alpha1.LimitSet, scale v1alpha1.Decimal) (*v1alpha1.EffectivePolicy, error) {
+	base, err := schedule.Scale(scheduled, scale)
+	if err != nil {
+		return nil, err
+	}
+	e := &v1alpha1.EffectivePolicy{Mode: spec.Mode, Key: spec.Key, Algorithm: spec.Algorithm, FailureMode: spec.FailureMode, Limits: base}
+	for _, o := range spec.Overrides {
+		limits, err := schedule.Scale(schedule.Merge(scheduled, o.Limits), scale)
+		if err != nil {
+			return nil, err
+		}
+		e.Overrides = append(e.Overrides, v1alpha1.EffectiveOverride{Name: o.Name, Keys: slices.Clone(o.Keys), Limits: limits})
+	}
+	return e, nil
+}
+
 // adaptiveScale is the smallest scale of the rules whose trigger holds ("1" when none does).
 // When a rule's value is missing the previous scale is held: missing data never loosens or
 // tightens the limits.
@@ -111,7 +120,7 @@ func adaptiveScale(rules []v1alpha1.AdaptiveRule, r readings, prev v1alpha1.Deci
 	}
 	best, bestV, matched := unscaled, 0.0, false
 	for _, rule := range rules {
-		v, ok := r.values[degrade.Key(rule.Trigger)]
+		v, ok := r.values[rule.Key()]
 		if !ok {
 			if prev == "" {
 				prev = unscaled
@@ -136,15 +145,4 @@ func errNoDataFor(keys []string) error {
 		return nil
 	}
 	return fmt.Errorf("%w for %v", telemetry.ErrNoData, keys)
-}
-
-// setCondition sets one condition, stamped with the generation; its lastTransitionTime
-// changes (to now) only when its status does.
-func setCondition(conds *[]metav1.Condition, generation int64, now time.Time, typ string, ok bool, reason, msg string) {
-	c := metav1.Condition{Type: typ, Status: metav1.ConditionFalse, Reason: reason, Message: msg,
-		ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now)}
-	if ok {
-		c.Status = metav1.ConditionTrue
-	}
-	meta.SetStatusCondition(conds, c)
 }

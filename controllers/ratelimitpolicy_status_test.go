@@ -1,12 +1,17 @@
 package controllers
 
 import (
+	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
 )
@@ -97,19 +102,20 @@ func TestPolicyStatus(t *testing.T) {
 				t.Errorf("observedGeneration %d, want 3", st.ObservedGeneration)
 			}
 			if !tc.accepted {
-				if st.EffectiveLimits != nil || requeue != 0 {
-					t.Errorf("a rejected policy must not set limits (%v) or requeue (%v)", st.EffectiveLimits, requeue)
+				if st.Effective != nil || st.ActiveSchedule != "" || requeue != 0 {
+					t.Errorf("a rejected policy must not publish limits (%v, schedule %q) or requeue (%v)", st.Effective, st.ActiveSchedule, requeue)
 				}
 				if enf := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionEnforced); enf == nil || enf.Status != "False" {
 					t.Errorf("Enforced = %+v, want False", enf)
 				}
 				return
 			}
-			if st.ActiveSchedule != tc.schedule || ptr.Deref(st.EffectiveLimits.RequestsPerMinute, 0) != tc.rpm || st.AdaptiveScale != tc.scale {
-				t.Errorf("got schedule %q rpm %d scale %s, want %q %d %s", st.ActiveSchedule, ptr.Deref(st.EffectiveLimits.RequestsPerMinute, 0), st.AdaptiveScale, tc.schedule, tc.rpm, tc.scale)
+			base := st.Effective.Limits
+			if st.ActiveSchedule != tc.schedule || ptr.Deref(base.RequestsPerMinute, 0) != tc.rpm || st.AdaptiveScale != tc.scale {
+				t.Errorf("got schedule %q rpm %d scale %s, want %q %d %s", st.ActiveSchedule, ptr.Deref(base.RequestsPerMinute, 0), st.AdaptiveScale, tc.schedule, tc.rpm, tc.scale)
 			}
-			if ptr.Deref(st.EffectiveLimits.Burst, 0) != 10 {
-				t.Errorf("burst %d, want the base 10", ptr.Deref(st.EffectiveLimits.Burst, 0))
+			if ptr.Deref(base.Burst, 0) != 10 {
+				t.Errorf("burst %d, want the base 10", ptr.Deref(base.Burst, 0))
 			}
 			if want := shanghai(t, tc.next); st.NextTransitionTime == nil || !st.NextTransitionTime.Time.Equal(want) {
 				t.Errorf("nextTransitionTime %v, want %v", st.NextTransitionTime, want)
@@ -121,20 +127,65 @@ func TestPolicyStatus(t *testing.T) {
 	}
 }
 
-// A rejected policy keeps its last effective limits so the target keeps its settings.
-func TestRejectedPolicyKeepsLastLimits(t *testing.T) {
+// A rejected policy publishes nothing: its last effective policy goes, so the gateway
+// enforces none of it rather than a mix of the old status and the refused edit.
+func TestRejectedPolicyPublishesNoLimits(t *testing.T) {
 	p := samplePolicy()
 	good, _ := policyStatus(policyInputs{policy: p, targetExists: true, adaptive: temps(60), now: shanghai(t, "2026-11-26 10:00")})
+	if good.Effective == nil {
+		t.Fatal("an accepted policy without an effective policy")
+	}
 	p.Status = good
+	p.Generation++
 	p.Spec.Timezone = "Nowhere/Atlantis"
 	bad, _ := policyStatus(policyInputs{policy: p, targetExists: true, adaptive: temps(60), now: shanghai(t, "2026-11-26 19:00")})
-	if bad.ActiveSchedule != "daytime" || ptr.Deref(bad.EffectiveLimits.RequestsPerMinute, 0) != 50 {
-		t.Fatalf("rejected policy changed the limits: %q %v", bad.ActiveSchedule, bad.EffectiveLimits)
+	if bad.Effective != nil || bad.ActiveSchedule != "" || bad.NextTransitionTime != nil || bad.ObservedGeneration != p.Generation {
+		t.Fatalf("rejected policy status %+v", bad)
 	}
-	if c := meta.FindStatusCondition(bad.Conditions, v1alpha1.ConditionAccepted); c.Reason != ReasonUnknownTimezone {
-		t.Fatalf("reason %s", c.Reason)
+	if c := meta.FindStatusCondition(bad.Conditions, v1alpha1.ConditionAccepted); c.Reason != ReasonUnknownTimezone || c.ObservedGeneration != p.Generation {
+		t.Fatalf("Accepted %+v", c)
 	}
 }
+
+// TestEffectivePolicyResolvesEveryTier: the status carries the settings as written and the
+// complete limits of every tier — the schedule over the base, each override over that, all
+// scaled — so that nothing downstream merges or scales.
+func TestEffectivePolicyResolvesEveryTier(t *testing.T) {
+	p := samplePolicy()
+	p.Spec.Mode = v1alpha1.ModeShadow
+	p.Spec.Key = v1alpha1.KeySpec{Source: v1alpha1.KeyAPIKey}
+	p.Spec.Algorithm = v1alpha1.AlgorithmSlidingWindow
+	p.Spec.FailureMode = v1alpha1.FailClosed
+	p.Spec.Limits.TokensPerMinute = ptr.To[int64](60000)
+	p.Spec.Overrides = []v1alpha1.LimitOverride{
+		{Name: "premium", Keys: []string{"team-a", "team-b"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: ptr.To[int32](600), Burst: ptr.To[int32](100)}},
+		{Name: "batch", Keys: []string{"etl"}, Limits: v1alpha1.LimitSet{MaxConcurrentRequests: ptr.To[int32](2)}},
+	}
+	// Daytime (50/min over the base 30/min) on a hot GPU (scale 0.5).
+	st, _ := policyStatus(policyInputs{policy: p, targetExists: true, adaptive: temps(85), now: shanghai(t, "2026-11-26 10:00")})
+	set := func(rpm, burst int32, tokens int64, conc int32) v1alpha1.LimitSet {
+		l := v1alpha1.LimitSet{RequestsPerMinute: ptr.To(rpm), Burst: ptr.To(burst), TokensPerMinute: ptr.To(tokens)}
+		if conc > 0 {
+			l.MaxConcurrentRequests = ptr.To(conc)
+		}
+		return l
+	}
+	want := &v1alpha1.EffectivePolicy{
+		Mode: v1alpha1.ModeShadow, Key: v1alpha1.KeySpec{Source: v1alpha1.KeyAPIKey},
+		Algorithm: v1alpha1.AlgorithmSlidingWindow, FailureMode: v1alpha1.FailClosed,
+		Limits: set(25, 10, 30000, 0),
+		Overrides: []v1alpha1.EffectiveOverride{
+			{Name: "premium", Keys: []string{"team-a", "team-b"}, Limits: set(300, 100, 30000, 0)},
+			{Name: "batch", Keys: []string{"etl"}, Limits: set(25, 10, 30000, 1)},
+		},
+	}
+	if !equality.Semantic.DeepEqual(st.Effective, want) {
+		t.Errorf("effective\n got %s\nwant %s", asJSON(st.Effective), asJSON(want))
+	}
+}
+
+// asJSON shows a status (or part of one) in a failure message.
+func asJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
 
 func TestAdaptiveScaleSmallestMatchingWins(t *testing.T) {
 	rules := []v1alpha1.AdaptiveRule{
@@ -163,5 +214,28 @@ func TestAdaptiveScaleSmallestMatchingWins(t *testing.T) {
 	delete(r.values, "QueueDepth")
 	if s, held := adaptiveScale(rules, r, "0.5"); s != "0.5" || !held {
 		t.Fatalf("missing value: scale %s held=%v, want the previous 0.5 held", s, held)
+	}
+}
+
+// TestRenderGoldenPolicyStatus keeps internal/render's golden input honest: its policy status
+// is what this controller publishes for its spec at the instant the file names.
+func TestRenderGoldenPolicyStatus(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "internal", "render", "testdata", "policy-overrides-schedules.in.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in struct {
+		Policy *v1alpha1.RateLimitPolicy `json:"policy"`
+	}
+	if err := yaml.Unmarshal(b, &in); err != nil || in.Policy == nil {
+		t.Fatalf("reading the golden input: %v", err)
+	}
+	want := in.Policy.Status
+	p := in.Policy.DeepCopy()
+	p.Status = v1alpha1.RateLimitPolicyStatus{}
+	got, _ := policyStatus(policyInputs{policy: p, targetExists: true, adaptive: temps(85), now: shanghai(t, "2026-11-26 10:00")})
+	if !equality.Semantic.DeepEqual(got.Effective, want.Effective) || got.ActiveSchedule != want.ActiveSchedule ||
+		got.AdaptiveScale != want.AdaptiveScale || !got.NextTransitionTime.Equal(want.NextTransitionTime) || got.ObservedGeneration != want.ObservedGeneration {
+		t.Errorf("the controller publishes\n%s\nthe golden input says\n%s", asJSON(got), asJSON(want))
 	}
 }

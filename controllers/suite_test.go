@@ -91,7 +91,7 @@ func startManager(ctx context.Context, admin *rest.Config, adminClient client.Cl
 	cfg := rest.CopyConfig(admin)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: operatorUser}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 kubetest.NewScheme(),
+		Scheme:                 render.NewScheme(),
 		Cache:                  CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -100,8 +100,11 @@ func startManager(ctx context.Context, admin *rest.Config, adminClient client.Cl
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return nil, nil, err
+	}
 	r := &QwenServiceReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("qwen-operator"), Defaults: testDefaults}
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
+	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, nil, err
 	}
 	done := make(chan error, 1)

@@ -8,8 +8,10 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
-	"github.com/qwenops/qwen-operator/internal/degrade"
+	"github.com/qwenops/qwen-operator/internal/render"
 	"github.com/qwenops/qwen-operator/internal/telemetry"
 )
 
@@ -40,9 +42,16 @@ func cachedQueriers(timeout time.Duration) QuerierFactory {
 	}
 }
 
+// telemetryTarget scopes the queries of a policy or plan to the pods of the QwenService
+// named service, by the names render gives its Deployments.
+func telemetryTarget(namespace, service string) telemetry.Target {
+	qs := &v1alpha1.QwenService{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: service}}
+	return telemetry.Target{Namespace: namespace, Service: service, Engine: render.EngineName(qs), Gateway: render.GatewayName(qs)}
+}
+
 // readings are the values of a set of triggers at one instant.
 type readings struct {
-	// values by degrade.Key; a trigger without a value is absent.
+	// values by Trigger.Key; a trigger without a value is absent.
 	values map[string]float64
 	// noData are the keys whose query returned nothing.
 	noData []string
@@ -65,7 +74,7 @@ func readTriggers(ctx context.Context, q Querier, triggers []v1alpha1.Trigger, t
 	var errs []error
 	seen := map[string]bool{}
 	for _, tr := range triggers {
-		key := degrade.Key(tr)
+		key := tr.Key()
 		if seen[key] {
 			continue
 		}

@@ -81,6 +81,16 @@ type Trigger struct {
 	Above Decimal `json:"above"`
 }
 
+// Key names the value a trigger reads: the signal name for presets ("GPUTemperature") and
+// "PromQL(<query>)" for a query of its own. Readings are keyed by it (status.signals of a
+// DegradationPlan, the adaptive rules of a RateLimitPolicy), and reasons name the signal by it.
+func (t Trigger) Key() string {
+	if t.Signal == SignalPromQL {
+		return "PromQL(" + t.Query + ")"
+	}
+	return string(t.Signal)
+}
+
 // Condition types used by the three kinds.
 const (
 	// ConditionReady is True when the QwenService serves traffic through its gateway.

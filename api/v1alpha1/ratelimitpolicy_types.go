@@ -223,7 +223,11 @@ type RateLimitPolicySpec struct {
 	FailureMode FailureMode `json:"failureMode,omitempty"`
 }
 
-// RateLimitPolicyStatus is what the controller computed.
+// RateLimitPolicyStatus is what the controller computed. It is the whole interface between
+// the RateLimitPolicy controller and the QwenService controller: the latter renders
+// status.effective into the gateway and the edge, reads nothing from spec, and renders no
+// limits at all for a policy whose status has not caught up with its spec (observedGeneration
+// below metadata.generation) or that is not Accepted.
 type RateLimitPolicyStatus struct {
 	// observedGeneration is the spec generation this status describes.
 	// +optional
@@ -236,15 +240,60 @@ type RateLimitPolicyStatus struct {
 	// activeSchedule is the name of the schedule in force, empty for the base limits.
 	// +optional
 	ActiveSchedule string `json:"activeSchedule,omitempty"`
-	// effectiveLimits are the limits in force now: schedule over base, times adaptiveScale.
-	// +optional
-	EffectiveLimits *LimitSet `json:"effectiveLimits,omitempty"`
 	// adaptiveScale applied now ("1" when no adaptive rule holds).
 	// +optional
 	AdaptiveScale Decimal `json:"adaptiveScale,omitempty"`
 	// nextTransitionTime is when the active schedule next changes.
 	// +optional
 	NextTransitionTime *metav1.Time `json:"nextTransitionTime,omitempty"`
+	// effective is the policy as the gateway enforces it now, fully resolved; absent while the
+	// policy is not accepted.
+	// +optional
+	Effective *EffectivePolicy `json:"effective,omitempty"`
+}
+
+// EffectivePolicy is a RateLimitPolicy resolved at one instant: the settings it was accepted
+// with and the complete limits of every tier. The base limits are the active schedule's
+// merged over spec.limits; each override's limits are merged over those; every tier is then
+// scaled by adaptiveScale. The RateLimitPolicy controller is the only place that works these
+// out; the renderer copies them. Later dimensions of a policy (request classes, queueing,
+// budgets beyond a minute) are added here, resolved the same way.
+type EffectivePolicy struct {
+	// mode in force: Enforce or Shadow.
+	// +optional
+	Mode PolicyMode `json:"mode,omitempty"`
+	// key says how clients are told apart.
+	// +optional
+	Key KeySpec `json:"key,omitzero"`
+	// algorithm for requestsPerMinute.
+	// +optional
+	Algorithm Algorithm `json:"algorithm,omitempty"`
+	// failureMode when Redis cannot be reached.
+	// +optional
+	FailureMode FailureMode `json:"failureMode,omitempty"`
+	// limits of every key outside the override tiers.
+	// +required
+	Limits LimitSet `json:"limits"`
+	// overrides are the tiers of spec.overrides in spec order, each with complete limits.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Overrides []EffectiveOverride `json:"overrides,omitempty"`
+}
+
+// EffectiveOverride is an override tier with its complete limits.
+type EffectiveOverride struct {
+	// name of the tier.
+	// +required
+	Name string `json:"name"`
+	// keys in this tier, as in spec.overrides.
+	// +listType=set
+	// +required
+	Keys []string `json:"keys"`
+	// limits of these keys: every field is the tier's value, or the base limits' where the
+	// tier leaves it unset.
+	// +required
+	Limits LimitSet `json:"limits"`
 }
 
 // RateLimitPolicy limits requests and tokens per client for a QwenService, with time-of-day
@@ -253,9 +302,9 @@ type RateLimitPolicyStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=rlp,categories=qwen
 // +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.spec.targetRef.name`
-// +kubebuilder:printcolumn:name="RPM",type=integer,JSONPath=`.status.effectiveLimits.requestsPerMinute`
+// +kubebuilder:printcolumn:name="RPM",type=integer,JSONPath=`.status.effective.limits.requestsPerMinute`
 // +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.status.activeSchedule`
-// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.status.effective.mode`
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type RateLimitPolicy struct {

@@ -6,39 +6,24 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/qwenops/qwen-operator/controllers"
-	"github.com/qwenops/qwen-operator/internal/render"
 )
 
-// setupControllers registers the reconcilers with the manager. Each controller issue adds its
-// reconciler here; none is registered before it does real work.
+// setupControllers registers the field indexes the reconcilers list by, once, and then the
+// reconcilers with the manager.
 func setupControllers(mgr ctrl.Manager, d Defaults) error {
-	qs := &controllers.QwenServiceReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("qwen-operator"),
-		Defaults: render.Defaults{
-			VLLMImage:      d.VLLMImage,
-			SGLangImage:    d.SGLangImage,
-			SimulatorImage: d.SimulatorImage,
-			GatewayImage:   d.GatewayImage,
-		},
-	}
-	ctx := context.Background()
-	if err := qs.SetupWithManager(ctx, mgr); err != nil {
+	if err := controllers.SetupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	rlp := &controllers.RateLimitPolicyReconciler{
-		Client:            mgr.GetClient(),
-		Recorder:          mgr.GetEventRecorder("qwen-operator"),
-		PrometheusURL:     d.PrometheusURL,
-		TelemetryInterval: d.AdaptiveInterval,
+	recorder := mgr.GetEventRecorder("qwen-operator")
+	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
+		&controllers.QwenServiceReconciler{Client: mgr.GetClient(), Recorder: recorder, Defaults: d.Defaults},
+		&controllers.RateLimitPolicyReconciler{Client: mgr.GetClient(), Recorder: recorder,
+			PrometheusURL: d.PrometheusURL, TelemetryInterval: d.AdaptiveInterval},
+		&controllers.DegradationPlanReconciler{Client: mgr.GetClient(), Recorder: recorder, PrometheusURL: d.PrometheusURL},
+	} {
+		if err := r.SetupWithManager(mgr); err != nil {
+			return err
+		}
 	}
-	if err := rlp.SetupWithManager(ctx, mgr); err != nil {
-		return err
-	}
-	dp := &controllers.DegradationPlanReconciler{
-		Client:        mgr.GetClient(),
-		Recorder:      mgr.GetEventRecorder("qwen-operator"),
-		PrometheusURL: d.PrometheusURL,
-	}
-	return dp.SetupWithManager(ctx, mgr)
+	return nil
 }

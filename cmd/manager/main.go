@@ -9,9 +9,6 @@ import (
 	"os"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -19,21 +16,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	servingv1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
 	"github.com/qwenops/qwen-operator/controllers"
 	"github.com/qwenops/qwen-operator/internal/buildinfo"
+	"github.com/qwenops/qwen-operator/internal/render"
 )
-
-// Scheme holds every kind the manager reads or writes.
-func newScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(servingv1alpha1.AddToScheme(s))
-	utilruntime.Must(gatewayv1.Install(s))
-	return s
-}
 
 // options are the manager's flags.
 type options struct {
@@ -49,11 +36,9 @@ type options struct {
 
 // Defaults are the images and URLs a QwenService gets when its spec leaves them empty.
 type Defaults struct {
-	VLLMImage      string
-	SGLangImage    string
-	SimulatorImage string
-	GatewayImage   string
-	PrometheusURL  string
+	// Defaults are the images, handed to the renderer as they are.
+	render.Defaults
+	PrometheusURL string
 	// AdaptiveInterval is how often RateLimitPolicies with adaptive rules re-read telemetry.
 	AdaptiveInterval time.Duration
 }
@@ -112,7 +97,7 @@ func run(ctx context.Context, args []string) error {
 		cfg.QPS, cfg.Burst = 50, 100
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  newScheme(),
+		Scheme:                  render.NewScheme(),
 		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,

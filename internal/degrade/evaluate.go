@@ -43,8 +43,8 @@ type Decision struct {
 	Changed bool
 }
 
-// Evaluate advances prev to now given the measured values (by Key; a missing or NaN value is
-// no data) and returns the new state and the decision. It does not modify prev.
+// Evaluate advances prev to now given the measured values (keyed by Trigger.Key; a missing or
+// NaN value is no data) and returns the new state and the decision. It does not modify prev.
 func (p *Plan) Evaluate(prev State, values map[string]float64, now time.Time) (State, Decision) {
 	next := State{Level: prev.Level, Since: prev.Since, Triggers: make(map[string]TriggerState)}
 	var wanted int32

@@ -238,7 +238,7 @@ func TestPromQLTriggers(t *testing.T) {
 	spec := samplePlan()
 	q := `sum(rate(http_requests_total{namespace="$namespace"}[1m]))`
 	spec.Levels = []v1alpha1.DegradationLevel{{Level: 3, When: []v1alpha1.Trigger{{Signal: v1alpha1.SignalPromQL, Query: q, Above: "100"}}}}
-	key := Key(spec.Levels[0].When[0])
+	key := spec.Levels[0].When[0].Key()
 	if key != "PromQL("+q+")" {
 		t.Fatalf("Key = %q", key)
 	}
@@ -255,7 +255,7 @@ func TestInputs(t *testing.T) {
 	}
 	var keys []string
 	for _, in := range p.Inputs() {
-		keys = append(keys, Key(in))
+		keys = append(keys, in.Key())
 	}
 	want := []string{"P95LatencySeconds", "GPUTemperature", "QueueDepth", "GPUMemoryUsed", "ErrorRate"}
 	if !reflect.DeepEqual(keys, want) {

@@ -29,20 +29,10 @@ type level struct {
 
 type trigger struct {
 	id        string // unique per level and threshold: the key of State.Triggers
-	key       string // the key of the measured value, see Key
+	key       string // the key of the measured value, see v1alpha1.Trigger.Key
 	above     float64
 	aboveText v1alpha1.Decimal
 	clear     float64 // values at or below this clear a tripped trigger
-}
-
-// Key names the value a trigger reads: the signal name for presets ("GPUTemperature") and
-// "PromQL(<query>)" for a query of its own. Evaluate's values are keyed by it, and it is how
-// reasons name the signal.
-func Key(t v1alpha1.Trigger) string {
-	if t.Signal == v1alpha1.SignalPromQL {
-		return "PromQL(" + t.Query + ")"
-	}
-	return string(t.Signal)
 }
 
 // NewPlan validates a spec (level numbers 1..4 and unique, thresholds that parse, a query for
@@ -85,7 +75,7 @@ func NewPlan(spec v1alpha1.DegradationPlanSpec) (*Plan, error) {
 			if err != nil || above < 0 {
 				return nil, fmt.Errorf("%w: level %d: %s above %q is not a non-negative decimal", ErrInvalidPlan, l.Level, w.Signal, w.Above)
 			}
-			k := Key(w)
+			k := w.Key()
 			lv.triggers = append(lv.triggers, trigger{
 				id:  fmt.Sprintf("L%d/%s>%s", l.Level, k, w.Above),
 				key: k, above: above, aboveText: w.Above, clear: above * keep,
@@ -101,6 +91,6 @@ func NewPlan(spec v1alpha1.DegradationPlanSpec) (*Plan, error) {
 	return p, nil
 }
 
-// Inputs returns one trigger per distinct Key, in spec order: the queries to run before
+// Inputs returns one trigger per distinct Trigger.Key, in spec order: the queries to run before
 // each Evaluate.
 func (p *Plan) Inputs() []v1alpha1.Trigger { return slices.Clone(p.inputs) }

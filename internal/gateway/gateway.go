@@ -198,7 +198,7 @@ func (g *Gateway) build(cfg *gatewayconfig.Config) (*state, error) {
 		if err != nil {
 			return nil, err
 		}
-		st.policy = newPolicy(cfg.RateLimit, lim, g.m)
+		st.policy = newPolicy(cfg.RateLimit, lim)
 	}
 	settings := breaker.Settings{
 		FailureThreshold: int(cfg.Breaker.FailureThreshold),

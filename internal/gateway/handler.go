@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/qwenops/qwen-operator/internal/gateway/breaker"
 )
 
 func (g *Gateway) routes() {
@@ -82,7 +84,8 @@ func modelList(models []string, now time.Time) []byte {
 var notConfigured = &apiError{status: http.StatusServiceUnavailable, typ: "service_unavailable", message: "The gateway has no configuration yet."}
 
 // serveCompletion runs one completion request through authentication, parsing, limits,
-// degradation, breakers and the proxy, and records its metrics.
+// degradation, breakers and the proxy, top to bottom. What happens is noted in one record,
+// and the metrics are written from it once, at the end.
 func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	if r.Method != http.MethodPost {
 		methodNotAllowed(w, http.MethodPost)
@@ -93,45 +96,21 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 		writeError(w, notConfigured)
 		return
 	}
-	start := g.now()
-	g.m.inflight.Inc()
 	rw := &responseWriter{ResponseWriter: w}
-	model := ""
-	defer func() {
-		g.m.inflight.Dec()
-		g.m.requests.WithLabelValues(model, strconv.Itoa(rw.code()), strconv.Itoa(st.level)).Inc()
-		g.m.duration.WithLabelValues(model).Observe(g.now().Sub(start).Seconds())
-	}()
+	rec := g.m.begin(g.now(), st.level)
+	defer func() { g.m.end(rec, rw.code(), g.now()) }()
 
-	keyID := ""
-	if st.keys != nil {
-		id, aerr := st.keys.authenticate(r.Header.Get("Authorization"))
-		if aerr != nil {
-			writeError(rw, aerr)
-			return
-		}
-		keyID = id
-	}
-	body, aerr := readBody(r, st.cfg.MaxRequestBodyBytes)
+	req, keyID, aerr := accept(r, st, ep)
 	if aerr != nil {
 		writeError(rw, aerr)
 		return
 	}
-	req, aerr := parseRequest(ep, r.Header.Get("Content-Type"), body)
-	if aerr != nil {
-		writeError(rw, aerr)
-		return
-	}
-	if !st.models[req.model] {
-		writeError(rw, invalidRequest(http.StatusNotFound, "The model `"+req.model+"` does not exist or you do not have access to it.", "model", "model_not_found"))
-		return
-	}
-	model = req.model
+	rec.model = req.model
 
 	var adm *admission
 	if p := st.policy; p != nil {
 		c := identify(p.source, p.header, r, keyID, st.trusted)
-		a, rej := p.admit(r.Context(), c, req, start)
+		a, rej := p.admit(r.Context(), c, req, rec.start, rec)
 		if rej != nil {
 			writeRateLimited(rw, rej)
 			return
@@ -139,23 +118,44 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 		adm = a
 	}
 
-	var u *usage
-	rt := st.route(req, start)
+	rt := st.route(req, rec.start)
+	defer func() { rt.pass.Done(g.now(), breaker.Ignored) }() // when the proxy learned no outcome
 	if rt.level > 0 {
 		rw.Header().Set("X-Qwen-Degradation-Level", strconv.Itoa(rt.level))
 	}
 	if rt.target == nil {
 		rw.Header().Set("X-Qwen-Upstream", "static")
-		u = g.writeStatic(rw, st, req, start)
+		g.writeStatic(rw, st, req, rec.start)
 	} else {
 		rw.Header().Set("X-Qwen-Upstream", rt.target.name)
-		u = g.proxy(rw, r, st, req, rt, start)
+		g.proxy(rw, r, st, req, &rt, rec)
 	}
-	if u != nil {
-		g.m.tokens.WithLabelValues("input").Add(float64(u.PromptTokens))
-		g.m.tokens.WithLabelValues("output").Add(float64(u.CompletionTokens))
+	adm.finish(rec.usage, g.now(), rec)
+}
+
+// accept authenticates a completion request and parses it: the API key id (empty without
+// authentication) and the request for a model this gateway serves, or the error to answer.
+func accept(r *http.Request, st *state, ep endpoint) (*request, string, *apiError) {
+	keyID := ""
+	if st.keys != nil {
+		id, aerr := st.keys.authenticate(r.Header.Get("Authorization"))
+		if aerr != nil {
+			return nil, "", aerr
+		}
+		keyID = id
 	}
-	adm.finish(u, g.now())
+	body, aerr := readBody(r, st.cfg.MaxRequestBodyBytes)
+	if aerr != nil {
+		return nil, "", aerr
+	}
+	req, aerr := parseRequest(ep, r.Header.Get("Content-Type"), body)
+	if aerr != nil {
+		return nil, "", aerr
+	}
+	if !st.models[req.model] {
+		return nil, "", invalidRequest(http.StatusNotFound, "The model `"+req.model+"` does not exist or you do not have access to it.", "model", "model_not_found")
+	}
+	return req, keyID, nil
 }
 
 // readBody reads the whole body, refusing more than limit bytes with 413.

@@ -31,6 +31,23 @@ var kindNames = [...]string{"requests", "tokens", "input_tokens", "output_tokens
 
 func (k quotaKind) String() string { return kindNames[k] }
 
+// count is how much of a quota of this kind a request uses, from its prompt and completion
+// tokens (estimated before it runs, reported after): 1 for the request quota, the tokens it
+// counts for a token quota. It is the one place a kind says what it counts.
+func (k quotaKind) count(prompt, completion int64) int64 {
+	switch k {
+	case kindRequests:
+		return 1
+	case kindTokens:
+		return prompt + completion
+	case kindInputTokens:
+		return prompt
+	case kindOutputTokens:
+		return completion
+	}
+	return 0
+}
+
 // reasonUnavailable is the rate_limited_total reason of a FailClosed rejection.
 const reasonUnavailable = "limiter_unavailable"
 
@@ -69,10 +86,9 @@ type policy struct {
 	base       *tier
 	overrides  []override
 	lim        limiter
-	m          *metrics
 }
 
-func newPolicy(rl *gatewayconfig.RateLimit, lim limiter, m *metrics) *policy {
+func newPolicy(rl *gatewayconfig.RateLimit, lim limiter) *policy {
 	divisor := int64(1)
 	if rl.Redis == nil && rl.Replicas > 1 {
 		divisor = int64(rl.Replicas)
@@ -85,12 +101,11 @@ func newPolicy(rl *gatewayconfig.RateLimit, lim limiter, m *metrics) *policy {
 		source:     rl.Key.Source,
 		header:     rl.Key.Header,
 		lim:        lim,
-		m:          m,
 	}
 	p.base = newTier("", rl.Policy, ratelimit.Algorithm(rl.Algorithm), rl.Limits, divisor)
 	for _, o := range rl.Overrides {
 		ov := override{ids: map[string]bool{}}
-		ov.t = newTier(o.Name, rl.Policy, ratelimit.Algorithm(rl.Algorithm), merge(rl.Limits, o.Limits), divisor)
+		ov.t = newTier(o.Name, rl.Policy, ratelimit.Algorithm(rl.Algorithm), o.Limits, divisor)
 		for _, k := range o.Keys {
 			if rl.Key.Source == gatewayconfig.KeyClientIP {
 				if pr, err := gatewayconfig.ParsePrefix(k); err == nil {
@@ -103,24 +118,6 @@ func newPolicy(rl *gatewayconfig.RateLimit, lim limiter, m *metrics) *policy {
 		p.overrides = append(p.overrides, ov)
 	}
 	return p
-}
-
-// merge returns base with every non-zero field of o replacing it.
-func merge(base, o gatewayconfig.Limits) gatewayconfig.Limits {
-	pick := func(b, v int64) int64 {
-		if v != 0 {
-			return v
-		}
-		return b
-	}
-	return gatewayconfig.Limits{
-		RequestsPerMinute:     pick(base.RequestsPerMinute, o.RequestsPerMinute),
-		Burst:                 pick(base.Burst, o.Burst),
-		TokensPerMinute:       pick(base.TokensPerMinute, o.TokensPerMinute),
-		InputTokensPerMinute:  pick(base.InputTokensPerMinute, o.InputTokensPerMinute),
-		OutputTokensPerMinute: pick(base.OutputTokensPerMinute, o.OutputTokensPerMinute),
-		MaxConcurrentRequests: pick(base.MaxConcurrentRequests, o.MaxConcurrentRequests),
-	}
 }
 
 // split divides a limit among local replicas, never below 1 (0 stays unlimited).
@@ -179,22 +176,15 @@ func (p *policy) tierFor(c client) *tier {
 	return p.base
 }
 
-// estimate returns the tokens a request is charged for a quota before it runs: the prompt
-// estimate plus max_tokens, at least 1 and at most the limit (so that a large max_tokens can
-// still pass when the window is empty; the true-up charges what was really used).
+// estimate returns what a request is charged for a quota before it runs: 1 for requests; for
+// tokens the prompt estimate plus max_tokens, at least 1 and at most the limit (so that a
+// large max_tokens can still pass when the window is empty; the true-up charges what was
+// really used).
 func estimate(k quotaKind, req *request, limit int64) int64 {
-	var n int64
-	switch k {
-	case kindRequests:
+	if k == kindRequests {
 		return 1
-	case kindTokens:
-		n = req.promptTokens + req.maxTokens
-	case kindInputTokens:
-		n = req.promptTokens
-	case kindOutputTokens:
-		n = req.maxTokens
 	}
-	return min(max(n, 1), limit)
+	return min(max(k.count(req.promptTokens, req.maxTokens), 1), limit)
 }
 
 // charge is a quota the request was charged for.
@@ -221,8 +211,9 @@ type rejection struct {
 
 // admit checks every quota of the client's tier and takes a concurrency slot. All backend
 // calls of one request share one BackendTimeout. A backend error admits (FailOpen) or rejects
-// (FailClosed) at once; Shadow mode counts what it would reject and admits.
-func (p *policy) admit(ctx context.Context, c client, req *request, now time.Time) (*admission, *rejection) {
+// (FailClosed) at once; Shadow mode notes what it would reject and admits. The limits the
+// request was over and the backend errors are noted in rec.
+func (p *policy) admit(ctx context.Context, c client, req *request, now time.Time, rec *record) (*admission, *rejection) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	t := p.tierFor(c)
@@ -232,13 +223,13 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 		n := estimate(q.kind, req, q.rule.Limit)
 		d, err := p.lim.Allow(ctx, q.prefix+c.key, q.rule, n, now)
 		if err != nil {
-			if rej := p.backendFailed(ctx, a, t, now); rej != nil {
+			if rej := p.backendFailed(ctx, a, t, now, rec); rej != nil {
 				return nil, rej
 			}
 			return a, nil
 		}
 		if !d.Allowed {
-			if rej := p.over(ctx, a, &rejection{reason: q.kind.String(), t: t, q: q, d: d}, now); rej != nil {
+			if rej := p.over(ctx, a, &rejection{reason: q.kind.String(), t: t, q: q, d: d}, now, rec); rej != nil {
 				return nil, rej
 			}
 			continue
@@ -249,12 +240,12 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 		release, ok, err := p.lim.Acquire(ctx, t.concPrefix+c.key, t.maxConcurrent, now)
 		switch {
 		case err != nil:
-			if rej := p.backendFailed(ctx, a, t, now); rej != nil {
+			if rej := p.backendFailed(ctx, a, t, now, rec); rej != nil {
 				return nil, rej
 			}
 		case !ok:
 			d := ratelimit.Decision{Limit: t.maxConcurrent, RetryAfter: time.Second, Reset: time.Second}
-			if rej := p.over(ctx, a, &rejection{reason: kindConcurrency.String(), t: t, d: d}, now); rej != nil {
+			if rej := p.over(ctx, a, &rejection{reason: kindConcurrency.String(), t: t, d: d}, now, rec); rej != nil {
 				return nil, rej
 			}
 		default:
@@ -264,24 +255,21 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 	return a, nil
 }
 
-func (p *policy) backendFailed(ctx context.Context, a *admission, t *tier, now time.Time) *rejection {
-	p.m.limiterErrors.Inc()
+func (p *policy) backendFailed(ctx context.Context, a *admission, t *tier, now time.Time, rec *record) *rejection {
+	rec.limiterErrors++
 	if !p.failClosed {
 		return nil
 	}
 	rej := &rejection{reason: reasonUnavailable, t: t, d: ratelimit.Decision{RetryAfter: time.Second, Reset: time.Second}}
-	return p.over(ctx, a, rej, now)
+	return p.over(ctx, a, rej, now, rec)
 }
 
-// over handles a limit the request is over: in Shadow mode it only counts it and returns nil;
+// over handles a limit the request is over: in Shadow mode it only notes it and returns nil;
 // in Enforce mode it refunds what the request was already charged and returns rej.
-func (p *policy) over(ctx context.Context, a *admission, rej *rejection, now time.Time) *rejection {
-	mode := string(gatewayconfig.ModeEnforce)
+func (p *policy) over(ctx context.Context, a *admission, rej *rejection, now time.Time, rec *record) *rejection {
+	rec.overLimits, rec.mode = append(rec.overLimits, rej.reason), string(gatewayconfig.ModeEnforce)
 	if p.shadow {
-		mode = string(gatewayconfig.ModeShadow)
-	}
-	p.m.rateLimited.WithLabelValues(rej.reason, mode).Inc()
-	if p.shadow {
+		rec.mode = string(gatewayconfig.ModeShadow)
 		return nil
 	}
 	for _, c := range a.charged {
@@ -291,8 +279,8 @@ func (p *policy) over(ctx context.Context, a *admission, rej *rejection, now tim
 }
 
 // finish releases the concurrency slot and trues the token quotas up to the usage the
-// response reported (nil: unknown, the estimate stands).
-func (a *admission) finish(u *usage, now time.Time) {
+// response reported (nil: unknown, the estimate stands). Backend errors are noted in rec.
+func (a *admission) finish(u *usage, now time.Time, rec *record) {
 	if a == nil {
 		return
 	}
@@ -305,24 +293,16 @@ func (a *admission) finish(u *usage, now time.Time) {
 	var ctx context.Context
 	var cancel context.CancelFunc
 	for _, c := range a.charged {
-		var actual int64
-		switch c.q.kind {
-		case kindTokens:
-			actual = u.PromptTokens + u.CompletionTokens
-		case kindInputTokens:
-			actual = u.PromptTokens
-		case kindOutputTokens:
-			actual = u.CompletionTokens
-		default:
+		if c.q.kind == kindRequests { // a request is a request, whatever the usage
 			continue
 		}
-		if delta := actual - c.n; delta != 0 {
+		if delta := c.q.kind.count(u.PromptTokens, u.CompletionTokens) - c.n; delta != 0 {
 			if ctx == nil {
 				ctx, cancel = context.WithTimeout(context.Background(), a.p.timeout)
 				defer cancel()
 			}
 			if err := a.p.lim.Adjust(ctx, c.q.prefix+a.key, c.q.rule, delta, now); err != nil {
-				a.p.m.limiterErrors.Inc()
+				rec.limiterErrors++
 			}
 		}
 	}

@@ -11,9 +11,9 @@ func TestPolicyCompile(t *testing.T) {
 	rl := &gatewayconfig.RateLimit{Policy: "p", Replicas: 4,
 		Limits: gatewayconfig.Limits{RequestsPerMinute: 30, Burst: 10, TokensPerMinute: 6000, MaxConcurrentRequests: 2},
 		Overrides: []gatewayconfig.Override{{Name: "vip", Keys: []string{"10.0.0.0/8"},
-			Limits: gatewayconfig.Limits{RequestsPerMinute: 600, OutputTokensPerMinute: 2}}}}
+			Limits: gatewayconfig.Limits{RequestsPerMinute: 600, Burst: 10, TokensPerMinute: 6000, OutputTokensPerMinute: 2, MaxConcurrentRequests: 2}}}}
 	rl.Default()
-	p := newPolicy(rl, ratelimit.NewMemory(ratelimit.MemoryOptions{}), newMetrics())
+	p := newPolicy(rl, ratelimit.NewMemory(ratelimit.MemoryOptions{}))
 	// Local limiting over 4 replicas: each gets a quarter, never less than 1.
 	base := p.base
 	if len(base.quotas) != 2 || base.quotas[0].rule != (ratelimit.Rule{Algorithm: ratelimit.Hybrid, Limit: 7, Window: 60e9, Burst: 2}) ||
@@ -37,7 +37,7 @@ func TestPolicyCompile(t *testing.T) {
 
 	// With Redis the limits are global: no split.
 	rl.Redis = &gatewayconfig.Redis{Address: "x:6379"}
-	p = newPolicy(rl, nil, newMetrics())
+	p = newPolicy(rl, nil)
 	if p.base.quotas[0].rule.Limit != 30 || p.base.maxConcurrent != 2 {
 		t.Fatalf("redis tier %+v", p.base)
 	}

@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"strconv"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -64,4 +67,51 @@ func newMetrics() *metrics {
 		m.tokens.WithLabelValues(d)
 	}
 	return m
+}
+
+// record is what one completion request did, filled in as it goes through the handler;
+// metrics.end writes every per-request series from it, once, when the request is over.
+type record struct {
+	start time.Time
+	// model is the served model the request named; empty until it named one.
+	model string
+	// level is the degradation level the request was served at.
+	level int
+	// firstToken is when the first content chunk of a stream was sent (zero: none was).
+	firstToken time.Time
+	// usage is the upstream's usage report (nil: unknown).
+	usage *usage
+	// overLimits are the reasons of the limits the request was over: every one in Shadow
+	// mode, the one that rejected it in Enforce mode; mode is the policy's mode.
+	overLimits []string
+	mode       string
+	// limiterErrors counts the limiter backend calls that failed or timed out.
+	limiterErrors int
+}
+
+// begin counts a request in flight and starts its record.
+func (m *metrics) begin(start time.Time, level int) *record {
+	m.inflight.Inc()
+	return &record{start: start, level: level}
+}
+
+// end writes the request's series: status code, duration, time to first token, tokens, the
+// limits it was over and the limiter errors it met; and counts it out of flight.
+func (m *metrics) end(r *record, code int, now time.Time) {
+	m.inflight.Dec()
+	m.requests.WithLabelValues(r.model, strconv.Itoa(code), strconv.Itoa(r.level)).Inc()
+	m.duration.WithLabelValues(r.model).Observe(now.Sub(r.start).Seconds())
+	if !r.firstToken.IsZero() {
+		m.ttft.WithLabelValues(r.model).Observe(r.firstToken.Sub(r.start).Seconds())
+	}
+	if u := r.usage; u != nil {
+		m.tokens.WithLabelValues("input").Add(float64(u.PromptTokens))
+		m.tokens.WithLabelValues("output").Add(float64(u.CompletionTokens))
+	}
+	for _, reason := range r.overLimits {
+		m.rateLimited.WithLabelValues(reason, r.mode).Inc()
+	}
+	if r.limiterErrors > 0 {
+		m.limiterErrors.Add(float64(r.limiterErrors))
+	}
 }

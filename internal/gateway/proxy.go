@@ -17,32 +17,25 @@ import (
 // maxUpstreamJSON bounds a non-streaming upstream response the gateway reads whole.
 const maxUpstreamJSON = 64 << 20
 
-// proxy sends the request to rt.target and writes the response, reporting the outcome to the
-// target's breaker. It returns the response's usage, or nil when unknown.
-func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *request, rt route, start time.Time) *usage {
+// proxy sends the request to rt.target and writes the response. It reports the outcome to
+// the target's breaker through rt.pass as soon as it is known, before the client can see the
+// end of the response, so the next request already meets the breaker state this one left.
+// The response's usage and a stream's first token go to rec.
+func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *request, rt *route, rec *record) {
 	target := rt.target
-	// The outcome is reported once, before the client can see the end of the response, so
-	// the next request already meets the breaker state this one left.
-	reported := false
-	report := func(o breaker.Outcome) {
-		if !reported {
-			reported = true
-			target.breaker.Done(g.now(), o)
-		}
-	}
-	defer report(breaker.Ignored)
+	report := func(o breaker.Outcome) { rt.pass.Done(g.now(), o) }
 
 	body, err := req.upstreamBody(rt.rw)
 	if err != nil {
 		writeError(w, invalidRequest(400, "could not rewrite the request: "+err.Error(), "", "invalid_request"))
-		return nil
+		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	ureq, err := http.NewRequestWithContext(ctx, http.MethodPost, target.baseURL+req.ep.path(), bytes.NewReader(body))
 	if err != nil {
 		writeError(w, &apiError{status: 502, typ: "upstream_error", message: "bad upstream URL"})
-		return nil
+		return
 	}
 	ureq.Header.Set("Content-Type", "application/json")
 	if rt.rw.stream {
@@ -56,7 +49,7 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 	if err != nil {
 		report(g.failure(r, nil))
 		writeUpstreamError(w, err)
-		return nil
+		return
 	}
 	defer resp.Body.Close()
 	idle := newIdleReader(resp.Body, st.idleTimeout, cancel)
@@ -73,40 +66,40 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 		copyHeader(w.Header(), resp.Header, "Content-Type", "Retry-After")
 		w.WriteHeader(resp.StatusCode)
 		io.Copy(w, io.LimitReader(idle, maxUpstreamJSON))
-		return nil
+		return
 	}
 
 	if rt.rw.stream {
 		setSSEHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
 		w.Flush()
-		u, err := pipeSSE(w, idle, req.includeUsage, func() {
-			g.m.ttft.WithLabelValues(req.model).Observe(g.now().Sub(start).Seconds())
-		})
+		u, err := pipeSSE(w, idle, req.includeUsage, func() { rec.firstToken = g.now() })
 		report(g.outcome(r, err, idle))
-		return u
+		rec.usage = u
+		return
 	}
 
 	full, err := io.ReadAll(io.LimitReader(idle, maxUpstreamJSON))
 	if err != nil {
 		report(g.failure(r, idle))
 		writeUpstreamError(w, err)
-		return nil
+		return
 	}
 	if req.stream { // L1: the engine answered whole, the client wants SSE.
 		sse, u, err := completionToSSE(req.ep, full, req.includeUsage)
 		if err != nil {
 			report(breaker.Failure)
 			writeError(w, &apiError{status: 502, typ: "upstream_error", message: err.Error()})
-			return nil
+			return
 		}
 		report(breaker.Success)
 		setSSEHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
-		g.m.ttft.WithLabelValues(req.model).Observe(g.now().Sub(start).Seconds())
+		rec.firstToken = g.now()
 		w.Write(sse)
 		w.Flush()
-		return u
+		rec.usage = u
+		return
 	}
 	report(breaker.Success)
 	copyHeader(w.Header(), resp.Header, "Content-Type")
@@ -114,7 +107,7 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 	w.WriteHeader(http.StatusOK)
 	w.Write(full)
 	w.Flush()
-	return responseUsage(full)
+	rec.usage = responseUsage(full)
 }
 
 // outcome classifies the end of a stream for the breaker.

@@ -20,8 +20,8 @@ func redisConfig(engineURL, addr, failureMode string) string {
 `, failureMode, addr))
 }
 
-// decide runs one admission decision like a request would and returns whether it was
-// admitted and how long the decision took.
+// decide runs one admission decision like a request would, metrics included, and returns
+// whether it was admitted and how long the decision took.
 func decide(t *testing.T, tg *testGateway, client string) (bool, time.Duration) {
 	t.Helper()
 	req, aerr := parseRequest(chatEndpoint, "application/json", []byte(chatBody))
@@ -30,11 +30,11 @@ func decide(t *testing.T, tg *testGateway, client string) (bool, time.Duration) 
 	}
 	p := tg.state.Load().policy
 	start := time.Now()
-	a, rej := p.admit(context.Background(), identifyKey(client), req, time.Now())
+	rec := tg.m.begin(start, 0)
+	a, rej := p.admit(context.Background(), identifyKey(client), req, start, rec)
 	took := time.Since(start)
-	if a != nil {
-		a.finish(nil, time.Now())
-	}
+	a.finish(nil, time.Now(), rec)
+	tg.m.end(rec, map[bool]int{true: 200, false: 429}[rej == nil], time.Now())
 	return rej == nil, took
 }
 

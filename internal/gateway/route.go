@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"time"
+
+	"github.com/qwenops/qwen-operator/internal/gateway/breaker"
 )
 
 // route is where a request goes and how it is rewritten, per the degradation level and the
@@ -9,14 +11,16 @@ import (
 type route struct {
 	level  int       // the degradation level in force (0: none)
 	target *upstream // nil: static reply, or 503 when none is configured
-	rw     rewrite
+	// pass is target's breaker admission: the request's outcome goes back through it.
+	pass breaker.Admission
+	rw   rewrite
 }
 
 // route applies the degradation level, which is cumulative: L1 calls the engine without
 // streaming, L2 turns thinking off, L3 uses the fallback (without one it acts as L2), L4
 // answers statically. While the chosen upstream's breaker is open, the primary's traffic goes
-// to the fallback when its breaker admits it, else gets the static reply. A target returned
-// here holds a breaker admission: the caller must report its outcome.
+// to the fallback when its breaker admits it, else gets the static reply. A route with a
+// target holds its breaker admission (pass): the caller reports the outcome through it.
 func (st *state) route(req *request, now time.Time) route {
 	rt := route{level: st.level}
 	if st.level >= 4 {
@@ -26,13 +30,17 @@ func (st *state) route(req *request, now time.Time) route {
 	if st.level >= 3 && st.fallback != nil {
 		target = st.fallback
 	}
-	if !target.breaker.Allow(now) {
-		if target != st.primary || st.fallback == nil || !st.fallback.breaker.Allow(now) {
+	pass := target.breaker.Allow(now)
+	if !pass.Admitted() {
+		if target != st.primary || st.fallback == nil {
+			return rt
+		}
+		if pass = st.fallback.breaker.Allow(now); !pass.Admitted() {
 			return rt
 		}
 		target = st.fallback
 	}
-	rt.target = target
+	rt.target, rt.pass = target, pass
 	rt.rw = rewrite{model: target.model, stream: req.stream && st.level < 1, disableThinking: st.level >= 2}
 	return rt
 }

@@ -11,36 +11,35 @@ import (
 // writeStatic answers with the configured static response without calling an engine: an
 // OpenAI completion (or its event stream) carrying the message for a 2xx status, an OpenAI
 // error carrying it otherwise. With no static response configured it answers 503.
-func (g *Gateway) writeStatic(w *responseWriter, st *state, req *request, now time.Time) *usage {
+func (g *Gateway) writeStatic(w *responseWriter, st *state, req *request, now time.Time) {
 	s := st.static
 	if s == nil {
 		writeError(w, &apiError{status: http.StatusServiceUnavailable, typ: "service_unavailable", code: "upstream_unavailable",
 			message: "The model is temporarily unavailable. Please retry later."})
-		return nil
+		return
 	}
 	status := int(s.HTTPStatus)
 	if status < 200 || status > 299 {
 		writeError(w, &apiError{status: status, typ: "service_unavailable", code: "degraded", message: s.Message})
-		return nil
+		return
 	}
 	body := staticCompletion(req, s.Message, g.seq.Add(1), now)
 	if req.stream {
 		sse, _, err := completionToSSE(req.ep, body, req.includeUsage)
 		if err != nil { // cannot happen: body is ours
 			writeError(w, &apiError{status: 500, typ: "server_error", message: err.Error()})
-			return nil
+			return
 		}
 		setSSEHeaders(w.Header())
 		w.WriteHeader(status)
 		w.Write(sse)
 		w.Flush()
-		return nil
+		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	w.Write(body)
-	return nil
 }
 
 // staticCompletion is a non-streaming completion response carrying msg.

@@ -169,7 +169,8 @@ type Override struct {
 	Name string `json:"name"`
 	// Keys are API key ids (APIKey), IPs or CIDRs (ClientIP) or header values (Header).
 	Keys []string `json:"keys"`
-	// Limits replace the base limits field by field: a zero field keeps the base value.
+	// Limits are the tier's complete limits, as the RateLimitPolicy's status resolves them
+	// (the operator merges a tier over the base limits); a zero field means no limit.
 	Limits Limits `json:"limits,omitzero"`
 }
 

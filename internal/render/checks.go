@@ -67,12 +67,12 @@ func checkSecrets(in Inputs) (string, string, bool) {
 }
 
 func checkAPIKeySource(in Inputs) (string, string, bool) {
-	p := in.Policy
-	if p == nil || p.Spec.Key.Source != v1alpha1.KeyAPIKey || in.Service.Spec.Gateway.APIKeysSecretRef != nil {
+	e := Enforced(in.Policy)
+	if e == nil || e.Key.Source != v1alpha1.KeyAPIKey || in.Service.Spec.Gateway.APIKeysSecretRef != nil {
 		return "", "", false
 	}
 	return ReasonAPIKeysSecretRequired, fmt.Sprintf("RateLimitPolicy %q limits per API key (key.source APIKey) but spec.gateway.apiKeysSecretRef is not set; set it or use key.source ClientIP",
-		p.Name), true
+		in.Policy.Name), true
 }
 
 func checkHTTPRouteServed(in Inputs) (string, string, bool) {

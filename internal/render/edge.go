@@ -9,7 +9,6 @@ import (
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
 	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
-	"github.com/qwenops/qwen-operator/internal/schedule"
 )
 
 // The ingress-nginx annotations the operator writes.
@@ -35,50 +34,49 @@ type EdgeLimits struct {
 	// own limits the gateway enforces.
 	Exempt []string
 	// CeilingRequestsPerMinute is the most any single client may send per minute (the largest
-	// of the effective and the override tiers' rates): the rate of an edge that cannot exempt
+	// of the base and the override tiers' rates): the rate of an edge that cannot exempt
 	// addresses, such as an Envoy Gateway local rate limit.
 	CeilingRequestsPerMinute int64
 }
 
-// Edge derives the edge limits of a policy:
-//   - no policy, or Shadow mode (which never rejects): none;
-//   - key ClientIP: the effective limits, with the override tiers' addresses exempt
+// Edge derives the edge limits of an enforced policy (see Enforced):
+//   - none, or Shadow mode (which never rejects): none;
+//   - key ClientIP: the base limits, with the override tiers' addresses exempt
 //     (ingress-nginx limit-whitelist);
 //   - key APIKey or Header: the edge cannot see the key, so an IP gets the most any single
-//     key may use (the largest of the effective limits and every tier's limits).
+//     key may use (the largest of the base limits and every tier's limits).
 //
 // The burst multiplier is ceil(burst / rpm), at least 1, with burst defaulting to rpm.
-func Edge(p *v1alpha1.RateLimitPolicy) EdgeLimits {
-	if p == nil || p.Spec.Mode == v1alpha1.ModeShadow {
+func Edge(e *v1alpha1.EffectivePolicy) EdgeLimits {
+	if e == nil || e.Mode == v1alpha1.ModeShadow {
 		return EdgeLimits{}
 	}
-	base := EffectiveLimits(p)
-	rpm, burst, conns := limitTriple(base)
-	// The most any one key may use: the effective limits or a tier's, whichever is larger.
+	rpm, burst, conns := limitTriple(e.Limits)
+	// The most any one key may use: the base limits or a tier's, whichever is larger.
 	maxRPM, maxBurst, maxConns := rpm, burst, conns
-	for _, o := range p.Spec.Overrides {
-		orpm, oburst, oconns := limitTriple(schedule.Merge(base, OverrideLimits(p, o)))
+	for _, o := range e.Overrides {
+		orpm, oburst, oconns := limitTriple(o.Limits)
 		maxRPM, maxBurst, maxConns = max(maxRPM, orpm), max(maxBurst, oburst), max(maxConns, oconns)
 	}
-	e := EdgeLimits{CeilingRequestsPerMinute: maxRPM}
-	if p.Spec.Key.Source == v1alpha1.KeyClientIP || p.Spec.Key.Source == "" {
-		for _, o := range p.Spec.Overrides {
+	edge := EdgeLimits{CeilingRequestsPerMinute: maxRPM}
+	if e.Key.Source == v1alpha1.KeyClientIP || e.Key.Source == "" {
+		for _, o := range e.Overrides {
 			for _, k := range o.Keys {
 				if pr, err := gatewayconfig.ParsePrefix(k); err == nil {
-					e.Exempt = append(e.Exempt, pr.String())
+					edge.Exempt = append(edge.Exempt, pr.String())
 				}
 			}
 		}
-		sort.Strings(e.Exempt)
-		e.Exempt = dedupe(e.Exempt)
+		sort.Strings(edge.Exempt)
+		edge.Exempt = dedupe(edge.Exempt)
 	} else {
 		rpm, burst, conns = maxRPM, maxBurst, maxConns
 	}
-	e.RequestsPerMinute, e.Connections = rpm, conns
+	edge.RequestsPerMinute, edge.Connections = rpm, conns
 	if rpm > 0 {
-		e.BurstMultiplier = max(1, (burst+rpm-1)/rpm)
+		edge.BurstMultiplier = max(1, (burst+rpm-1)/rpm)
 	}
-	return e
+	return edge
 }
 
 // limitTriple is (rpm, burst, concurrency) of l, burst defaulting to rpm.

@@ -10,7 +10,7 @@ import (
 )
 
 // GatewayConfig is the gateway configuration of in: the upstreams, auth, the policy's
-// effective limits, the plan's level, static reply and breaker. Fields the inputs leave open
+// enforced limits (see Enforced), the plan's level, static reply and breaker. Fields the inputs leave open
 // stay zero so the gateway applies its own defaults (gatewayconfig.Config.Default).
 func GatewayConfig(in Inputs) *gatewayconfig.Config {
 	qs := in.Service
@@ -35,8 +35,8 @@ func GatewayConfig(in Inputs) *gatewayconfig.Config {
 	if gw.APIKeysSecretRef != nil {
 		c.Auth.KeysDir = GatewayKeysDir
 	}
-	if p := in.Policy; p != nil {
-		c.RateLimit = rateLimitConfig(p, gw)
+	if e := Enforced(in.Policy); e != nil {
+		c.RateLimit = rateLimitConfig(in.Policy, e, gw)
 	}
 	if plan := in.Plan; plan != nil {
 		sr := plan.Spec.StaticResponse
@@ -51,21 +51,22 @@ func GatewayConfig(in Inputs) *gatewayconfig.Config {
 	return c
 }
 
-// rateLimitConfig is the policy's effective limits and settings for the gateway. Without
-// Redis every replica limits locally, so the gateway is told the replica count to divide by.
-func rateLimitConfig(p *v1alpha1.RateLimitPolicy, gw v1alpha1.GatewaySpec) *gatewayconfig.RateLimit {
+// rateLimitConfig copies a policy's enforced settings and limits (e) into the gateway config.
+// Without Redis every replica limits locally, so the gateway is told the replica count to
+// divide by.
+func rateLimitConfig(p *v1alpha1.RateLimitPolicy, e *v1alpha1.EffectivePolicy, gw v1alpha1.GatewaySpec) *gatewayconfig.RateLimit {
 	rl := &gatewayconfig.RateLimit{
 		Policy:         p.Name,
-		Mode:           gatewayconfig.Mode(p.Spec.Mode),
-		Key:            gatewayconfig.Key{Source: gatewayconfig.KeySource(p.Spec.Key.Source), Header: p.Spec.Key.Header},
-		Algorithm:      gatewayconfig.Algorithm(p.Spec.Algorithm),
-		Limits:         limits(EffectiveLimits(p)),
-		FailureMode:    gatewayconfig.FailureMode(p.Spec.FailureMode),
+		Mode:           gatewayconfig.Mode(e.Mode),
+		Key:            gatewayconfig.Key{Source: gatewayconfig.KeySource(e.Key.Source), Header: e.Key.Header},
+		Algorithm:      gatewayconfig.Algorithm(e.Algorithm),
+		Limits:         limits(e.Limits),
+		FailureMode:    gatewayconfig.FailureMode(e.FailureMode),
 		ActiveSchedule: p.Status.ActiveSchedule,
 	}
-	for _, o := range p.Spec.Overrides {
+	for _, o := range e.Overrides {
 		rl.Overrides = append(rl.Overrides, gatewayconfig.Override{
-			Name: o.Name, Keys: append([]string(nil), o.Keys...), Limits: limits(OverrideLimits(p, o)),
+			Name: o.Name, Keys: append([]string(nil), o.Keys...), Limits: limits(o.Limits),
 		})
 	}
 	if r := gw.Redis; r != nil {

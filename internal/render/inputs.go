@@ -3,8 +3,10 @@ package render
 import (
 	"sort"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
-	"github.com/qwenops/qwen-operator/internal/schedule"
 )
 
 // Defaults are the images a QwenService gets when its spec leaves them empty (the operator's
@@ -20,7 +22,8 @@ type Defaults struct {
 type Inputs struct {
 	// Service is the QwenService to render; it must have a name, namespace and UID.
 	Service *v1alpha1.QwenService
-	// Policy is the RateLimitPolicy in force for Service, or nil for no limits.
+	// Policy is the RateLimitPolicy of Service, or nil for no limits. Only its name and its
+	// status are read, through Enforced.
 	Policy *v1alpha1.RateLimitPolicy
 	// Plan is the DegradationPlan in force for Service, or nil for level 0.
 	Plan *v1alpha1.DegradationPlan
@@ -74,25 +77,18 @@ func Level(plan *v1alpha1.DegradationPlan) int32 {
 	return plan.Status.Level
 }
 
-// EffectiveLimits are the limits in force for a policy: status.effectiveLimits as computed by
-// the RateLimitPolicy controller, or spec.limits while that status is still empty.
-func EffectiveLimits(p *v1alpha1.RateLimitPolicy) v1alpha1.LimitSet {
-	if p.Status.EffectiveLimits != nil {
-		return *p.Status.EffectiveLimits
+// Enforced is what a policy asks the gateway to enforce: its status.effective, as the
+// RateLimitPolicy controller resolved it. It is nil (no limits) without a policy, and for a
+// policy that is not Accepted or whose status has not caught up with its spec (an edit the
+// controller has not judged yet must not reach the gateway). The renderer reads a policy only
+// through Enforced, never its spec.
+func Enforced(p *v1alpha1.RateLimitPolicy) *v1alpha1.EffectivePolicy {
+	if p == nil || p.Status.Effective == nil || p.Status.ObservedGeneration != p.Generation {
+		return nil
 	}
-	return p.Spec.Limits
-}
-
-// OverrideLimits are an override tier's limits scaled by the policy's adaptive scale: a hot
-// GPU lowers every tier, not only the base limits.
-func OverrideLimits(p *v1alpha1.RateLimitPolicy, o v1alpha1.LimitOverride) v1alpha1.LimitSet {
-	scale := p.Status.AdaptiveScale
-	if scale == "" || scale == "1" {
-		return o.Limits
+	if c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionAccepted); c == nil ||
+		c.Status != metav1.ConditionTrue || c.ObservedGeneration != p.Generation {
+		return nil
 	}
-	scaled, err := schedule.Scale(o.Limits, scale)
-	if err != nil { // the RateLimitPolicy controller wrote a scale it parsed; keep the tier as written
-		return o.Limits
-	}
-	return scaled
+	return p.Status.Effective
 }

@@ -40,7 +40,7 @@ func Render(in Inputs) ([]client.Object, error) {
 		objs = append(objs, engineDeployment(qs, fb, in.Defaults), engineService(qs, fb))
 	}
 	objs = append(objs, gatewayDeployment(qs, in.Defaults), gatewayService(qs), gatewayPDB(qs))
-	edge := Edge(in.Policy)
+	edge := Edge(Enforced(in.Policy))
 	if x := qs.Spec.Exposure; x != nil {
 		if x.Ingress != nil {
 			objs = append(objs, ingress(qs, edge))

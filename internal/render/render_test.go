@@ -9,9 +9,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
 )
 
 func TestServedName(t *testing.T) {
@@ -34,14 +36,12 @@ func TestServedName(t *testing.T) {
 // (>= 1, burst defaulting to rpm), connections, exemptions, and never stricter than the gateway.
 func TestEdgeLimits(t *testing.T) {
 	i32 := func(v int32) *int32 { return &v }
-	policy := func(src v1alpha1.KeySource, l v1alpha1.LimitSet, overrides ...v1alpha1.LimitOverride) *v1alpha1.RateLimitPolicy {
-		return &v1alpha1.RateLimitPolicy{Spec: v1alpha1.RateLimitPolicySpec{
-			Mode: v1alpha1.ModeEnforce, Key: v1alpha1.KeySpec{Source: src}, Limits: l, Overrides: overrides,
-		}}
+	policy := func(src v1alpha1.KeySource, l v1alpha1.LimitSet, overrides ...v1alpha1.EffectiveOverride) *v1alpha1.EffectivePolicy {
+		return &v1alpha1.EffectivePolicy{Mode: v1alpha1.ModeEnforce, Key: v1alpha1.KeySpec{Source: src}, Limits: l, Overrides: overrides}
 	}
 	tests := []struct {
 		name   string
-		policy *v1alpha1.RateLimitPolicy
+		policy *v1alpha1.EffectivePolicy
 		want   map[string]string
 		btpRPM int64
 	}{
@@ -59,16 +59,18 @@ func TestEdgeLimits(t *testing.T) {
 		{"tokens only: nothing at the edge", policy(v1alpha1.KeyClientIP, v1alpha1.LimitSet{TokensPerMinute: ptr.To(int64(1000))}),
 			map[string]string{}, 0},
 		{"client IP tiers are exempt", policy(v1alpha1.KeyClientIP, v1alpha1.LimitSet{RequestsPerMinute: i32(30), MaxConcurrentRequests: i32(4)},
-			v1alpha1.LimitOverride{Name: "office", Keys: []string{"198.51.100.9/24", "192.0.2.7"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(600)}},
-			v1alpha1.LimitOverride{Name: "dup", Keys: []string{"192.0.2.7"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(5)}}),
+			v1alpha1.EffectiveOverride{Name: "office", Keys: []string{"198.51.100.9/24", "192.0.2.7"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(600), MaxConcurrentRequests: i32(4)}},
+			v1alpha1.EffectiveOverride{Name: "dup", Keys: []string{"192.0.2.7"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(5), MaxConcurrentRequests: i32(4)}}),
 			map[string]string{AnnotationLimitRPM: "30", AnnotationLimitBurstMultiplier: "1", AnnotationLimitConnections: "4",
 				AnnotationLimitWhitelist: "192.0.2.7/32,198.51.100.0/24"}, 600},
 		{"API key: per-IP ceiling is the largest tier", policy(v1alpha1.KeyAPIKey, v1alpha1.LimitSet{RequestsPerMinute: i32(30), Burst: i32(10), MaxConcurrentRequests: i32(4)},
-			v1alpha1.LimitOverride{Name: "premium", Keys: []string{"team-a"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(100), Burst: i32(250)}}),
+			v1alpha1.EffectiveOverride{Name: "premium", Keys: []string{"team-a"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(100), Burst: i32(250), MaxConcurrentRequests: i32(4)}}),
 			map[string]string{AnnotationLimitRPM: "100", AnnotationLimitBurstMultiplier: "3", AnnotationLimitConnections: "4"}, 100},
 		{"header key: a lower tier does not lower the edge", policy(v1alpha1.KeyHeader, v1alpha1.LimitSet{RequestsPerMinute: i32(60)},
-			v1alpha1.LimitOverride{Name: "free", Keys: []string{"u1"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(6)}}),
+			v1alpha1.EffectiveOverride{Name: "free", Keys: []string{"u1"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(6)}}),
 			map[string]string{AnnotationLimitRPM: "60", AnnotationLimitBurstMultiplier: "1"}, 60},
+		{"shadow never rejects, so the edge must not either", &v1alpha1.EffectivePolicy{Mode: v1alpha1.ModeShadow,
+			Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(30)}}, map[string]string{}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,23 +85,53 @@ func TestEdgeLimits(t *testing.T) {
 	}
 }
 
-func TestEdgeUsesEffectiveLimitsAndSkipsShadow(t *testing.T) {
-	p := clientIPPolicy() // spec 30/min, status.effectiveLimits 50/min
-	if got := Edge(p).NginxAnnotations()[AnnotationLimitRPM]; got != "50" {
-		t.Errorf("limit-rpm = %q, want the effective 50", got)
+// TestPolicyRenderedOnlyFromItsStatus: the renderer copies status.effective of an accepted
+// policy whose status describes its current spec, and nothing else: not the spec, not a status
+// that has not caught up with an edit, not a refused policy.
+func TestPolicyRenderedOnlyFromItsStatus(t *testing.T) {
+	rendered := func(p *v1alpha1.RateLimitPolicy) (config *gatewayconfig.RateLimit, annotations map[string]string, summary string) {
+		in := input(t, "sglang-httproute")
+		in.Service.Spec.Exposure.Ingress = &v1alpha1.IngressExposure{Host: "qwen.example.com"}
+		in.Policy = p
+		objs, err := Render(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := gatewayconfig.Load([]byte(configOf(t, objs)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.RateLimit, Edge(Enforced(p)).NginxAnnotations(), RateLimitSummary(p)
 	}
-	p.Status.EffectiveLimits = nil
-	if got := Edge(p).NginxAnnotations()[AnnotationLimitRPM]; got != "30" {
-		t.Errorf("limit-rpm = %q, want spec.limits 30 while status is empty", got)
-	}
+
+	p := input(t, "sglang-httproute").Policy // spec 30/min, status 50/min (daytime)
+	p.Spec.Key = v1alpha1.KeySpec{Source: v1alpha1.KeyHeader, Header: "X-User-Id"}
 	p.Spec.Mode = v1alpha1.ModeShadow
-	if got := Edge(p).NginxAnnotations(); len(got) != 0 {
-		t.Errorf("a Shadow policy never rejects, so the edge must not either; got %v", got)
+	rl, ann, summary := rendered(p)
+	if rl == nil || rl.Limits.RequestsPerMinute != 50 || rl.Key.Source != gatewayconfig.KeyClientIP || rl.Mode != gatewayconfig.ModeEnforce ||
+		ann[AnnotationLimitRPM] != "50" || !strings.HasPrefix(summary, "50/min") {
+		t.Fatalf("an accepted policy renders its status: config %+v, annotations %v, summary %q", rl, ann, summary)
+	}
+
+	for name, mutate := range map[string]func(*v1alpha1.RateLimitPolicy){
+		"spec edited, status not caught up": func(p *v1alpha1.RateLimitPolicy) { p.Generation++ },
+		"refused": func(p *v1alpha1.RateLimitPolicy) {
+			p.Status.Conditions[0].Status, p.Status.Conditions[0].Reason = metav1.ConditionFalse, "UnknownTimezone"
+		},
+		"accepted at an older generation": func(p *v1alpha1.RateLimitPolicy) { p.Status.Conditions[0].ObservedGeneration-- },
+		"no Accepted condition":           func(p *v1alpha1.RateLimitPolicy) { p.Status.Conditions = nil },
+		"no effective policy":             func(p *v1alpha1.RateLimitPolicy) { p.Status.Effective = nil },
+	} {
+		p := input(t, "sglang-httproute").Policy
+		mutate(p)
+		if rl, ann, summary := rendered(p); rl != nil || len(ann) != 0 || summary != "" {
+			t.Errorf("%s: rendered config %+v, annotations %v, summary %q; want no limits", name, rl, ann, summary)
+		}
 	}
 }
 
 func TestIngressAnnotationsOursWin(t *testing.T) {
-	objs, err := Render(fullVLLM())
+	objs, err := Render(input(t, "vllm-full"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,12 +149,13 @@ func TestIngressAnnotationsOursWin(t *testing.T) {
 }
 
 func TestRateLimitSummary(t *testing.T) {
-	p := clientIPPolicy()
+	p := input(t, "sglang-httproute").Policy
 	if got, want := RateLimitSummary(p), "50/min burst 10, 60000 tokens/min, 8 concurrent (schedule: daytime)"; got != want {
 		t.Errorf("summary = %q, want %q", got, want)
 	}
-	p.Status = v1alpha1.RateLimitPolicyStatus{EffectiveLimits: &v1alpha1.LimitSet{RequestsPerMinute: ptr.To(int32(200)), Burst: ptr.To(int32(40))}}
-	p.Spec.Mode = v1alpha1.ModeShadow
+	p.Status.ActiveSchedule = ""
+	p.Status.Effective.Limits = v1alpha1.LimitSet{RequestsPerMinute: ptr.To(int32(200)), Burst: ptr.To(int32(40))}
+	p.Status.Effective.Mode = v1alpha1.ModeShadow
 	if got, want := RateLimitSummary(p), "200/min burst 40 [shadow]"; got != want {
 		t.Errorf("summary = %q, want %q", got, want)
 	}
@@ -150,12 +183,12 @@ func TestValidateReasons(t *testing.T) {
 			in.Service.Spec.Exposure.HTTPRoute = &v1alpha1.HTTPRouteExposure{ParentRefs: []v1alpha1.ParentRef{{Name: "gw"}}}
 		}, ReasonGatewayAPINotServed, "spec.exposure.httpRoute"},
 		{"override keys not IPs for a ClientIP policy", func(in *Inputs) {
-			in.Policy.Spec.Key.Source = v1alpha1.KeyClientIP
+			in.Policy.Status.Effective.Key.Source = v1alpha1.KeyClientIP
 		}, ReasonInvalidGatewayConfig, "rateLimit.overrides[0].keys[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := fullVLLM()
+			in := input(t, "vllm-full")
 			tt.mutate(&in)
 			objs, err := Render(in)
 			var ie *InvalidError
@@ -170,7 +203,7 @@ func TestValidateReasons(t *testing.T) {
 }
 
 func TestSecretRefs(t *testing.T) {
-	got := SecretRefs(fullVLLM().Service)
+	got := SecretRefs(input(t, "vllm-full").Service)
 	want := []SecretRef{
 		{"hf", "spec.engine.hfTokenSecretRef"},
 		{"qwen3-keys", "spec.gateway.apiKeysSecretRef"},
@@ -179,7 +212,7 @@ func TestSecretRefs(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("SecretRefs = %v, want %v", got, want)
 	}
-	if got := SecretRefs(minimalVLLM().Service); len(got) != 0 {
+	if got := SecretRefs(input(t, "vllm-minimal").Service); len(got) != 0 {
 		t.Errorf("minimal service references %v", got)
 	}
 }
@@ -200,12 +233,12 @@ func TestGPUs(t *testing.T) {
 }
 
 func TestSimulatorHasNoGPUAndDefaultGPUName(t *testing.T) {
-	objs, _ := Render(simulatorBoth())
+	objs, _ := Render(input(t, "simulator-exposed"))
 	c := find(t, objs, "Deployment", "qwen3-engine").(*appsv1.Deployment).Spec.Template.Spec.Containers[0]
 	if len(c.Resources.Limits) != 0 {
 		t.Errorf("simulator limits = %v, want no GPU", c.Resources.Limits)
 	}
-	in := minimalVLLM()
+	in := input(t, "vllm-minimal")
 	in.Service.Spec.Resources.GPUResourceName = ""
 	objs, _ = Render(in)
 	c = find(t, objs, "Deployment", "qwen3-engine").(*appsv1.Deployment).Spec.Template.Spec.Containers[0]
@@ -215,7 +248,7 @@ func TestSimulatorHasNoGPUAndDefaultGPUName(t *testing.T) {
 }
 
 func TestFallbackTakesUnsetResourcesFromPrimary(t *testing.T) {
-	in := fullVLLM()
+	in := input(t, "vllm-full")
 	in.Service.Spec.Fallback.Resources = v1alpha1.ResourcesSpec{GPUs: ptr.To(int32(1)), NodeSelector: map[string]string{"pool": "small"}}
 	objs, _ := Render(in)
 	pod := find(t, objs, "Deployment", "qwen3-fallback").(*appsv1.Deployment).Spec.Template.Spec
@@ -231,7 +264,7 @@ func TestFallbackTakesUnsetResourcesFromPrimary(t *testing.T) {
 }
 
 func TestUserEnvReplacesOurs(t *testing.T) {
-	in := fullVLLM()
+	in := input(t, "vllm-full")
 	in.Service.Spec.Engine.Env = []corev1.EnvVar{{Name: "HF_TOKEN", Value: "inline"}, {Name: "A", Value: "1"}, {Name: "A", Value: "2"}}
 	objs, _ := Render(in)
 	env := find(t, objs, "Deployment", "qwen3-engine").(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Env
@@ -242,7 +275,7 @@ func TestUserEnvReplacesOurs(t *testing.T) {
 }
 
 func TestBackendTrafficPolicyOnlyWhenServed(t *testing.T) {
-	in := sglangRoute()
+	in := input(t, "sglang-httproute")
 	objs, _ := Render(in)
 	if !has(objs, BackendTrafficPolicyKind, "qwen3") {
 		t.Fatal("no BackendTrafficPolicy although the CRD is served")
@@ -252,7 +285,7 @@ func TestBackendTrafficPolicyOnlyWhenServed(t *testing.T) {
 	if has(objs, BackendTrafficPolicyKind, "qwen3") || !has(objs, "HTTPRoute", "qwen3") {
 		t.Error("want the HTTPRoute without a BackendTrafficPolicy when the CRD is not served")
 	}
-	in = sglangRoute()
+	in = input(t, "sglang-httproute")
 	in.Policy = nil
 	objs, _ = Render(in)
 	if has(objs, BackendTrafficPolicyKind, "qwen3") {
@@ -261,11 +294,12 @@ func TestBackendTrafficPolicyOnlyWhenServed(t *testing.T) {
 }
 
 func TestLevelAndPlanInGatewayConfig(t *testing.T) {
-	in := minimalVLLM()
+	in := input(t, "vllm-minimal")
 	if c := GatewayConfig(in); c.Degradation.Level != 0 || c.Degradation.StaticResponse != nil || c.RateLimit != nil || c.Fallback != nil {
 		t.Errorf("minimal config carries policy or plan settings: %+v", c)
 	}
-	in.Plan = plan(3)
+	in.Plan = input(t, "vllm-full").Plan
+	in.Plan.Status.Level = 3
 	c := GatewayConfig(in)
 	if c.Degradation.Level != 3 || c.Degradation.StaticResponse.Message != "服务繁忙，请稍后再试" || c.Breaker.FailureThreshold != 5 {
 		t.Errorf("plan not rendered: %+v", c.Degradation)
@@ -273,7 +307,7 @@ func TestLevelAndPlanInGatewayConfig(t *testing.T) {
 }
 
 func TestEndpointAndURL(t *testing.T) {
-	qs := fullVLLM().Service
+	qs := input(t, "vllm-full").Service
 	if got, want := Endpoint(qs), "http://qwen3-gateway.ai.svc:8080/v1"; got != want {
 		t.Errorf("Endpoint = %q, want %q", got, want)
 	}

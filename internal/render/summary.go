@@ -9,14 +9,15 @@ import (
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
 )
 
-// RateLimitSummary is the one-line status summary of the limits in force, e.g.
-// "50/min burst 10, 60000 tokens/min, 8 concurrent (schedule: daytime)"; empty without a
-// policy. Shadow mode is marked "[shadow]".
+// RateLimitSummary is the one-line status summary of the base limits in force, e.g.
+// "50/min burst 10, 60000 tokens/min, 8 concurrent (schedule: daytime)"; empty when no policy
+// is enforced (see Enforced). Shadow mode is marked "[shadow]".
 func RateLimitSummary(p *v1alpha1.RateLimitPolicy) string {
-	if p == nil {
+	e := Enforced(p)
+	if e == nil {
 		return ""
 	}
-	l := EffectiveLimits(p)
+	l := e.Limits
 	var parts []string
 	if rpm := ptr.Deref(l.RequestsPerMinute, 0); rpm > 0 {
 		s := fmt.Sprintf("%d/min", rpm)
@@ -40,7 +41,7 @@ func RateLimitSummary(p *v1alpha1.RateLimitPolicy) string {
 		parts = append(parts, fmt.Sprintf("%d concurrent", n))
 	}
 	s := strings.Join(parts, ", ")
-	if p.Spec.Mode == v1alpha1.ModeShadow {
+	if e.Mode == v1alpha1.ModeShadow {
 		s += " [shadow]"
 	}
 	if p.Status.ActiveSchedule != "" {

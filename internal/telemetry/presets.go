@@ -9,19 +9,25 @@ import (
 	"github.com/qwenops/qwen-operator/api/v1alpha1"
 )
 
-// Target is the QwenService whose pods a query is scoped to.
+// Target is the QwenService whose pods a query is scoped to. The Deployment names are the
+// ones the operator renders (the caller fills them from internal/render's names); this
+// package only turns them into pod regexes.
 type Target struct {
 	// Namespace of the QwenService and its pods.
 	Namespace string
-	// Service is the QwenService's name; its pods are <service>-engine-… and <service>-gateway-….
+	// Service is the QwenService's name ($service).
 	Service string
+	// Engine is the name of the engine Deployment, whose pods $pods selects.
+	Engine string
+	// Gateway is the name of the gateway Deployment, whose pods $gatewayPods selects.
+	Gateway string
 }
 
 // presets are the PromQL of every preset signal, before substitution. Variables:
 //
 //	$namespace    the target's namespace
-//	$pods         a regex for the engine pods (<service>-engine Deployment)
-//	$gatewayPods  a regex for the gateway pods (<service>-gateway Deployment)
+//	$pods         a regex for the engine pods (of the Deployment Target.Engine)
+//	$gatewayPods  a regex for the gateway pods (of the Deployment Target.Gateway)
 //	$sel          (DCGM only) expanded twice by dcgm(): once for series labelled
 //	              namespace/pod and once for exported_namespace/exported_pod, which is how
 //	              DCGM's own pod labels end up when the exporter is scraped without
@@ -84,18 +90,17 @@ func Substitute(query string, t Target) string {
 	return strings.NewReplacer(
 		"$namespace", t.Namespace,
 		"$service", t.Service,
-		"$pods", quoted(podRegex(t.Service, "engine")),
-		"$gatewayPods", quoted(podRegex(t.Service, "gateway")),
+		"$pods", quoted(podRegex(t.Engine)),
+		"$gatewayPods", quoted(podRegex(t.Gateway)),
 	).Replace(query)
 }
 
-// podRegex matches the pods of the Deployment <service>-<component>: names are
-// <deployment>-<template hash>-<5 characters>, or <deployment>-<hash and suffix run
-// together> when Kubernetes shortens a long name. It does not match the pods of another
-// service named like <service>-engine (their names have one more dash-separated part).
-// PromQL anchors regexes at both ends.
-func podRegex(service, component string) string {
-	return regexp.QuoteMeta(service+"-"+component) + `-[a-z0-9]+(-[a-z0-9]+)?`
+// podRegex matches the pods of a Deployment: names are <deployment>-<template hash>-<5
+// characters>, or <deployment>-<hash and suffix run together> when Kubernetes shortens a long
+// name. It does not match the pods of a Deployment whose name extends this one by a
+// dash-separated part (their names have one more part). PromQL anchors regexes at both ends.
+func podRegex(deployment string) string {
+	return regexp.QuoteMeta(deployment) + `-[a-z0-9]+(-[a-z0-9]+)?`
 }
 
 // quoted escapes s for the inside of a PromQL double-quoted string.

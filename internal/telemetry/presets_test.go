@@ -10,7 +10,7 @@ import (
 	"github.com/qwenops/qwen-operator/api/v1alpha1"
 )
 
-var target = Target{Namespace: "ai", Service: "qwen3"}
+var target = Target{Namespace: "ai", Service: "qwen3", Engine: "qwen3-engine", Gateway: "qwen3-gateway"}
 
 // Every signal of the API has a preset or is PromQL.
 func TestEverySignalHasAPreset(t *testing.T) {
@@ -50,7 +50,7 @@ func TestExprGPUTemperature(t *testing.T) {
 
 func TestPodRegex(t *testing.T) {
 	// PromQL anchors regexes at both ends, as ^(?:…)$ does here.
-	engine := regexp.MustCompile("^(?:" + podRegex("qwen3", "engine") + ")$")
+	engine := regexp.MustCompile("^(?:" + podRegex("qwen3-engine") + ")$")
 	for pod, want := range map[string]bool{
 		"qwen3-engine-7d4b9c6f5-x2k9p":        true,
 		"qwen3-engine-7d4b9c6f5x2k9p":         true,  // a long name shortened by Kubernetes
@@ -64,7 +64,7 @@ func TestPodRegex(t *testing.T) {
 			t.Errorf("engine regex on %s = %v, want %v", pod, got, want)
 		}
 	}
-	dotted := regexp.MustCompile("^(?:" + podRegex("qwen.3", "engine") + ")$")
+	dotted := regexp.MustCompile("^(?:" + podRegex("qwen.3-engine") + ")$")
 	if dotted.MatchString("qwenx3-engine-a-b") {
 		t.Errorf("a dot in the service name must be literal")
 	}
@@ -72,7 +72,7 @@ func TestPodRegex(t *testing.T) {
 
 func TestSubstitute(t *testing.T) {
 	got := Substitute(`sum(x{namespace="$namespace",pod=~"$pods",svc="$service"}) / sum(y{pod=~"$gatewayPods"})`,
-		Target{Namespace: "prod", Service: "chat.v2"})
+		Target{Namespace: "prod", Service: "chat.v2", Engine: "chat.v2-engine", Gateway: "chat.v2-gateway"})
 	want := `sum(x{namespace="prod",pod=~"chat\\.v2-engine-[a-z0-9]+(-[a-z0-9]+)?",svc="chat.v2"}) / sum(y{pod=~"chat\\.v2-gateway-[a-z0-9]+(-[a-z0-9]+)?"})`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)

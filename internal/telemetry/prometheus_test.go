@@ -24,7 +24,7 @@ const (
 	otherGW  = "qwen-gateway-5b8c9d7f6-zz9xq"
 )
 
-var target = telemetry.Target{Namespace: "ai", Service: "qwen3"}
+var target = telemetry.Target{Namespace: "ai", Service: "qwen3", Engine: "qwen3-engine", Gateway: "qwen3-gateway"}
 
 func preset(s v1alpha1.Signal) v1alpha1.Trigger { return v1alpha1.Trigger{Signal: s} }
 
@@ -142,7 +142,7 @@ func TestAgainstPrometheus(t *testing.T) {
 	})
 
 	t.Run("ErrNoData", func(t *testing.T) {
-		absent := telemetry.Target{Namespace: "ai", Service: "absent"}
+		absent := telemetry.Target{Namespace: "ai", Service: "absent", Engine: "absent-engine", Gateway: "absent-gateway"}
 		for _, s := range []v1alpha1.Signal{v1alpha1.SignalGPUTemperature, v1alpha1.SignalGPUUtilization, v1alpha1.SignalGPUMemoryUsed,
 			v1alpha1.SignalKVCacheUsage, v1alpha1.SignalQueueDepth, v1alpha1.SignalP95LatencySeconds, v1alpha1.SignalErrorRate} {
 			if _, err := c.Query(ctx(t), preset(s), absent, time.Now()); !errors.Is(err, telemetry.ErrNoData) {

@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/qwenops/qwen-operator/internal/testutil/kubetest"
+	"github.com/qwenops/qwen-operator/internal/render"
 	"github.com/qwenops/qwen-operator/internal/testutil/tools"
 )
 
@@ -69,7 +69,7 @@ func newSuite(t *testing.T) *suite {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.kube, err = client.New(cfg, client.Options{Scheme: kubetest.NewScheme()}); err != nil {
+	if s.kube, err = client.New(cfg, client.Options{Scheme: render.NewScheme()}); err != nil {
 		t.Fatal(err)
 	}
 	return s

@@ -1,4 +1,4 @@
-// Package e2e drives the local demo stack (hack/demo/stack, what `make demo` runs) like a
+// Package e2e drives the local demo stack (internal/testutil/stack, what `make demo` runs) like a
 // user: an OpenAI SDK client and curl against the gateway, kubectl edits of the policy and
 // the plan, the simulated GPU's temperature, failure injection in the engine simulator, and
 // a crash of the operator. It needs the tools `make setup` installs and fails, naming the
@@ -34,7 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
-	"github.com/qwenops/qwen-operator/hack/demo/stack"
+	"github.com/qwenops/qwen-operator/internal/testutil/stack"
 	"github.com/qwenops/qwen-operator/internal/testutil/tools"
 )
 
@@ -115,7 +115,7 @@ func testPolicyPerUser(t *testing.T, e *env) {
 		`{"spec":{"key":{"source":"Header","header":"X-User-Id"},"limits":{"requestsPerMinute":600,"burst":600},"schedules":null}}`)
 	eventually(t, 20*time.Second, "the gateway config keyed by X-User-Id at 600/min", func() string {
 		p := e.getPolicy(t)
-		if p.Status.ObservedGeneration != p.Generation || p.Status.EffectiveLimits == nil || ptr.Deref(p.Status.EffectiveLimits.RequestsPerMinute, 0) != 600 {
+		if p.Status.ObservedGeneration != p.Generation || p.Status.Effective == nil || ptr.Deref(p.Status.Effective.Limits.RequestsPerMinute, 0) != 600 {
 			return fmt.Sprintf("policy status %+v", p.Status)
 		}
 		if c := e.gatewayConfig(t); !strings.Contains(c, "X-User-Id") || !strings.Contains(c, "requestsPerMinute: 600") {
@@ -224,8 +224,8 @@ func testRateLimit(t *testing.T, e *env) {
 		t.Errorf("another user limited too: %s %s", resp.Status, body)
 	}
 	p := e.getPolicy(t)
-	if got := ptr.Deref(p.Status.EffectiveLimits.RequestsPerMinute, 0); got != 5 {
-		t.Errorf("status.effectiveLimits.requestsPerMinute = %d", got)
+	if p.Status.Effective == nil || ptr.Deref(p.Status.Effective.Limits.RequestsPerMinute, 0) != 5 {
+		t.Errorf("status.effective = %+v, want limits.requestsPerMinute 5", p.Status.Effective)
 	}
 	if out := e.kubectl(t, "get", "rlp", policy, "--no-headers"); !strings.Contains(strings.Join(strings.Fields(out), " "), "qwen3 5 ") {
 		t.Errorf("kubectl get rlp: %s", out)
@@ -508,7 +508,7 @@ func testManagerRestart(t *testing.T, e *env) {
 	}
 	eventually(t, 20*time.Second, "the policy edited during the outage in force", func() string {
 		p := e.getPolicy(t)
-		if p.Status.ObservedGeneration != p.Generation || ptr.Deref(p.Status.EffectiveLimits.RequestsPerMinute, 0) != 7 {
+		if p.Status.ObservedGeneration != p.Generation || p.Status.Effective == nil || ptr.Deref(p.Status.Effective.Limits.RequestsPerMinute, 0) != 7 {
 			return fmt.Sprintf("policy status %+v", p.Status)
 		}
 		if c := e.gatewayConfig(t); !strings.Contains(c, "requestsPerMinute: 7") {

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
-	"github.com/qwenops/qwen-operator/hack/demo/stack"
+	"github.com/qwenops/qwen-operator/internal/testutil/stack"
 )
 
 // env is the running demo as a user reaches it: the gateway URL, kubectl, an OpenAI SDK

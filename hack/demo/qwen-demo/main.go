@@ -1,5 +1,5 @@
 // Command qwen-demo runs the qwen-operator demo on one machine, with no cluster and no GPU
-// (package hack/demo/stack). `make demo` builds it and runs `qwen-demo up`; `make demo-down`
+// (package internal/testutil/stack). `make demo` builds it and runs `qwen-demo up`; `make demo-down`
 // runs `qwen-demo down`.
 //
 //	qwen-demo up       start everything, apply the samples, print the endpoint and commands
@@ -25,7 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/qwenops/qwen-operator/hack/demo/stack"
+	"github.com/qwenops/qwen-operator/internal/testutil/stack"
 )
 
 func main() {

@@ -98,26 +98,47 @@ func (b *Breaker) State(now time.Time) State {
 	return b.state
 }
 
-// Allow reports whether a request may go to the upstream at now. When it returns true the
-// caller must call Done exactly once with the request's outcome.
-func (b *Breaker) Allow(now time.Time) bool {
+// Admission is a request the breaker let through, or the zero value when it let none
+// through. The outcome of an admitted request is reported once, with Done.
+type Admission struct {
+	b *Breaker
+}
+
+// Admitted reports whether the request may go to the upstream.
+func (a Admission) Admitted() bool { return a.b != nil }
+
+// Done records the outcome of the admitted request. Only the first call counts, and a request
+// that was not admitted has nothing to report, so a caller may report the real outcome as
+// soon as it knows it and still defer Done(now, Ignored) for the paths that learn none.
+func (a *Admission) Done(now time.Time, o Outcome) {
+	if a.b == nil {
+		return
+	}
+	b := a.b
+	a.b = nil
+	b.done(now, o)
+}
+
+// Allow decides whether a request may go to the upstream at now; the Admission it returns
+// carries the request's outcome back with Done.
+func (b *Breaker) Allow(now time.Time) Admission {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.advance(now)
 	switch b.state {
 	case Closed:
-		return true
+		return Admission{b}
 	case HalfOpen:
 		if b.probes+b.successes < b.s.HalfOpenRequests {
 			b.probes++
-			return true
+			return Admission{b}
 		}
 	}
-	return false
+	return Admission{}
 }
 
-// Done records the outcome of a request that Allow admitted.
-func (b *Breaker) Done(now time.Time, o Outcome) {
+// done records the outcome of a request that Allow admitted.
+func (b *Breaker) done(now time.Time, o Outcome) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state {

@@ -10,7 +10,7 @@ var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 func at(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 
 // step is one event: at second `at`, either ask Allow (want = expected answer) or report an
-// outcome of an admitted request; then the state must be `state`.
+// outcome of the earliest admitted request not yet reported; then the state must be `state`.
 type step struct {
 	at      float64
 	allow   bool
@@ -21,13 +21,22 @@ type step struct {
 
 func run(t *testing.T, b *Breaker, steps []step) {
 	t.Helper()
+	var admitted []Admission
 	for i, s := range steps {
 		if s.allow {
-			if got := b.Allow(at(s.at)); got != s.want {
-				t.Fatalf("step %d: Allow at %vs = %v, want %v", i, s.at, got, s.want)
+			a := b.Allow(at(s.at))
+			if a.Admitted() != s.want {
+				t.Fatalf("step %d: Allow at %vs = %v, want %v", i, s.at, a.Admitted(), s.want)
+			}
+			if a.Admitted() {
+				admitted = append(admitted, a)
 			}
 		} else {
-			b.Done(at(s.at), s.outcome)
+			if len(admitted) == 0 {
+				t.Fatalf("step %d: an outcome without an admitted request", i)
+			}
+			admitted[0].Done(at(s.at), s.outcome)
+			admitted = admitted[1:]
 		}
 		if got := b.State(at(s.at)); got != s.state {
 			t.Fatalf("step %d: state at %vs = %v, want %v", i, s.at, got, s.state)
@@ -104,10 +113,9 @@ func TestIgnoredOutcomes(t *testing.T) {
 
 func TestLateOutcomeWhileOpenIsDropped(t *testing.T) {
 	b := New(Settings{FailureThreshold: 1, RecoveryTimeout: time.Second, HalfOpenRequests: 1}, nil)
-	b.Allow(at(0))
-	b.Allow(at(0))
-	b.Done(at(0), Failure)
-	b.Done(at(0), Success) // admitted before opening
+	first, second := b.Allow(at(0)), b.Allow(at(0))
+	first.Done(at(0), Failure)
+	second.Done(at(0), Success) // admitted before opening
 	if s := b.State(at(0.5)); s != Open {
 		t.Fatalf("state = %v, want open", s)
 	}
@@ -115,14 +123,40 @@ func TestLateOutcomeWhileOpenIsDropped(t *testing.T) {
 
 func TestConfigureKeepsState(t *testing.T) {
 	b := New(Settings{FailureThreshold: 1, RecoveryTimeout: time.Minute, HalfOpenRequests: 1}, nil)
-	b.Allow(at(0))
-	b.Done(at(0), Failure)
+	a := b.Allow(at(0))
+	a.Done(at(0), Failure)
 	b.Configure(Settings{FailureThreshold: 5, RecoveryTimeout: time.Second})
 	if s := b.State(at(0.5)); s != Open {
 		t.Fatalf("state = %v, want open", s)
 	}
 	if s := b.State(at(1)); s != HalfOpen {
 		t.Fatalf("state = %v, want half-open with the new timeout", s)
+	}
+}
+
+// An admission reports once: the first outcome counts, later ones (a deferred Ignored) do
+// not; a refused request has nothing to report.
+func TestAdmissionReportsOnce(t *testing.T) {
+	b := New(Settings{FailureThreshold: 2, RecoveryTimeout: time.Minute, HalfOpenRequests: 1}, nil)
+	a := b.Allow(at(0))
+	a.Done(at(0), Failure)
+	a.Done(at(0), Failure)
+	a.Done(at(0), Success)
+	if s := b.State(at(0)); s != Closed {
+		t.Fatalf("state = %v: one admission counted more than once", s)
+	}
+	second := b.Allow(at(1))
+	second.Done(at(1), Failure)
+	if s := b.State(at(1)); s != Open {
+		t.Fatalf("state = %v, want open after two failures", s)
+	}
+	refused := b.Allow(at(2))
+	if refused.Admitted() {
+		t.Fatal("an open breaker admitted a request")
+	}
+	refused.Done(at(2), Success)
+	if s := b.State(at(2)); s != Open {
+		t.Fatalf("state = %v: a refused request's outcome counted", s)
 	}
 }
 

@@ -11,14 +11,11 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	servingv1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/internal/render"
 	"github.com/qwenops/qwen-operator/internal/testutil/tools"
 )
 
@@ -36,15 +33,6 @@ type Env struct {
 	// Kubectl is the path of the kubectl binary built with the envtest assets.
 	Kubectl string
 	dir     string
-}
-
-// NewScheme returns a scheme with the core kinds, the qwen-operator kinds and Gateway API v1.
-func NewScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(servingv1alpha1.AddToScheme(s))
-	utilruntime.Must(gatewayv1.Install(s))
-	return s
 }
 
 // CRDDirs returns the directories of CRD manifests to install: the project's and Gateway API's
@@ -73,7 +61,7 @@ func Start() (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{Scheme: NewScheme()}
+	e := &Env{Scheme: render.NewScheme()}
 	e.env = &envtest.Environment{
 		BinaryAssetsDirectory: tools.EnvtestAssets(),
 		CRDDirectoryPaths:     dirs,

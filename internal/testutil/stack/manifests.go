@@ -17,13 +17,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/internal/render"
 )
 
 //go:embed manifests/*.yaml
@@ -87,21 +85,13 @@ func (s *State) Kubectl(ctx context.Context, args ...string) (string, error) {
 	return string(out), nil
 }
 
-// Scheme knows the core kinds and the qwen-operator kinds.
-func Scheme() *runtime.Scheme {
-	sc := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(sc))
-	utilruntime.Must(v1alpha1.AddToScheme(sc))
-	return sc
-}
-
 // Client returns a controller-runtime client of the demo's API server.
 func (s *State) Client() (client.Client, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", s.Kubeconfig())
 	if err != nil {
 		return nil, err
 	}
-	return client.New(cfg, client.Options{Scheme: Scheme()})
+	return client.New(cfg, client.Options{Scheme: render.NewScheme()})
 }
 
 // WaitConverged waits until the demo QwenService is Ready for its current generation, its
@@ -131,8 +121,8 @@ func (s *State) WaitConverged(ctx context.Context, timeout time.Duration) error 
 			if err := c.Get(ctx, key(s.Name+"-limits"), p); err != nil {
 				return err.Error()
 			}
-			if p.Status.EffectiveLimits == nil {
-				return "no status.effectiveLimits yet"
+			if p.Status.Effective == nil {
+				return "no status.effective yet"
 			}
 			return conditionTrue(p.Status.Conditions, v1alpha1.ConditionAccepted, p.Generation, p.Status.ObservedGeneration)
 		}},

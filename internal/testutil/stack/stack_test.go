@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/internal/render"
 	"github.com/qwenops/qwen-operator/internal/telemetry"
 )
 
@@ -84,7 +85,8 @@ func TestParsePidFile(t *testing.T) {
 // processes in metrics and the pods the operator's queries select.
 func TestPodNamesMatchSignalPresets(t *testing.T) {
 	s := testState(t)
-	target := telemetry.Target{Namespace: s.Namespace, Service: s.Name}
+	qs := &v1alpha1.QwenService{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name}}
+	target := telemetry.Target{Namespace: s.Namespace, Service: s.Name, Engine: render.EngineName(qs), Gateway: render.GatewayName(qs)}
 	for pod, re := range map[string]string{
 		s.enginePod():  telemetry.Substitute("$pods", target),
 		s.gatewayPod(): telemetry.Substitute("$gatewayPods", target),
