@@ -96,6 +96,7 @@ func Down(dir string) error {
 	if err := clearDir(dir); err != nil {
 		errs = append(errs, err)
 	}
+	clearMarker(dir)
 	return errors.Join(errs...)
 }
 

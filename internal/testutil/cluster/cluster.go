@@ -90,6 +90,7 @@ type Cluster struct {
 	opts Options
 	bins binaries
 	log  io.Writer
+	lock *machineLock
 	// Timings records how long each start step took.
 	Timings []Timing
 }
@@ -149,11 +150,14 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if c.bins, err = lookupBinaries(); err != nil {
 		return nil, err
 	}
-	if running := runningComponents(c.Dir); len(running) > 0 {
-		return nil, fmt.Errorf("cluster: a node is already running from %s (%v); stop it with `make cluster-down`", c.Dir, running)
+	lockCtx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	defer cancel()
+	if c.lock, err = lockMachine(lockCtx, c.Dir); err != nil {
+		return nil, err
 	}
 	// Whatever an earlier run left behind (a crashed test) goes first.
 	if err := Down(c.Dir); err != nil {
+		c.lock.release()
 		return nil, fmt.Errorf("cluster: clearing an earlier run: %w", err)
 	}
 	begin := time.Now()
@@ -179,6 +183,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			if derr := Down(c.Dir); derr != nil {
 				err = errors.Join(err, derr)
 			}
+			c.lock.release()
 		}
 	}()
 	if err := writePKI(c.path("pki")); err != nil {
@@ -219,8 +224,12 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	return c, nil
 }
 
-// Stop stops the node and removes everything it created (Down).
-func (c *Cluster) Stop() error { return Down(c.Dir) }
+// Stop stops the node, removes everything it created (Down) and lets another node start.
+func (c *Cluster) Stop() error {
+	err := Down(c.Dir)
+	c.lock.release()
+	return err
+}
 
 // spawn starts a component as a daemon and waits until ready succeeds.
 func (c *Cluster) spawn(ctx context.Context, name string, argv []string, timeout time.Duration, ready func(context.Context) error) error {
