@@ -131,7 +131,12 @@ func (s *suite) testInstall(t *testing.T) {
 	// The Prometheus Operator's CRDs, so the chart's ServiceMonitor and PodMonitor install.
 	for _, crd := range []string{"servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com"} {
 		s.run(t, time.Minute, s.kubectl, "apply", "--server-side", "-f", tools.CRDFile(t, crd))
-		s.run(t, time.Minute, s.kubectl, "wait", "--for=condition=Established", "--timeout=60s", "crd/"+crd)
+		eventually(t, time.Minute, crd+" established", func() string { // kubectl wait fails while status is empty
+			if _, err := s.tryRun(time.Minute, s.kubectl, "wait", "--for=condition=Established", "--timeout=60s", "crd/"+crd); err != nil {
+				return err.Error()
+			}
+			return ""
+		})
 	}
 	installStart = time.Now()
 	s.run(t, 4*time.Minute, s.helm, "install", release, "charts/qwen-operator", "-n", operatorNS, "--create-namespace",
@@ -207,7 +212,7 @@ func (s *suite) testInstall(t *testing.T) {
 	})
 
 	// helm test right after install: no QwenService yet, the API serves the kind.
-	if out := s.run(t, 3*time.Minute, s.helm, "test", release, "-n", operatorNS, "--logs", "--timeout", "2m"); !strings.Contains(out, "none exists yet") {
+	if out := s.runCombined(t, 3*time.Minute, s.helm, "test", release, "-n", operatorNS, "--timeout", "2m"); !strings.Contains(out, "none exists yet") {
 		t.Errorf("helm test on a fresh install:\n%s", out)
 	}
 }
@@ -215,7 +220,7 @@ func (s *suite) testInstall(t *testing.T) {
 // testHelmTest runs `helm test` once the samples are Ready: the probe Pod finds the
 // QwenService and checks its gateway answers and serves the model.
 func (s *suite) testHelmTest(t *testing.T) {
-	out := s.run(t, 3*time.Minute, s.helm, "test", release, "-n", operatorNS, "--logs", "--timeout", "2m")
+	out := s.runCombined(t, 3*time.Minute, s.helm, "test", release, "-n", operatorNS, "--timeout", "2m")
 	if !strings.Contains(out, "ok   "+namespace+"/"+service+": gateway http://"+service+"-gateway."+namespace+".svc:8080 ready, serves "+model) {
 		t.Errorf("helm test:\n%s", out)
 	}

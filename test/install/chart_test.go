@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -397,7 +398,7 @@ func TestChartInstalls(t *testing.T) {
 		t.Fatalf("the default values render %d CRDs, want 3", len(crds))
 	}
 	apply(t, manifest)
-	kubectl(t, nil, append([]string{"wait", "--for=condition=Established", "--timeout=60s"}, crds...)...)
+	waitEstablished(t, crds...)
 	kubectl(t, []byte(manifest), "get", "-f", "-")
 
 	sa := "system:serviceaccount:" + ns + ":" + release + "-qwen-operator"
@@ -428,6 +429,25 @@ func TestChartInstallsAllFeatures(t *testing.T) {
 	checkCan(t, "system:serviceaccount:"+ns+":"+release+"-qwen-operator-metrics-scraper", "", true, "get", "/metrics")
 }
 
+// waitEstablished polls until each CRD ("crd/<name>") is Established (kubectl wait fails
+// instead of waiting while a new CRD has no status yet).
+func waitEstablished(t *testing.T, crds ...string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for _, crd := range crds {
+		for {
+			out, err := env.KubectlRun(nil, "get", crd, "-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`)
+			if err == nil && out == "True" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not established after a minute: %v %s", crd, err, out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
 // installPrometheusOperatorCRDs installs the ServiceMonitor and PodMonitor CRDs of the
 // Prometheus Operator version hack/versions.sh pins.
 func installPrometheusOperatorCRDs(t *testing.T) {
@@ -438,7 +458,7 @@ func installPrometheusOperatorCRDs(t *testing.T) {
 			t.Fatal(err)
 		}
 		apply(t, string(b))
-		kubectl(t, nil, "wait", "--for=condition=Established", "--timeout=60s", "crd/"+name)
+		waitEstablished(t, "crd/"+name)
 	}
 }
 
