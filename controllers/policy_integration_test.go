@@ -228,7 +228,7 @@ func telemetryStack(tb testing.TB) (string, *promtest.Exporter, *promtest.Promet
 // fastPlan is degradePlan reading promURL every second.
 func fastPlan(ns, promURL string) *v1alpha1.DegradationPlan {
 	plan := degradePlan(ns)
-	plan.Spec.Prometheus = v1alpha1.PrometheusSpec{URL: promURL, Interval: metav1.Duration{Duration: time.Second}}
+	plan.Spec.Prometheus = v1alpha1.PrometheusSpec{PrometheusConnection: v1alpha1.PrometheusConnection{URL: promURL}, Interval: metav1.Duration{Duration: time.Second}}
 	return plan
 }
 
