@@ -213,18 +213,21 @@ func (e *Exporter) labels(k seriesKey) string {
 	return fmt.Sprintf(`%s,container="engine",namespace=%s,pod=%s`, gpu, ns, pod)
 }
 
-// writeTraffic advances and writes the gateway counters and histogram.
-func (e *Exporter) writeTraffic(b *strings.Builder) {
-	pods := make([]string, 0, len(e.traffic))
-	for pod := range e.traffic {
+// advance counts one more scrape's requests of every pod and returns the pods, sorted.
+func advance(byPod map[string]*traffic) []string {
+	pods := make([]string, 0, len(byPod))
+	for pod, tr := range byPod {
 		pods = append(pods, pod)
-	}
-	slices.Sort(pods)
-	for _, pod := range pods {
-		tr := e.traffic[pod]
 		tr.okTotal += tr.ok
 		tr.failTotal += tr.failed
 	}
+	slices.Sort(pods)
+	return pods
+}
+
+// writeTraffic advances and writes the gateway counters and histogram.
+func (e *Exporter) writeTraffic(b *strings.Builder) {
+	pods := advance(e.traffic)
 	if len(pods) == 0 {
 		return
 	}
@@ -249,14 +252,8 @@ func (e *Exporter) writeTraffic(b *strings.Builder) {
 
 // writeTTFT advances and writes the engines' time-to-first-token histograms.
 func (e *Exporter) writeTTFT(b *strings.Builder) {
-	pods := make([]string, 0, len(e.ttft))
-	for pod := range e.ttft {
-		pods = append(pods, pod)
-	}
-	slices.Sort(pods)
-	for _, pod := range pods {
+	for _, pod := range advance(e.ttft) {
 		tr := e.ttft[pod]
-		tr.okTotal += tr.ok
 		name := e.name("vllm:time_to_first_token_seconds", pod)
 		fmt.Fprintf(b, "# TYPE %s histogram\n", name)
 		writeHistogram(b, name, fmt.Sprintf("namespace=%q,pod=%q,model_name=\"Qwen3-1.7B\"", e.namespace, pod), tr.okTotal, tr.latency)
