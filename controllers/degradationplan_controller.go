@@ -30,8 +30,12 @@ type DegradationPlanReconciler struct {
 	Clock clock.PassiveClock
 	// PrometheusURL is used when a plan sets no spec.prometheus.url.
 	PrometheusURL string
-	// Queriers returns the telemetry client of a URL. Default: one telemetry.Client per URL.
+	// Queriers returns the telemetry client of a URL and credentials. Default: one
+	// telemetry.Client per URL and credentials.
 	Queriers QuerierFactory
+	// APIReader reads the Secrets and ConfigMaps spec.prometheus names, uncached. Default:
+	// the manager's API reader.
+	APIReader client.Reader
 
 	mu     sync.Mutex
 	states map[types.NamespacedName]planMemory
@@ -84,16 +88,8 @@ func (r *DegradationPlanReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 
 // read queries the plan's triggers.
 func (r *DegradationPlanReconciler) read(ctx context.Context, p *v1alpha1.DegradationPlan, plan *degrade.Plan) readings {
-	inputs := plan.Inputs()
-	url := p.Spec.Prometheus.URL
-	if url == "" {
-		url = r.PrometheusURL
-	}
-	q, err := r.Queriers(url)
-	if err != nil {
-		return readings{err: err, failed: len(inputs), total: len(inputs)}
-	}
-	return readTriggers(ctx, q, inputs, telemetryTarget(p.Namespace, p.Spec.TargetRef.Name))
+	return readTelemetry(ctx, r.Client, r.APIReader, r.Queriers, p.Namespace, p.Spec.TargetRef.Name,
+		&p.Spec.Prometheus.PrometheusConnection, r.PrometheusURL, plan.Inputs())
 }
 
 // state is the evaluator's memory of p, restored from status after a restart.
@@ -149,6 +145,9 @@ func (r *DegradationPlanReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.Queriers == nil {
 		r.Queriers = cachedQueriers(telemetry.DefaultTimeout)
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
 	}
 	r.states = map[types.NamespacedName]planMemory{}
 	return ctrl.NewControllerManagedBy(mgr).

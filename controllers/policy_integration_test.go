@@ -228,7 +228,7 @@ func telemetryStack(tb testing.TB) (string, *promtest.Exporter, *promtest.Promet
 // fastPlan is degradePlan reading promURL every second.
 func fastPlan(ns, promURL string) *v1alpha1.DegradationPlan {
 	plan := degradePlan(ns)
-	plan.Spec.Prometheus = v1alpha1.PrometheusSpec{URL: promURL, Interval: metav1.Duration{Duration: time.Second}}
+	plan.Spec.Prometheus = v1alpha1.PrometheusSpec{PrometheusConnection: v1alpha1.PrometheusConnection{URL: promURL}, Interval: metav1.Duration{Duration: time.Second}}
 	return plan
 }
 
@@ -419,11 +419,12 @@ func TestRejectedEditNeverReachesTheGateway(t *testing.T) {
 		if got := ingressRPM(t, ns); got != "" {
 			return fmt.Errorf("ingress limit-rpm %q, want none", got)
 		}
+		// The service's status is written after its children, in the same reconcile.
+		if s := getQS(t, ns, "qwen3").Status.RateLimit; s != "" {
+			return fmt.Errorf("status.rateLimit = %q for a refused policy", s)
+		}
 		return nil
 	})
-	if s := getQS(t, ns, "qwen3").Status.RateLimit; s != "" {
-		t.Errorf("status.rateLimit = %q for a refused policy", s)
-	}
 
 	update(t, getPolicy(t, ns, "qwen3-limits"), func(p *v1alpha1.RateLimitPolicy) { p.Spec.Timezone = "UTC" })
 	eventually(t, "the fixed edit in force", func() error {

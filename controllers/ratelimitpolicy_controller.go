@@ -29,10 +29,14 @@ type RateLimitPolicyReconciler struct {
 	Recorder events.EventRecorder
 	// Clock is the time schedules are evaluated at. Default: the real clock.
 	Clock clock.PassiveClock
-	// PrometheusURL is where adaptive rules read telemetry.
+	// PrometheusURL is where adaptive rules read telemetry when spec.prometheus names no url.
 	PrometheusURL string
-	// Queriers returns the telemetry client of a URL. Default: one telemetry.Client per URL.
+	// Queriers returns the telemetry client of a URL and credentials. Default: one
+	// telemetry.Client per URL and credentials.
 	Queriers QuerierFactory
+	// APIReader reads the Secrets and ConfigMaps spec.prometheus names, uncached. Default:
+	// the manager's API reader.
+	APIReader client.Reader
 	// TelemetryInterval is how often adaptive rules are re-read. Default 15s.
 	TelemetryInterval time.Duration
 }
@@ -47,7 +51,7 @@ func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	p := &v1alpha1.RateLimitPolicy{}
 	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
 		if apierrors.IsNotFound(err) {
-			effectiveRPM.DeleteLabelValues(req.String())
+			setPolicyMetrics(req.String(), nil, "")
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -64,11 +68,7 @@ func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.writeStatus(ctx, p, status); err != nil {
 		return retryIfStale(err)
 	}
-	if status.Effective != nil {
-		effectiveRPM.WithLabelValues(req.String()).Set(float64(ptr.Deref(status.Effective.Limits.RequestsPerMinute, 0)))
-	} else {
-		effectiveRPM.DeleteLabelValues(req.String())
-	}
+	setPolicyMetrics(req.String(), status.Effective, status.ActiveSchedule)
 	if len(p.Spec.Adaptive) > 0 && (requeue == 0 || requeue > r.TelemetryInterval) {
 		requeue = r.TelemetryInterval
 	}
@@ -77,15 +77,11 @@ func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 
 // readAdaptive reads the adaptive rules' triggers from Prometheus.
 func (r *RateLimitPolicyReconciler) readAdaptive(ctx context.Context, p *v1alpha1.RateLimitPolicy) readings {
-	q, err := r.Queriers(r.PrometheusURL)
-	if err != nil {
-		return readings{err: err, failed: len(p.Spec.Adaptive), total: len(p.Spec.Adaptive)}
-	}
 	triggers := make([]v1alpha1.Trigger, len(p.Spec.Adaptive))
 	for i, a := range p.Spec.Adaptive {
 		triggers[i] = a.Trigger
 	}
-	return readTriggers(ctx, q, triggers, telemetryTarget(p.Namespace, p.Spec.TargetRef.Name))
+	return readTelemetry(ctx, r.Client, r.APIReader, r.Queriers, p.Namespace, p.Spec.TargetRef.Name, p.Spec.Prometheus, r.PrometheusURL, triggers)
 }
 
 // writeStatus patches the status when it changed, with an Event when the schedule switched.
@@ -119,6 +115,9 @@ func (r *RateLimitPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.Queriers == nil {
 		r.Queriers = cachedQueriers(telemetry.DefaultTimeout)
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
 	}
 	if r.TelemetryInterval == 0 {
 		r.TelemetryInterval = 15 * time.Second

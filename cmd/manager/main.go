@@ -1,4 +1,5 @@
-// Command manager runs the qwen-operator controllers.
+// Command manager runs the qwen-operator controllers; `manager probe` checks every
+// QwenService's gateway (the Helm chart's `helm test`).
 package main
 
 import (
@@ -66,6 +67,13 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, zap.Options, error) {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "probe" { // `helm test`
+		if err := probeMain(ctrl.SetupSignalHandler(), os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctrl.SetupSignalHandler(), os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

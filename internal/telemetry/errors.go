@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"errors"
+	"fmt"
 )
 
 // The errors of Query, matched with errors.Is; the wrapping error says which signal and
@@ -16,8 +17,18 @@ var (
 	// ErrUnavailable means Prometheus could not be asked: unreachable, timed out, or an HTTP
 	// error outside the query API's own.
 	ErrUnavailable = errors.New("prometheus unavailable")
-	// ErrInvalidURL means the Prometheus URL is not an absolute http(s) URL.
-	ErrInvalidURL = errors.New("invalid prometheus url")
+	// ErrInvalidConnection means the connection settings cannot be used: a Secret or ConfigMap
+	// they name is missing, or holds no usable value (no key, a CA that is not PEM).
+	ErrInvalidConnection = errors.New("invalid prometheus connection")
+	// ErrInvalidURL means the Prometheus URL is not an absolute http(s) URL; it is an
+	// ErrInvalidConnection.
+	ErrInvalidURL = fmt.Errorf("%w: invalid url", ErrInvalidConnection)
+	// ErrUnauthorized means Prometheus (or the proxy in front of it) refused the credentials
+	// with 401 or 403; it is an ErrUnavailable.
+	ErrUnauthorized = errors.New("credentials refused")
+	// ErrUntrusted means the server's TLS certificate did not verify (unknown authority, wrong
+	// name); it is an ErrUnavailable.
+	ErrUntrusted = errors.New("server certificate not trusted")
 )
 
 // Condition reasons for telemetry outcomes (TelemetryAvailable, Accepted).
@@ -32,6 +43,12 @@ const (
 	ReasonPrometheusUnavailable = "PrometheusUnavailable"
 	// ReasonInvalidPrometheusURL: the configured URL is unusable.
 	ReasonInvalidPrometheusURL = "InvalidPrometheusURL"
+	// ReasonInvalidPrometheusConnection: the credentials or CA cannot be read or used.
+	ReasonInvalidPrometheusConnection = "InvalidPrometheusConnection"
+	// ReasonPrometheusUnauthorized: Prometheus refused the credentials.
+	ReasonPrometheusUnauthorized = "PrometheusUnauthorized"
+	// ReasonPrometheusUntrusted: Prometheus' certificate did not verify.
+	ReasonPrometheusUntrusted = "PrometheusCertificateUntrusted"
 	// ReasonQueryFailed: any other error.
 	ReasonQueryFailed = "QueryFailed"
 )
@@ -44,8 +61,14 @@ func Reason(err error) string {
 		return ReasonQueriesSucceeded
 	case errors.Is(err, ErrInvalidURL):
 		return ReasonInvalidPrometheusURL
+	case errors.Is(err, ErrInvalidConnection):
+		return ReasonInvalidPrometheusConnection
 	case errors.Is(err, ErrBadQuery):
 		return ReasonInvalidQuery
+	case errors.Is(err, ErrUnauthorized):
+		return ReasonPrometheusUnauthorized
+	case errors.Is(err, ErrUntrusted):
+		return ReasonPrometheusUntrusted
 	case errors.Is(err, ErrUnavailable):
 		return ReasonPrometheusUnavailable
 	case errors.Is(err, ErrNoData):
