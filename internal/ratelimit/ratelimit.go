@@ -81,13 +81,24 @@ func (a algCode) window() bool {
 }
 func (a algCode) bucket() bool { return a == algHybrid || a == algToken || a == algLeaky }
 
-// params is a validated Rule in the units the algorithms use; it is comparable and is part
-// of the state's map key.
+// params is a validated Rule in the units the algorithms use; it is comparable, and with
+// the key it identifies a state.
 type params struct {
 	limit  int64 // units per window
 	window int64 // µs
 	burst  int64 // bucket capacity in units (Burst, or Limit when 0)
 	alg    algCode
+}
+
+var algNames = [...]Algorithm{algHybrid: Hybrid, algToken: TokenBucket, algSliding: SlidingWindow, algFixed: FixedWindow, algLeaky: LeakyBucket}
+
+// spelledBy reports whether r validates to p, without validating r: a state found by its key
+// and this check needs no validation. It may report false for a spelling of p (a Window that
+// is not a whole number of µs), never true for another rule or an invalid one.
+func (p *params) spelledBy(r *Rule) bool {
+	return r.Limit == p.limit && int64(r.Window) == p.window*int64(time.Microsecond) &&
+		(r.Burst == p.burst || r.Burst == 0 && p.burst == p.limit) &&
+		(r.Algorithm == algNames[p.alg] || r.Algorithm == "" && p.alg == algHybrid)
 }
 
 func (r Rule) params() (params, error) {
