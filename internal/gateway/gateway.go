@@ -5,12 +5,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/qwenops/qwen-operator/internal/gateway/breaker"
 	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
@@ -65,15 +65,18 @@ type state struct {
 	idleTimeout time.Duration
 }
 
+// redisFirstConnect bounds how long applying a config waits for the first connection to a
+// new Redis; past it, the failure mode applies until the connection is made.
+const redisFirstConnect = 2 * time.Second
+
 // redisRetireAfter is how long a replaced Redis client stays open: the limiter's lease TTL,
 // after which a slot it failed to release would have expired anyway.
 const redisRetireAfter = 10 * time.Minute
 
 type redisBackend struct {
-	cfg    gatewayconfig.Redis
-	client *redis.Client
-	lim    *ratelimit.Redis
-	tmo    time.Duration
+	cfg gatewayconfig.Redis
+	lim *redisLimiter
+	tmo time.Duration
 }
 
 // New returns an unconfigured Gateway: it answers 503 until a config is applied.
@@ -169,7 +172,7 @@ func (g *Gateway) Close() error {
 		g.transport.CloseIdleConnections()
 	}
 	if g.redis != nil {
-		return g.redis.client.Close()
+		g.redis.lim.Close()
 	}
 	return nil
 }
@@ -244,19 +247,21 @@ func (g *Gateway) limiterFor(rl *gatewayconfig.RateLimit) (limiter, error) {
 		return g.memory, nil
 	}
 	tmo := rl.BackendTimeout.Duration
-	if g.redis != nil && g.redis.cfg == *rl.Redis && g.redis.tmo == tmo {
+	if g.redis != nil && reflect.DeepEqual(g.redis.cfg, *rl.Redis) && g.redis.tmo == tmo {
 		return g.redis.lim, nil
 	}
-	client, err := newRedisClient(rl.Redis, tmo)
+	opt, err := redisClientOption(rl.Redis, tmo)
 	if err != nil {
 		return nil, fmt.Errorf("rateLimit.redis: %w", err)
 	}
 	if old := g.redis; old != nil {
 		// Requests admitted through the old client still release their concurrency slots
 		// and true up through it: close it only once no request can be using it.
-		time.AfterFunc(redisRetireAfter, func() { old.client.Close() })
+		time.AfterFunc(redisRetireAfter, old.lim.Close)
 	}
-	g.redis = &redisBackend{cfg: *rl.Redis, client: client, tmo: tmo,
-		lim: ratelimit.NewRedis(client, ratelimit.RedisOptions{Timeout: tmo})}
-	return g.redis.lim, nil
+	lim := newRedisLimiter(opt, tmo, g.log)
+	// A gateway that starts with Redis up decides through it from its first request.
+	lim.waitFirst(redisFirstConnect)
+	g.redis = &redisBackend{cfg: *rl.Redis, lim: lim, tmo: tmo}
+	return lim, nil
 }

@@ -41,7 +41,7 @@ func decide(t *testing.T, tg *testGateway, client string) (bool, time.Duration) 
 func identifyKey(k string) client { return client{key: "ip:" + k} }
 
 // TestRedisOutage stops Redis mid-run: FailOpen admits and FailClosed rejects, each decision
-// within the backend timeout + 10 ms, both for a dead server (connection refused) and a hung
+// within the backend timeout (+ redisserver.Slack), both for a dead server (connection refused) and a hung
 // one (SIGSTOP: every call times out); limits apply again once Redis is back.
 func TestRedisOutage(t *testing.T) {
 	e := newFakeEngine(t, "engine-model")
@@ -49,7 +49,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			rs := redisserver.Start(t)
 			tg := startGateway(t, nil, redisConfig(e.srv.URL, rs.Addr(), mode))
-			const bound = 50*time.Millisecond + 10*time.Millisecond
+			const bound = 50*time.Millisecond + redisserver.Slack
 			// Healthy: the limit (3/min) is enforced through Redis.
 			for i := 0; i < 4; i++ {
 				ok, _ := decide(t, tg, "healthy")

@@ -158,7 +158,12 @@ type Decision struct {
 	Reset time.Duration
 }
 
-// Limiter is implemented by *Memory and *Redis.
+// Limiter is implemented by *Memory and *Redis. State is kept per (key, rule).
+//
+// A key is any string; a key of the form "quota:client" (split at the first ':', both sides
+// non-empty) names one quota of one client, and Redis keeps every key of one client in one
+// Redis Cluster hash slot (the client is the hash tag), so the concurrency leases and the
+// rate states of a client live together on one node.
 type Limiter interface {
 	// Allow decides whether n units for key fit r at now, consuming them only if allowed.
 	Allow(ctx context.Context, key string, r Rule, n int64, now time.Time) (Decision, error)

@@ -7,18 +7,19 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
 )
 
 // RedisOptions configures NewRedis.
 type RedisOptions struct {
-	// Prefix starts every key; default "qwen:rl:".
+	// Prefix starts every key; default "qwen:rl:". It must not contain '{' or '}' (the
+	// hash tag that follows it must be the key's first).
 	Prefix string
-	// Timeout bounds every call; default 50ms. It bounds socket reads and writes only when
-	// the client was built with ContextTimeoutEnabled (otherwise its ReadTimeout applies).
+	// Timeout bounds every call; default 50ms.
 	Timeout time.Duration
 	// UseClientClock decides at the now passed in instead of the Redis server's clock
 	// (TIME); for tests only, since gateway clocks disagree.
@@ -29,13 +30,19 @@ type RedisOptions struct {
 }
 
 // Redis is a Limiter whose state lives in Redis and is shared by every gateway replica:
-// one EVALSHA per decision, on the server's clock, every key expiring once idle.
+// one EVALSHA per decision, on the server's clock, every key expiring once idle. It works
+// on a standalone Redis, a Sentinel-managed master and a Redis Cluster alike: the Redis
+// keys of one client share a hash tag (see Limiter), so they live in one cluster slot.
+//
+// The client is a rueidis.Client, which pipelines concurrent calls on a few connections
+// automatically: at 64 concurrent callers that is what lets one Redis core decide tens of
+// thousands of times a second (BENCHMARKS.md).
 type Redis struct {
-	client   redis.UniversalClient
+	client   rueidis.Client
 	prefix   string
 	timeout  time.Duration
 	clientTS bool
-	leaseTTL time.Duration
+	leaseTTL string // µs
 	leaseID  string
 	seq      atomic.Uint64
 }
@@ -43,18 +50,21 @@ type Redis struct {
 var (
 	//go:embed lua/decide.lua
 	decideSrc    string
-	decideScript = redis.NewScript(decideSrc)
+	decideScript = rueidis.NewLuaScript(decideSrc)
 	//go:embed lua/acquire.lua
 	acquireSrc    string
-	acquireScript = redis.NewScript(acquireSrc)
+	acquireScript = rueidis.NewLuaScript(acquireSrc)
 )
 
 var _ Limiter = (*Redis)(nil)
 
-// NewRedis returns a Limiter on client.
-func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
+// NewRedis returns a Limiter on client. It panics if opts.Prefix contains a brace.
+func NewRedis(client rueidis.Client, opts RedisOptions) *Redis {
 	if opts.Prefix == "" {
 		opts.Prefix = "qwen:rl:"
+	}
+	if strings.ContainsAny(opts.Prefix, "{}") {
+		panic(fmt.Sprintf("ratelimit: RedisOptions.Prefix %q contains a brace", opts.Prefix))
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 50 * time.Millisecond
@@ -69,7 +79,7 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 		prefix:   opts.Prefix,
 		timeout:  opts.Timeout,
 		clientTS: opts.UseClientClock,
-		leaseTTL: opts.LeaseTTL,
+		leaseTTL: strconv.FormatInt(opts.LeaseTTL.Microseconds(), 10),
 		leaseID:  hex.EncodeToString(id[:]) + ":",
 	}
 }
@@ -85,8 +95,7 @@ func (l *Redis) Allow(ctx context.Context, key string, r Rule, n int64, now time
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	res, err := decideScript.Run(ctx, l.client, []string{l.stateKey(key, &p)},
-		"allow", p.alg.tag(), p.limit, p.window, p.burst, n, l.now(now)).Int64Slice()
+	res, err := decideScript.Exec(ctx, l.client, []string{l.stateKey(key, &p)}, l.args("allow", &p, n, now)).AsIntSlice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("ratelimit: redis allow: %w", err)
 	}
@@ -107,12 +116,16 @@ func (l *Redis) Adjust(ctx context.Context, key string, r Rule, delta int64, now
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	err = decideScript.Run(ctx, l.client, []string{l.stateKey(key, &p)},
-		"adjust", p.alg.tag(), p.limit, p.window, p.burst, delta, l.now(now)).Err()
-	if err != nil {
+	if err := decideScript.Exec(ctx, l.client, []string{l.stateKey(key, &p)}, l.args("adjust", &p, delta, now)).Error(); err != nil {
 		return fmt.Errorf("ratelimit: redis adjust: %w", err)
 	}
 	return nil
+}
+
+// args are decide.lua's arguments.
+func (l *Redis) args(mode string, p *params, n int64, now time.Time) []string {
+	return []string{mode, p.alg.tag(), strconv.FormatInt(p.limit, 10), strconv.FormatInt(p.window, 10),
+		strconv.FormatInt(p.burst, 10), strconv.FormatInt(n, 10), l.now(now)}
 }
 
 // Acquire takes one of max concurrent slots for key; ok=false when all are taken. A slot
@@ -121,11 +134,12 @@ func (l *Redis) Acquire(ctx context.Context, key string, max int64, now time.Tim
 	if max <= 0 {
 		return nil, false, errNonPositive
 	}
-	zkey := l.prefix + "cc:" + key
+	zkey := l.leaseKey(key)
 	id := l.leaseID + strconv.FormatUint(l.seq.Add(1), 10)
 	tctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	got, err := acquireScript.Run(tctx, l.client, []string{zkey}, max, l.leaseTTL.Microseconds(), id, l.now(now)).Int64()
+	got, err := acquireScript.Exec(tctx, l.client, []string{zkey},
+		[]string{strconv.FormatInt(max, 10), l.leaseTTL, id, l.now(now)}).AsInt64()
 	if err != nil {
 		return nil, false, fmt.Errorf("ratelimit: redis acquire: %w", err)
 	}
@@ -140,22 +154,43 @@ func (l *Redis) Acquire(ctx context.Context, key string, max int64, now time.Tim
 		}
 		rctx, cancel := context.WithTimeout(detached, l.timeout)
 		defer cancel()
-		_ = l.client.ZRem(rctx, zkey, id).Err() // on failure the lease expires after LeaseTTL
+		// on failure the lease expires after LeaseTTL
+		_ = l.client.Do(rctx, l.client.B().Zrem().Key(zkey).Member(id).Build()).Error()
 	}, true, nil
 }
 
 // now is the script's clock argument: -1 selects the server clock.
-func (l *Redis) now(t time.Time) int64 {
+func (l *Redis) now(t time.Time) string {
 	if l.clientTS {
-		return t.UnixMicro()
+		return strconv.FormatInt(t.UnixMicro(), 10)
 	}
-	return -1
+	return "-1"
 }
 
-// stateKey is prefix + algorithm:limit:window:burst: + key, so a changed rule starts afresh.
+// splitKey splits a limiter key "quota:client" at its first ':' into the client, which is
+// the Redis hash tag, and the quota. A key without ':', or with nothing on one side of it,
+// is all client with the empty quota (which no split key has).
+func splitKey(key string) (client, quota string) {
+	if q, c, ok := strings.Cut(key, ":"); ok && q != "" && c != "" {
+		return c, q
+	}
+	return key, ""
+}
+
+// stateKey is prefix{client}:quota:algorithm:limit:window:burst: the client is the hash tag
+// (the first braces of the key, since the prefix has none), so every key of one client is in
+// one Redis Cluster slot whatever the client contains; the rule is part of the key, so a
+// changed rule starts afresh. Parsed from the right (a quota has no ':' and the rule has
+// four fields), the key names exactly one (key, rule).
 func (l *Redis) stateKey(key string, p *params) string {
-	b := make([]byte, 0, len(l.prefix)+len(key)+48)
+	client, quota := splitKey(key)
+	b := make([]byte, 0, len(l.prefix)+len(key)+52)
 	b = append(b, l.prefix...)
+	b = append(b, '{')
+	b = append(b, client...)
+	b = append(b, "}:"...)
+	b = append(b, quota...)
+	b = append(b, ':')
 	b = append(b, p.alg.tag()...)
 	b = append(b, ':')
 	b = strconv.AppendInt(b, p.limit, 10)
@@ -163,7 +198,11 @@ func (l *Redis) stateKey(key string, p *params) string {
 	b = strconv.AppendInt(b, p.window, 10)
 	b = append(b, ':')
 	b = strconv.AppendInt(b, p.burst, 10)
-	b = append(b, ':')
-	b = append(b, key...)
 	return string(b)
+}
+
+// leaseKey is prefix{client}:quota:cc, the sorted set of Acquire's leases.
+func (l *Redis) leaseKey(key string) string {
+	client, quota := splitKey(key)
+	return l.prefix + "{" + client + "}:" + quota + ":cc"
 }

@@ -87,7 +87,7 @@ func CacheDir() string {
 
 // Lookup returns the path of a program, or an error that names the install command.
 // Known names: kube-apiserver, etcd, kubectl, llm-d-inference-sim, controller-gen, helm,
-// redis-server, prometheus. Environment overrides: KUBEBUILDER_ASSETS, QWEN_SIM,
+// redis-server, redis-sentinel, redis-cli, prometheus, curl. Environment overrides: KUBEBUILDER_ASSETS, QWEN_SIM,
 // CONTROLLER_GEN, HELM.
 func Lookup(name string) (string, error) {
 	v, err := Versions()
@@ -105,7 +105,7 @@ func Lookup(name string) (string, error) {
 		candidates = append(candidates, os.Getenv("CONTROLLER_GEN"), filepath.Join(cache, "controller-gen-v"+v["CONTROLLER_TOOLS_VERSION"], name))
 	case "helm":
 		candidates = append(candidates, os.Getenv("HELM"), filepath.Join(cache, "helm-v"+v["HELM_VERSION"], name))
-	case "redis-server", "prometheus", "curl":
+	case "redis-server", "redis-sentinel", "redis-cli", "prometheus", "curl":
 		if p, err := exec.LookPath(name); err == nil {
 			return p, nil
 		}

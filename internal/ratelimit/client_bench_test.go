@@ -1,0 +1,137 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
+
+	"github.com/qwenops/qwen-operator/internal/testutil/redisserver"
+)
+
+// BenchmarkRedisClient chooses the Redis client library on measurement: the same decision
+// (one EVALSHA of decide.lua: a Hybrid rule on one of 1 000 keys, on the server's clock) from
+// 64 closed-loop callers through go-redis (a pool of connections, one command in flight on
+// each) and through rueidis (automatic pipelining: concurrent commands share a few
+// connections and are written and read in batches). Besides decisions/s and latency it
+// reports Redis commands per decision from INFO commandstats, which must be 1.
+func BenchmarkRedisClient(b *testing.B) {
+	srv := redisserver.Start(b)
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("bench:{client-%04d}", i)
+	}
+	args := []any{"allow", "hy", 1_000_000, 60_000_000, 1_000_000, 1, -1}
+	sargs := make([]string, len(args))
+	for i, a := range args {
+		sargs[i] = fmt.Sprint(a)
+	}
+	gr := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 128, ContextTimeoutEnabled: true, DisableIdentity: true})
+	defer gr.Close()
+	newRu := func(mp int, flush time.Duration) rueidis.Client {
+		ru, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, DisableCache: true, ForceSingleClient: true, PipelineMultiplex: mp, MaxFlushDelay: flush})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(ru.Close)
+		return ru
+	}
+	ru, ru0, ruf := newRu(2, 0), newRu(-1, 0), newRu(2, 20*time.Microsecond)
+	grScript, ruScript := redis.NewScript(decideSrc), rueidis.NewLuaScript(decideSrc)
+	clients := []struct {
+		name   string
+		decide func(ctx context.Context, key string) error
+	}{
+		{"go-redis", func(ctx context.Context, key string) error {
+			return grScript.Run(ctx, gr, []string{key}, args...).Err()
+		}},
+		{"rueidis", func(ctx context.Context, key string) error {
+			return ruScript.Exec(ctx, ru, []string{key}, sargs).Error()
+		}},
+		{"rueidis-1conn", func(ctx context.Context, key string) error {
+			return ruScript.Exec(ctx, ru0, []string{key}, sargs).Error()
+		}},
+		{"rueidis-flush20us", func(ctx context.Context, key string) error {
+			return ruScript.Exec(ctx, ruf, []string{key}, sargs).Error()
+		}},
+	}
+	for _, callers := range []int{64, 8} {
+		for _, c := range clients {
+			b.Run(fmt.Sprintf("%s/callers=%d", c.name, callers), func(b *testing.B) {
+				if err := c.decide(context.Background(), keys[0]); err != nil { // the script is loaded
+					b.Fatal(err)
+				}
+				srv.ResetStats()
+				decisions, elapsed, lat := closedLoop(b, callers, func(i int) error {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+					defer cancel()
+					return c.decide(ctx, keys[i%len(keys)])
+				})
+				reportLatency(b, decisions, elapsed, lat)
+				b.ReportMetric(float64(commandCalls(b, srv))/float64(decisions), "cmds/decision")
+			})
+		}
+	}
+}
+
+// closedLoop runs b.N calls of call from callers goroutines, each starting its next call the
+// moment the last returns, and returns how many ran, the wall time, and every latency.
+func closedLoop(b *testing.B, callers int, call func(i int) error) (int, time.Duration, []time.Duration) {
+	procs := runtime.GOMAXPROCS(0)
+	var (
+		mu  sync.Mutex
+		all []time.Duration
+		seq atomic.Int64
+	)
+	b.SetParallelism((callers + procs - 1) / procs)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		lat := make([]time.Duration, 0, 4096)
+		i := int(seq.Add(1)) * 7919
+		for pb.Next() {
+			i++
+			t := time.Now()
+			if err := call(i); err != nil {
+				b.Error(err)
+				return
+			}
+			lat = append(lat, time.Since(t))
+		}
+		mu.Lock()
+		all = append(all, lat...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	return len(all), elapsed, all
+}
+
+func reportLatency(b *testing.B, n int, elapsed time.Duration, lat []time.Duration) {
+	slices.Sort(lat)
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "decisions/s")
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100])/1e6, "p99-ms")
+	}
+}
+
+// commandCalls is the number of commands Redis ran since the last CONFIG RESETSTAT, not
+// counting the INFO that asks.
+func commandCalls(b *testing.B, srv *redisserver.Server) int64 {
+	var total int64
+	for name, calls := range srv.CommandStats() {
+		if name != "info" {
+			total += calls
+		}
+	}
+	return total
+}
