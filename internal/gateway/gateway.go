@@ -23,6 +23,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives reload and error events. Default slog.Default().
 	Logger *slog.Logger
+	// RedisAtNow decides Redis limits at the instants Now gives instead of on the Redis
+	// server's clock. Tests use it to decide at fixed instants; gateways serving traffic must
+	// not, since their clocks disagree.
+	RedisAtNow bool
 	// Resolve maps upstream "host:port" addresses to the "address:port" to connect to instead,
 	// like curl --resolve; the URLs and Host headers are unchanged. It lets a gateway outside
 	// the cluster (the local demo) reach engines whose rendered URLs are cluster DNS names.
@@ -47,6 +51,8 @@ type Gateway struct {
 	transportCfg gatewayconfig.Timeouts
 	// resolve is Options.Resolve, used by every transport.
 	resolve map[string]string
+	// redisAtNow is Options.RedisAtNow.
+	redisAtNow bool
 }
 
 // state is one applied configuration; requests read it once and use it throughout.
@@ -74,20 +80,22 @@ const redisFirstConnect = 2 * time.Second
 const redisRetireAfter = 10 * time.Minute
 
 type redisBackend struct {
-	cfg gatewayconfig.Redis
-	lim *redisLimiter
-	tmo time.Duration
+	cfg    gatewayconfig.Redis
+	lim    *redisLimiter
+	cached *ratelimit.OverLimitCache // lim behind the over-limit cache: what policies use
+	tmo    time.Duration
 }
 
 // New returns an unconfigured Gateway: it answers 503 until a config is applied.
 func New(opts Options) *Gateway {
 	g := &Gateway{
-		now:      opts.Now,
-		log:      opts.Logger,
-		resolve:  opts.Resolve,
-		m:        newMetrics(),
-		memory:   ratelimit.NewMemory(ratelimit.MemoryOptions{}),
-		breakers: map[string]*breaker.Breaker{},
+		now:        opts.Now,
+		log:        opts.Logger,
+		resolve:    opts.Resolve,
+		redisAtNow: opts.RedisAtNow,
+		m:          newMetrics(),
+		memory:     ratelimit.NewMemory(ratelimit.MemoryOptions{}),
+		breakers:   map[string]*breaker.Breaker{},
 	}
 	if g.now == nil {
 		g.now = time.Now
@@ -248,7 +256,7 @@ func (g *Gateway) limiterFor(rl *gatewayconfig.RateLimit) (limiter, error) {
 	}
 	tmo := rl.BackendTimeout.Duration
 	if g.redis != nil && reflect.DeepEqual(g.redis.cfg, *rl.Redis) && g.redis.tmo == tmo {
-		return g.redis.lim, nil
+		return g.redis.cached, nil
 	}
 	opt, err := redisClientOption(rl.Redis, tmo)
 	if err != nil {
@@ -259,9 +267,10 @@ func (g *Gateway) limiterFor(rl *gatewayconfig.RateLimit) (limiter, error) {
 		// and true up through it: close it only once no request can be using it.
 		time.AfterFunc(redisRetireAfter, old.lim.Close)
 	}
-	lim := newRedisLimiter(opt, tmo, g.log)
+	lim := newRedisLimiter(opt, ratelimit.RedisOptions{Timeout: tmo, UseClientClock: g.redisAtNow}, g.log)
 	// A gateway that starts with Redis up decides through it from its first request.
 	lim.waitFirst(redisFirstConnect)
-	g.redis = &redisBackend{cfg: *rl.Redis, lim: lim, tmo: tmo}
-	return lim, nil
+	g.redis = &redisBackend{cfg: *rl.Redis, lim: lim, tmo: tmo,
+		cached: ratelimit.NewOverLimitCache(lim, ratelimit.OverLimitCacheOptions{})}
+	return g.redis.cached, nil
 }

@@ -78,7 +78,7 @@ var errRedisNotConnected = errors.New("redis: not connected yet")
 // itself (and follows failovers and resharding).
 type redisLimiter struct {
 	opt  rueidis.ClientOption
-	tmo  time.Duration
+	ro   ratelimit.RedisOptions
 	log  *slog.Logger
 	stop chan struct{}
 	// first is closed when the first connection attempt has finished, either way.
@@ -94,8 +94,8 @@ type redisLimiter struct {
 // redisRetryMax bounds the wait between two connection attempts.
 const redisRetryMax = time.Second
 
-func newRedisLimiter(opt rueidis.ClientOption, tmo time.Duration, log *slog.Logger) *redisLimiter {
-	l := &redisLimiter{opt: opt, tmo: tmo, log: log, stop: make(chan struct{}), first: make(chan struct{})}
+func newRedisLimiter(opt rueidis.ClientOption, ro ratelimit.RedisOptions, log *slog.Logger) *redisLimiter {
+	l := &redisLimiter{opt: opt, ro: ro, log: log, stop: make(chan struct{}), first: make(chan struct{})}
 	go l.connect()
 	return l
 }
@@ -113,7 +113,7 @@ func (l *redisLimiter) connect() {
 				c.Close()
 			}
 		case err == nil:
-			l.client, l.lim = c, ratelimit.NewRedis(c, ratelimit.RedisOptions{Timeout: l.tmo})
+			l.client, l.lim = c, ratelimit.NewRedis(c, l.ro)
 		default:
 			l.lastErr = err
 		}
