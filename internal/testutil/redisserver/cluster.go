@@ -136,6 +136,7 @@ func nodes(s *Server) ([]node, error) {
 		return nil, err
 	}
 	var out []node
+	txt = strings.TrimPrefix(txt, "txt:") // RESP3 verbatim string
 	for _, line := range strings.Split(strings.TrimSpace(txt), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 8 {
@@ -166,7 +167,12 @@ func (c *Cluster) WaitHealthy(timeout time.Duration) {
 			txt, _ := m.ToString()
 			info := parseInfo(txt)
 			if info["cluster_state"] != "ok" || info["cluster_slots_ok"] != "16384" {
-				return fmt.Sprintf("%s: cluster_state %s, slots ok %s", s.Addr(), info["cluster_state"], info["cluster_slots_ok"])
+				nodesTxt := ""
+				if m, err := s.Do("CLUSTER", "NODES"); err == nil {
+					nodesTxt, _ = m.ToString()
+				}
+				return fmt.Sprintf("%s: cluster_state %s, slots ok %s, pfail %s, fail %s; its CLUSTER NODES:\n%s", s.Addr(), info["cluster_state"],
+					info["cluster_slots_ok"], info["cluster_slots_pfail"], info["cluster_slots_fail"], nodesTxt)
 			}
 			ns, err := nodes(s)
 			if err != nil {
@@ -277,6 +283,20 @@ func (c *Cluster) running() *Server {
 	return nil
 }
 
+// slotsOf is the slots node id serves as s sees them.
+func slotsOf(s *Server, id string) (string, error) {
+	ns, err := nodes(s)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range ns {
+		if n.id == id {
+			return strings.Join(n.slots, " "), nil
+		}
+	}
+	return "", fmt.Errorf("%s does not know node %s", s.Addr(), id)
+}
+
 // ID is a node's cluster node id.
 func (c *Cluster) ID(s *Server) string {
 	c.tb.Helper()
@@ -295,6 +315,17 @@ func (c *Cluster) KillMaster(key string, timeout time.Duration) (old, promoted *
 	c.tb.Helper()
 	old = c.MasterOf(key)
 	replica := c.ReplicaOf(old)
+	// The replica takes over the slots it believes its master serves: wait until it agrees
+	// with the master (a slot just moved there by resharding reaches it by gossip).
+	id := c.ID(old)
+	eventually(c.tb, timeout, "replica "+replica.Addr()+" agrees on its master's slots", func() string {
+		own, err1 := slotsOf(old, id)
+		seen, err2 := slotsOf(replica, id)
+		if err1 != nil || err2 != nil || own != seen {
+			return fmt.Sprintf("master says %q, replica %q (%v %v)", own, seen, err1, err2)
+		}
+		return ""
+	})
 	old.Stop()
 	eventually(c.tb, timeout, "replica "+replica.Addr()+" promoted", func() string {
 		if info, err := replica.info("replication"); err != nil || info["role"] != "master" {

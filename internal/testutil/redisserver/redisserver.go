@@ -319,6 +319,8 @@ func (s *Server) start() error {
 	log := &proc.Log{}
 	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
+	// Should the test process die without its cleanups (a crash), so does the server.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
