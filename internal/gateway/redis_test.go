@@ -129,3 +129,46 @@ func TestRedisSharedAcrossGateways(t *testing.T) {
 		t.Fatalf("codes %v, want the 3/min limit shared", codes)
 	}
 }
+
+// TestRedisTLSAndPassword: a Redis serving only TLS with a test CA and a password. Gateways
+// that trust the CA (caFile) and have the password share its limit; one trusting only the
+// system's CAs, or with a wrong password, cannot decide and applies its failure mode.
+func TestRedisTLSAndPassword(t *testing.T) {
+	e := newFakeEngine(t, "engine-model")
+	rs, ca := redisserver.StartTLS(t, "s3cret")
+	config := func(redis string) string {
+		return limitConfig(e.srv.URL, fmt.Sprintf(`
+  policy: p
+  algorithm: FixedWindow
+  failureMode: FailClosed
+  backendTimeout: 200ms
+  limits: {requestsPerMinute: 3}
+  redis: %s
+`, redis))
+	}
+	t.Setenv("QWEN_REDIS_PASSWORD", "s3cret")
+	t.Setenv("WRONG_PASSWORD", "guess")
+	good := config(fmt.Sprintf("{address: %q, tls: true, caFile: %q}", rs.Addr(), ca))
+	a, b := startGateway(t, nil, good), startGateway(t, nil, good)
+	var got []bool
+	for i := range 4 {
+		ok, _ := decide(t, []*testGateway{a, b}[i%2], "tls-client")
+		got = append(got, ok)
+	}
+	if fmt.Sprint(got) != "[true true true false]" {
+		t.Errorf("decisions %v, want the limit of 3 shared over TLS", got)
+	}
+	for name, redis := range map[string]string{
+		"system CAs":     fmt.Sprintf("{address: %q, tls: true}", rs.Addr()),
+		"wrong password": fmt.Sprintf("{address: %q, tls: true, caFile: %q, passwordEnv: WRONG_PASSWORD}", rs.Addr(), ca),
+		"no TLS":         fmt.Sprintf("{address: %q}", rs.Addr()),
+	} {
+		tg := startGateway(t, nil, config(redis))
+		if ok, took := decide(t, tg, "other-client"); ok || took > 200*time.Millisecond+redisserver.Slack {
+			t.Errorf("%s: admitted=%v after %v, want a FailClosed rejection within the timeout", name, ok, took)
+		}
+		if metricValue(t, tg.Gateway, "qwen_gateway_limiter_backend_errors_total") == 0 {
+			t.Errorf("%s: no backend error counted", name)
+		}
+	}
+}

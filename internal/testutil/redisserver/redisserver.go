@@ -36,8 +36,10 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
-	conf string   // config file content, written to dir/redis.conf before every start; "" none
-	args []string // extra arguments
+	conf string    // config file content, written to dir/redis.conf before every start; "" none
+	args []string  // extra arguments
+	tls  *tlsFiles // serve TLS only (StartTLS)
+	pass string    // requirepass, for the helpers' own connections
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -53,6 +55,27 @@ type Server struct {
 func Start(tb testing.TB, args ...string) *Server {
 	tb.Helper()
 	return start(tb, tools.Path(tb, "redis-server"), "", args, nil)
+}
+
+// StartTLS starts redis-server serving TLS only, with a certificate for 127.0.0.1 signed by
+// a CA made for the test, and requiring password when it is not empty. It returns the server
+// and the CA certificate's PEM file, which a client must trust.
+func StartTLS(tb testing.TB, password string) (*Server, string) {
+	tb.Helper()
+	files := newTLSFiles(tb)
+	s := &Server{tb: tb, bin: tools.Path(tb, "redis-server"), dir: tb.TempDir(), tls: files, pass: password}
+	tb.Cleanup(s.cleanup)
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if s.port, err = proc.FreePort(); err != nil {
+			continue
+		}
+		if err = s.start(); err == nil {
+			return s, files.ca
+		}
+	}
+	tb.Fatalf("redisserver: %v", err)
+	return nil, ""
 }
 
 // start starts bin with the config file conf (may be "") and args, on a free port (and, when
@@ -113,7 +136,7 @@ func (s *Server) track(c rueidis.Client) {
 func (s *Server) Do(args ...string) (rueidis.RedisMessage, error) {
 	s.mu.Lock()
 	if s.admin == nil {
-		c, err := newAdmin(s.Addr())
+		c, err := s.newAdmin()
 		if err != nil {
 			s.mu.Unlock()
 			return rueidis.RedisMessage{}, err
@@ -127,10 +150,24 @@ func (s *Server) Do(args ...string) (rueidis.RedisMessage, error) {
 }
 
 func newAdmin(addr string) (rueidis.Client, error) {
-	return rueidis.NewClient(rueidis.ClientOption{
+	return rueidis.NewClient(adminOption(addr))
+}
+
+func adminOption(addr string) rueidis.ClientOption {
+	return rueidis.ClientOption{
 		InitAddress: []string{addr}, ForceSingleClient: true, DisableCache: true,
 		Dialer: net.Dialer{Timeout: 2 * time.Second}, DisableRetry: true,
-	})
+	}
+}
+
+// newAdmin connects to this server with its TLS and password, if any.
+func (s *Server) newAdmin() (rueidis.Client, error) {
+	opt := adminOption(s.Addr())
+	opt.Password = s.pass
+	if s.tls != nil {
+		opt.TLSConfig = s.tls.clientConfig()
+	}
+	return rueidis.NewClient(opt)
 }
 
 func do(c rueidis.Client, args []string) (rueidis.RedisMessage, error) {
@@ -308,9 +345,17 @@ func (s *Server) start() error {
 		}
 		args = append(args, conf)
 	}
+	port := []string{"--port", strconv.Itoa(s.port)}
+	if s.tls != nil {
+		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port),
+			"--tls-cert-file", s.tls.cert, "--tls-key-file", s.tls.key, "--tls-ca-cert-file", s.tls.ca, "--tls-auth-clients", "no"}
+	}
+	if s.pass != "" {
+		port = append(port, "--requirepass", s.pass)
+	}
+	args = append(args, port...)
 	args = append(args,
-		"--save", "", "--appendonly", "no",
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
 		"--dir", s.dir, "--daemonize", "no", "--loglevel", "notice")
 	if filepath.Base(s.bin) != "redis-sentinel" {
 		args = append(args, "--repl-diskless-sync-delay", "0") // a replica syncs at once, not after 5s
@@ -326,7 +371,7 @@ func (s *Server) start() error {
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	if err := waitPing(s.Addr(), exited); err != nil {
+	if err := s.waitPing(exited); err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
 		return fmt.Errorf("%v; output:\n%s", err, log.String())
@@ -361,10 +406,15 @@ func (s *Server) cleanup() {
 }
 
 // waitPing polls until the server answers PING, it exits, or 10s pass.
-func waitPing(addr string, exited <-chan struct{}) error {
+func (s *Server) waitPing(exited <-chan struct{}) error {
+	addr := s.Addr()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, err := Do(addr, "PING")
+		c, err := s.newAdmin()
+		if err == nil {
+			_, err = do(c, []string{"PING"})
+			c.Close()
+		}
 		if err == nil {
 			return nil
 		}
