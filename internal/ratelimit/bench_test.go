@@ -242,3 +242,99 @@ func BenchmarkRedisAllowPaced(b *testing.B) {
 		b.ReportMetric(float64(all[len(all)*99/100])/1e6, "p99-ms")
 	}
 }
+
+// BenchmarkRedisFlood: 64 callers flood one client that is over its limit (Hybrid, 30 per
+// minute, already spent), deciding through Redis directly and through the OverLimitCache the
+// gateway puts in front of it. redis-calls/decision counts EVALSHA (and EVAL) from INFO
+// commandstats: every decision for the first, one per Retry-After for the second.
+func BenchmarkRedisFlood(b *testing.B) {
+	srv := redisserver.Start(b)
+	client := srv.Client()
+	r := Rule{Algorithm: Hybrid, Limit: 30, Window: time.Minute}
+	for _, cached := range []bool{false, true} {
+		name := "redis"
+		var lim Limiter = NewRedis(client, RedisOptions{Timeout: time.Second, Prefix: "flood:" + strconv.FormatBool(cached) + ":"})
+		if cached {
+			name = "cached"
+			lim = NewOverLimitCache(lim, OverLimitCacheOptions{})
+		}
+		b.Run(name+"/callers=64", func(b *testing.B) {
+			ctx := context.Background()
+			for range 31 { // the limit spent, and one rejection
+				if _, err := lim.Allow(ctx, "requests:abuser", r, 1, time.Now()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			srv.ResetStats()
+			var admitted atomic.Int64
+			n, elapsed, lat := closedLoop(b, 64, func(int) error {
+				d, err := lim.Allow(ctx, "requests:abuser", r, 1, time.Now())
+				if d.Allowed {
+					admitted.Add(1)
+				}
+				return err
+			})
+			reportLatency(b, n, elapsed, lat)
+			st := srv.CommandStats()
+			b.ReportMetric(float64(st["evalsha"]+st["eval"])/float64(n), "redis-calls/decision")
+			if admitted.Load() > 1 { // a refill of 30/min may admit one in a long run
+				b.Errorf("%d admitted during the flood", admitted.Load())
+			}
+		})
+	}
+}
+
+// BenchmarkRedisBytesPerKey reports Redis's memory per tracked client (used_memory from INFO
+// memory before and after 100 000 clients, each with a Hybrid requests state and a tokens
+// state, as a gateway keeps them: "requests:ip:10.x.y.z" and "tokens:ip:10.x.y.z"), and per
+// state.
+func BenchmarkRedisBytesPerKey(b *testing.B) {
+	const clients = 100_000
+	var perClient float64
+	for b.Loop() {
+		srv := redisserver.Start(b)
+		lim := NewRedis(srv.Client(), RedisOptions{Timeout: 10 * time.Second})
+		used := func() float64 {
+			v, err := strconv.ParseFloat(srv.Info("memory")["used_memory"], 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return v
+		}
+		before := used()
+		requests := Rule{Algorithm: Hybrid, Limit: 30, Window: time.Minute, Burst: 10}
+		tokens := Rule{Algorithm: SlidingWindow, Limit: 60000, Window: time.Minute}
+		hammerN(b, 64, clients, func(i int) error {
+			client := fmt.Sprintf("ip:10.%d.%d.%d", i>>16, (i>>8)&255, i&255)
+			if _, err := lim.Allow(context.Background(), "requests:"+client, requests, 1, time.Now()); err != nil {
+				return err
+			}
+			_, err := lim.Allow(context.Background(), "tokens:"+client, tokens, 500, time.Now())
+			return err
+		})
+		perClient = (used() - before) / clients
+	}
+	b.ReportMetric(perClient, "B/client")
+	b.ReportMetric(perClient/2, "B/state")
+}
+
+// hammerN runs call(0..n-1) from g goroutines.
+func hammerN(b *testing.B, g, n int, call func(i int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range g {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := call(i); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}

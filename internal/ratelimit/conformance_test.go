@@ -387,7 +387,7 @@ func TestBackendsAgree(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(r.Limit)))
 			now := t0.Add(time.Duration(rng.Int64N(int64(time.Hour))))
 			var allowed, rejected int
-			for i := range 600 {
+			for i := range 2000 {
 				if rng.IntN(4) != 0 { // else the same instant again
 					now = now.Add(time.Duration(rng.Int64N(int64(r.Window / 4))))
 				}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	_ "embed"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -95,14 +97,19 @@ func (l *Redis) Allow(ctx context.Context, key string, r Rule, n int64, now time
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	res, err := decideScript.Exec(ctx, l.client, []string{l.stateKey(key, &p)}, l.args("allow", &p, n, now)).AsIntSlice()
+	res, err := l.exec(ctx, decideScript, l.stateKey(key, &p), l.args("allow", &p, n, now)).ToString()
 	if err != nil {
 		return Decision{}, fmt.Errorf("ratelimit: redis allow: %w", err)
 	}
-	if len(res) != 4 {
-		return Decision{}, fmt.Errorf("ratelimit: redis allow: unexpected reply %v", res)
+	if len(res) != 32 {
+		return Decision{}, fmt.Errorf("ratelimit: redis allow: unexpected reply %q", res)
 	}
-	return outcome{ok: res[0] == 1, remaining: res[1], retry: res[2], reset: res[3]}.decision(r.Limit), nil
+	return outcome{ok: unpack(res, 0) == 1, remaining: unpack(res, 1), retry: unpack(res, 2), reset: unpack(res, 3)}.decision(r.Limit), nil
+}
+
+// unpack is the i-th little-endian double of b, as an integer (decide.lua's numbers are).
+func unpack(b string, i int) int64 {
+	return int64(math.Float64frombits(binary.LittleEndian.Uint64([]byte(b[8*i : 8*i+8]))))
 }
 
 // Adjust charges (delta>0) or refunds (delta<0) units for key under r at now.
@@ -116,16 +123,40 @@ func (l *Redis) Adjust(ctx context.Context, key string, r Rule, delta int64, now
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	if err := decideScript.Exec(ctx, l.client, []string{l.stateKey(key, &p)}, l.args("adjust", &p, delta, now)).Error(); err != nil {
+	if err := l.exec(ctx, decideScript, l.stateKey(key, &p), l.args("adjust", &p, delta, now)).Error(); err != nil {
 		return fmt.Errorf("ratelimit: redis adjust: %w", err)
 	}
 	return nil
 }
 
-// args are decide.lua's arguments.
+// exec runs script on key and returns by ctx's deadline whatever the client does. rueidis
+// bounds a command by its context, except where a caller joins a reconnection in progress or
+// a Sentinel client retries on a connection that expired under it: during failovers such
+// calls were seen to take twice the timeout. The call goes on in the background, under the
+// same (expired) context, until the client gives up.
+func (l *Redis) exec(ctx context.Context, s *rueidis.Lua, key string, args []string) rueidis.RedisResult {
+	done := make(chan rueidis.RedisResult, 1)
+	go func() { done <- s.Exec(ctx, l.client, []string{key}, args) }()
+	select {
+	case r := <-done:
+		return r
+	case <-ctx.Done():
+		return rueidis.NewErrorResult(ctx.Err())
+	}
+}
+
+// args are decide.lua's arguments: the numbers packed as little-endian doubles (exact: every
+// one is below 2^53), which Redis unpacks with no string parsing.
 func (l *Redis) args(mode string, p *params, n int64, now time.Time) []string {
-	return []string{mode, p.alg.tag(), strconv.FormatInt(p.limit, 10), strconv.FormatInt(p.window, 10),
-		strconv.FormatInt(p.burst, 10), strconv.FormatInt(n, 10), l.now(now)}
+	clock := int64(-1)
+	if l.clientTS {
+		clock = now.UnixMicro()
+	}
+	var b [40]byte
+	for i, v := range [...]int64{p.limit, p.window, p.burst, n, clock} {
+		binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(float64(v)))
+	}
+	return []string{mode, p.alg.tag(), string(b[:])}
 }
 
 // Acquire takes one of max concurrent slots for key; ok=false when all are taken. A slot
@@ -138,8 +169,7 @@ func (l *Redis) Acquire(ctx context.Context, key string, max int64, now time.Tim
 	id := l.leaseID + strconv.FormatUint(l.seq.Add(1), 10)
 	tctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	got, err := acquireScript.Exec(tctx, l.client, []string{zkey},
-		[]string{strconv.FormatInt(max, 10), l.leaseTTL, id, l.now(now)}).AsInt64()
+	got, err := l.exec(tctx, acquireScript, zkey, []string{strconv.FormatInt(max, 10), l.leaseTTL, id, l.now(now)}).AsInt64()
 	if err != nil {
 		return nil, false, fmt.Errorf("ratelimit: redis acquire: %w", err)
 	}
