@@ -60,6 +60,7 @@ func topologyConfig(engineURL, redis, mode string, rpm, conc int) string {
 type loadResult struct {
 	decisions, admitted, unavailable, other atomic.Int64
 	slowest                                 atomic.Int64 // ns
+	late                                    atomic.Int64 // decisions past the backend timeout + 20ms
 	http200, http429, httpBad               atomic.Int64
 	mu                                      sync.Mutex
 	badHTTP                                 []string
@@ -95,6 +96,9 @@ func runLoad(t *testing.T, tg *testGateway, workers int, event func()) *loadResu
 					res.other.Add(1)
 				}
 				for old := res.slowest.Load(); int64(took) > old && !res.slowest.CompareAndSwap(old, int64(took)); old = res.slowest.Load() {
+				}
+				if took > topologyTimeout+20*time.Millisecond {
+					res.late.Add(1)
 				}
 			}
 		})
@@ -157,8 +161,8 @@ func checkFailureMode(t *testing.T, tg *testGateway, mode string, res *loadResul
 	n, adm, un, other := res.decisions.Load(), res.admitted.Load(), res.unavailable.Load(), res.other.Load()
 	h200, h429 := res.http200.Load(), res.http429.Load()
 	slowest := time.Duration(res.slowest.Load())
-	t.Logf("%s: %d decisions (%d admitted, %d limiter_unavailable, %d other), HTTP %d×200 %d×429, %d backend errors, slowest decision %v",
-		mode, n, adm, un, other, h200, h429, errs, slowest)
+	t.Logf("%s: %d decisions (%d admitted, %d limiter_unavailable, %d other), HTTP %d×200 %d×429, %d backend errors, slowest decision %v, %d past the timeout + 20ms",
+		mode, n, adm, un, other, h200, h429, errs, slowest, res.late.Load())
 	if slowest > topologyTimeout+redisserver.Slack {
 		t.Errorf("a decision took %v, want <= %v (backend timeout + slack)", slowest, topologyTimeout+redisserver.Slack)
 	}
@@ -221,53 +225,82 @@ func checkExact(t *testing.T, tg *testGateway, engineURL, redis, mode string, rp
 	for i := range keys {
 		keys[i] = fmt.Sprintf("%s-exact-%d", prefix, i)
 	}
-	waitRoutable(t, tg, keys) // routes checked with 0 units: the state stays fresh
 	for _, k := range keys {
-		var admitted atomic.Int64
-		var wg sync.WaitGroup
-		var next atomic.Int64
-		for range 16 {
-			wg.Go(func() {
-				for next.Add(1) <= int64(3*rpm) {
-					if ok, reason, _ := decideReason(t, tg, k); ok {
-						admitted.Add(1)
-					} else if reason != "requests" {
-						t.Errorf("%s rejected for %s", k, reason)
+		// A decision that misses the backend timeout (a CPU starved by other work) is decided
+		// by the failure mode, not by Redis: such a round proves nothing and is run again
+		// with a fresh client.
+		for attempt := 0; ; attempt++ {
+			k := fmt.Sprintf("%s-%d", k, attempt)
+			waitRoutable(t, tg, []string{k}) // routes checked with 0 units: the state stays fresh
+			errs := metricValue(t, tg.Gateway, "qwen_gateway_limiter_backend_errors_total")
+			var admitted, byRedis atomic.Int64
+			var wg sync.WaitGroup
+			var next atomic.Int64
+			for range 16 {
+				wg.Go(func() {
+					for next.Add(1) <= int64(3*rpm) {
+						ok, reason, _ := decideReason(t, tg, k)
+						if ok {
+							admitted.Add(1)
+						}
+						if ok || reason == "requests" {
+							byRedis.Add(1)
+						}
 					}
+				})
+			}
+			wg.Wait()
+			if failed := metricValue(t, tg.Gateway, "qwen_gateway_limiter_backend_errors_total") - errs; failed > 0 {
+				if attempt == 4 {
+					t.Fatalf("client %s: %0.f decisions missed the backend, 5 rounds in a row", k, failed)
 				}
-			})
-		}
-		wg.Wait()
-		if got := admitted.Load(); got != int64(rpm) {
-			t.Errorf("client %s: %d admitted of %d attempts, want exactly %d", k, got, 3*rpm, rpm)
+				t.Logf("client %s: %.0f of %d decisions missed the backend timeout; again with a fresh client", k, failed, 3*rpm)
+				continue
+			}
+			if got := admitted.Load(); got != int64(rpm) || byRedis.Load() != int64(3*rpm) {
+				t.Errorf("client %s: %d admitted of %d attempts (%d decided by the limits), want exactly %d", k, got, 3*rpm, byRedis.Load(), rpm)
+			}
+			break
 		}
 	}
 	// concurrency: hold every admission; a fresh client gets exactly conc slots
 	if err := tg.Load([]byte(topologyConfig(engineURL, redis, mode, 1_000_000, conc))); err != nil {
 		t.Fatal(err)
 	}
-	waitRoutable(t, tg, []string{prefix + "-exact-conc"})
 	p := tg.state.Load().policy
 	req, _ := parseRequest(chatEndpoint, "application/json", []byte(chatBody))
-	k := identifyKey(prefix + "-exact-conc")
-	var held []*admission
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range 3 * conc {
-		wg.Go(func() {
-			if a, _ := p.admit(context.Background(), k, req, tg.clock.Now()); a != nil {
-				mu.Lock()
-				held = append(held, a)
-				mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		name := fmt.Sprintf("%s-exact-conc-%d", prefix, attempt)
+		waitRoutable(t, tg, []string{name})
+		errs := metricValue(t, tg.Gateway, "qwen_gateway_limiter_backend_errors_total")
+		k := identifyKey(name)
+		var held []*admission
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range 3 * conc {
+			wg.Go(func() {
+				if a, _ := p.admit(context.Background(), k, req, tg.clock.Now()); a != nil {
+					mu.Lock()
+					held = append(held, a)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		for _, a := range held {
+			a.finish(nil, tg.clock.Now())
+		}
+		if failed := metricValue(t, tg.Gateway, "qwen_gateway_limiter_backend_errors_total") - errs; failed > 0 {
+			if attempt == 4 {
+				t.Fatalf("concurrency: %.0f decisions missed the backend, 5 rounds in a row", failed)
 			}
-		})
-	}
-	wg.Wait()
-	if len(held) != conc {
-		t.Errorf("%d concurrent requests admitted, want exactly %d", len(held), conc)
-	}
-	for _, a := range held {
-		a.finish(nil, tg.clock.Now())
+			t.Logf("concurrency: %.0f decisions missed the backend timeout; again with a fresh client", failed)
+			continue
+		}
+		if len(held) != conc {
+			t.Errorf("%d concurrent requests admitted, want exactly %d", len(held), conc)
+		}
+		return
 	}
 }
 
@@ -330,12 +363,14 @@ func TestRedisClusterFailover(t *testing.T) {
 	// the test that started it.
 	for i, mode := range []string{"FailOpen", "FailClosed"} {
 		failoverPhase(t, e.srv.URL, redis, mode, func() {
-			masters := c.Masters()
+			masters := c.Masters() // resharding from one to another, killing the third
+			from, to, victim := masters[i%3], masters[(i+1)%3], masters[(i+2)%3]
 			start := time.Now()
-			c.Reshard(masters[i], masters[(i+1)%3], 1500)
+			c.Reshard(from, to, 1500)
 			t.Logf("%s: resharded 1500 slots in %v", mode, time.Since(start))
 			start = time.Now()
-			old, promoted := c.KillMaster(fmt.Sprintf("{ip:load-%d-1}", i), time.Minute)
+			promoted := c.KillMaster(victim, time.Minute)
+			old := victim
 			t.Logf("%s: killed master %s, replica %s promoted in %v", mode, old.Addr(), promoted.Addr(), time.Since(start))
 			old.Restart() // it rejoins as the new master's replica, ready for the next phase
 			c.WaitHealthy(time.Minute)

@@ -3,9 +3,13 @@ package ratelimit
 import (
 	"context"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/hex"
+	"net"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,5 +269,58 @@ func TestRedisConcurrentAccuracy(t *testing.T) {
 				t.Errorf("admitted %d, want in [%d, %d]", admitted, lo, hi)
 			}
 		})
+	}
+}
+
+// TestRedisCallsReturnByTheDeadline: rueidis makes a caller that finds a connection being
+// re-established wait for that dial, whatever the caller's context says. Here every redial
+// hangs for 3 s (a dialer that ignores its context, as a half-dead network can); every call
+// must still return by its own deadline, for the first caller and for those queued behind.
+func TestRedisCallsReturnByTheDeadline(t *testing.T) {
+	const timeout = 50 * time.Millisecond
+	srv := redisserver.Start(t)
+	var dials atomic.Int64
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	c, err := rueidis.NewClient(rueidis.ClientOption{
+		InitAddress: []string{srv.Addr()}, ForceSingleClient: true, DisableCache: true, DisableRetry: true,
+		DialCtxFn: func(ctx context.Context, addr string, d *net.Dialer, _ *tls.Config) (net.Conn, error) {
+			if dials.Add(1) > 1 { // every redial hangs
+				select {
+				case <-release:
+				case <-time.After(3 * time.Second):
+				}
+			}
+			return d.DialContext(ctx, "tcp", addr)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	lim := NewRedis(c, RedisOptions{Timeout: timeout})
+	r := Rule{Algorithm: Hybrid, Limit: 100, Window: time.Minute}
+	mustAllow(t, lim, "k", r, 1, time.Time{}, true)
+	srv.Stop() // the connection breaks; the next calls redial
+	var wg sync.WaitGroup
+	var slowest atomic.Int64
+	for range 8 {
+		wg.Go(func() {
+			start := time.Now()
+			_, err := lim.Allow(context.Background(), "k", r, 1, time.Time{})
+			took := time.Since(start)
+			for old := slowest.Load(); int64(took) > old && !slowest.CompareAndSwap(old, int64(took)); old = slowest.Load() {
+			}
+			if err == nil {
+				t.Error("a call succeeded with the server stopped")
+			}
+		})
+	}
+	wg.Wait()
+	if dials.Load() < 2 {
+		t.Fatal("no redial happened: the test did not exercise the waiting")
+	}
+	if s := time.Duration(slowest.Load()); s > timeout+redisserver.Slack {
+		t.Errorf("a call returned after %v, want <= %v (its timeout + slack; the hung redial takes 3 s)", s, timeout+redisserver.Slack)
 	}
 }
