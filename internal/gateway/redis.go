@@ -22,14 +22,16 @@ import (
 // server, a master found through Sentinel, or a Redis Cluster. Dials are bounded by the
 // limiter's backend timeout (every call is, by its context) and commands are not retried, so
 // that an unreachable Redis costs a request at most that long before FailOpen or FailClosed
-// applies. Client-side caching is off: the limiter never reads a key twice.
+// applies. Client-side caching is off: the limiter never reads a key twice. Concurrent
+// decisions are pipelined, gathered for up to ratelimit.FlushDelay.
 func redisClientOption(c *gatewayconfig.Redis, timeout time.Duration) (rueidis.ClientOption, error) {
 	dialer := net.Dialer{Timeout: timeout}
 	opt := rueidis.ClientOption{
-		Password:     os.Getenv(c.PasswordEnv),
-		Dialer:       dialer,
-		DisableCache: true,
-		DisableRetry: true,
+		Password:      os.Getenv(c.PasswordEnv),
+		Dialer:        dialer,
+		DisableCache:  true,
+		DisableRetry:  true,
+		MaxFlushDelay: ratelimit.FlushDelay,
 	}
 	if c.TLS {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,7 +45,7 @@ func BenchmarkRedisClient(b *testing.B) {
 		b.Cleanup(ru.Close)
 		return ru
 	}
-	ru, ruFlush := newRu(0), newRu(20*time.Microsecond)
+	ru, ruFlush, ruFlush50, ruFlush100 := newRu(0), newRu(20*time.Microsecond), newRu(50*time.Microsecond), newRu(100*time.Microsecond)
 	grScript, ruScript := redis.NewScript(decideSrc), rueidis.NewLuaScript(decideSrc)
 	clients := []struct {
 		name   string
@@ -59,6 +60,12 @@ func BenchmarkRedisClient(b *testing.B) {
 		{"rueidis-flush20us", func(ctx context.Context, key string) error {
 			return ruScript.Exec(ctx, ruFlush, []string{key}, args).Error()
 		}},
+		{"rueidis-flush50us", func(ctx context.Context, key string) error {
+			return ruScript.Exec(ctx, ruFlush50, []string{key}, args).Error()
+		}},
+		{"rueidis-flush100us", func(ctx context.Context, key string) error {
+			return ruScript.Exec(ctx, ruFlush100, []string{key}, args).Error()
+		}},
 	}
 	for _, callers := range []int{64, 8} {
 		for _, c := range clients {
@@ -67,16 +74,47 @@ func BenchmarkRedisClient(b *testing.B) {
 					b.Fatal(err)
 				}
 				srv.ResetStats()
+				cpu := startCPU(srv)
 				decisions, elapsed, lat := closedLoop(b, callers, func(i int) error {
 					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 					defer cancel()
 					return c.decide(ctx, keys[i%len(keys)])
 				})
+				cpu.report(b, decisions)
 				reportLatency(b, decisions, elapsed, lat)
 				b.ReportMetric(float64(roundTrips(srv))/float64(decisions), "round-trips/decision")
 			})
 		}
 	}
+}
+
+// cpuMeter measures the CPU time this process and a Redis server use over a run: on a
+// machine shared with other work the throughput depends on what else runs, but the CPU a
+// decision costs does not, and 2 cores ÷ (client + server CPU per decision) is what these
+// two cores could decide on their own.
+type cpuMeter struct {
+	srv            *redisserver.Server
+	client, server time.Duration
+}
+
+func startCPU(srv *redisserver.Server) *cpuMeter {
+	return &cpuMeter{srv: srv, client: processCPU(), server: srv.CPUTime()}
+}
+
+// report adds client-cpu-µs/decision, server-cpu-µs/decision and capacity/s (2 cores).
+func (m *cpuMeter) report(b *testing.B, decisions int) {
+	client := float64(processCPU()-m.client) / 1e3 / float64(decisions)
+	server := float64(m.srv.CPUTime()-m.server) / 1e3 / float64(decisions)
+	b.ReportMetric(client, "client-cpu-µs/decision")
+	b.ReportMetric(server, "server-cpu-µs/decision")
+	b.ReportMetric(2e6/(client+server), "capacity/s")
+}
+
+// processCPU is this process's CPU time (user + system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // closedLoop runs b.N calls of call from callers goroutines, each starting its next call the

@@ -31,6 +31,13 @@ type RedisOptions struct {
 	LeaseTTL time.Duration
 }
 
+// FlushDelay is the MaxFlushDelay to give the rueidis client of a Redis limiter: after each
+// write of pipelined commands the client waits up to this long to gather the next batch. At
+// 64 concurrent callers on 2 cores that cut the client's CPU per decision by a quarter and
+// Redis's by a tenth (fewer, larger writes and reads; BenchmarkRedisClient), for at most
+// 20 µs more latency.
+const FlushDelay = 20 * time.Microsecond
+
 // Redis is a Limiter whose state lives in Redis and is shared by every gateway replica:
 // one EVALSHA per decision, on the server's clock, every key expiring once idle. It works
 // on a standalone Redis, a Sentinel-managed master and a Redis Cluster alike: the Redis
@@ -95,7 +102,7 @@ func (l *Redis) Allow(ctx context.Context, key string, r Rule, n int64, now time
 	if n < 0 {
 		return Decision{}, errNegativeN
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	ctx, cancel := l.bound(ctx)
 	defer cancel()
 	res, err := l.exec(ctx, decideScript, l.stateKey(key, &p), l.args("allow", &p, n, now)).ToString()
 	if err != nil {
@@ -121,12 +128,21 @@ func (l *Redis) Adjust(ctx context.Context, key string, r Rule, delta int64, now
 	if delta == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	ctx, cancel := l.bound(ctx)
 	defer cancel()
 	if err := l.exec(ctx, decideScript, l.stateKey(key, &p), l.args("adjust", &p, delta, now)).Error(); err != nil {
 		return fmt.Errorf("ratelimit: redis adjust: %w", err)
 	}
 	return nil
+}
+
+// bound returns ctx bounded by Timeout: ctx itself when its deadline is already that near
+// (the gateway bounds a request's decisions by the same timeout), saving a timer.
+func (l *Redis) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= l.timeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, l.timeout)
 }
 
 // exec runs script on key and returns by ctx's deadline whatever the client does. rueidis
@@ -167,7 +183,7 @@ func (l *Redis) Acquire(ctx context.Context, key string, max int64, now time.Tim
 	}
 	zkey := l.leaseKey(key)
 	id := l.leaseID + strconv.FormatUint(l.seq.Add(1), 10)
-	tctx, cancel := context.WithTimeout(ctx, l.timeout)
+	tctx, cancel := l.bound(ctx)
 	defer cancel()
 	got, err := l.exec(tctx, acquireScript, zkey, []string{strconv.FormatInt(max, 10), l.leaseTTL, id, l.now(now)}).AsInt64()
 	if err != nil {

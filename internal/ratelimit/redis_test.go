@@ -193,6 +193,7 @@ func TestRedisTimeout(t *testing.T) {
 		t.Helper()
 		for name, call := range calls {
 			var took [3]time.Duration
+			var errs []error
 			for i := range took {
 				start := time.Now()
 				err := call()
@@ -200,25 +201,41 @@ func TestRedisTimeout(t *testing.T) {
 				if err == nil {
 					t.Errorf("%s while %s: no error", name, outage)
 				}
+				errs = append(errs, err)
 			}
-			slices.Sort(took[:])
-			t.Logf("%s while %s: errors after %v", name, outage, took)
-			if took[2] > timeout+redisserver.Slack {
+			t.Logf("%s while %s: errors after %v: %v", name, outage, took, errs)
+			if slices.Max(took[:]) > timeout+redisserver.Slack {
 				t.Errorf("%s while %s: returned after %v, want all <= %v", name, outage, took, timeout+redisserver.Slack)
 			}
 		}
 	}
 	mustAllow(t, lim, "k", r, 1, time.Time{}, true)
 
+	// back: Redis first works off what queued while it was away, and on a busy machine that
+	// may take longer than one timeout
+	recovered := func(phase string) Decision {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			d, err := lim.Allow(ctx, "k", r, 1, time.Time{})
+			if err == nil {
+				return d
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: still failing after 5 s: %v", phase, err)
+			}
+		}
+	}
+
 	srv.Pause()
 	check("paused")
 	srv.Resume()
-	mustAllow(t, lim, "k", r, 1, time.Time{}, true)
+	recovered("resumed")
 
 	srv.Stop()
 	check("stopped")
 	srv.Restart() // empty: the scripts must be loaded again
-	if d := mustAllow(t, lim, "k", r, 1, time.Time{}, true); d.Remaining != 99 {
+	if d := recovered("restarted"); d.Remaining != 99 {
 		t.Errorf("after restart: remaining %d, want 99 (a fresh server)", d.Remaining)
 	}
 }
@@ -300,7 +317,7 @@ func TestRedisCallsReturnByTheDeadline(t *testing.T) {
 	t.Cleanup(c.Close)
 	lim := NewRedis(c, RedisOptions{Timeout: timeout})
 	r := Rule{Algorithm: Hybrid, Limit: 100, Window: time.Minute}
-	mustAllow(t, lim, "k", r, 1, time.Time{}, true)
+	mustAllow(t, NewRedis(c, RedisOptions{Timeout: 10 * time.Second}), "k", r, 1, time.Time{}, true) // connected
 	srv.Stop() // the connection breaks; the next calls redial
 	var wg sync.WaitGroup
 	var slowest atomic.Int64

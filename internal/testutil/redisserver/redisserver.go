@@ -244,6 +244,29 @@ func (s *Server) CommandStats() map[string]int64 {
 	return parseCommandStats(s.Info("commandstats"))
 }
 
+// CPUTime is the CPU time (user + system) the server process has used, from /proc.
+func (s *Server) CPUTime() time.Duration {
+	s.tb.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		s.tb.Fatal("redisserver: CPUTime: server not running")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		s.tb.Fatalf("redisserver: CPUTime: %v", err)
+	}
+	// the fields after the command name (which may hold spaces) start after its ')'
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64) // field 14 of stat
+	stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times: 100 on Linux.
+const clockTicks = 100
+
 // ResetStats zeroes the command statistics (CONFIG RESETSTAT).
 func (s *Server) ResetStats() {
 	s.tb.Helper()
