@@ -318,7 +318,7 @@ func TestRedisCallsReturnByTheDeadline(t *testing.T) {
 	lim := NewRedis(c, RedisOptions{Timeout: timeout})
 	r := Rule{Algorithm: Hybrid, Limit: 100, Window: time.Minute}
 	mustAllow(t, NewRedis(c, RedisOptions{Timeout: 10 * time.Second}), "k", r, 1, time.Time{}, true) // connected
-	srv.Stop() // the connection breaks; the next calls redial
+	srv.Stop()                                                                                       // the connection breaks; the next calls redial
 	var wg sync.WaitGroup
 	var slowest atomic.Int64
 	for range 8 {
