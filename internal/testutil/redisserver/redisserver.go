@@ -43,6 +43,7 @@ type Server struct {
 	args []string  // extra arguments
 	tls  *tlsFiles // serve TLS only (StartTLS)
 	pass string    // requirepass, for the helpers' own connections
+	wrap []string  // a command the server runs under (StartCallgrind)
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -58,6 +59,68 @@ type Server struct {
 func Start(tb testing.TB, args ...string) *Server {
 	tb.Helper()
 	return start(tb, tools.Path(tb, "redis-server"), "", args, nil)
+}
+
+// StartCallgrind starts redis-server under valgrind's callgrind with instrumentation off,
+// to count the instructions Redis spends on some commands: Instrument(true), run them,
+// Instrument(false), then Instructions.
+func StartCallgrind(tb testing.TB) *Server {
+	tb.Helper()
+	dir := tb.TempDir()
+	s := &Server{tb: tb, bin: tools.Path(tb, "redis-server"), dir: dir, wrap: []string{tools.Path(tb, "valgrind"),
+		"--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + filepath.Join(dir, "callgrind.out")}}
+	tb.Cleanup(s.cleanup)
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if s.port, err = proc.FreePort(); err != nil {
+			continue
+		}
+		if err = s.start(); err == nil {
+			return s
+		}
+	}
+	tb.Fatalf("redisserver: %v", err)
+	return nil
+}
+
+// Instrument turns callgrind's instrumentation on or off (StartCallgrind).
+func (s *Server) Instrument(on bool) {
+	s.tb.Helper()
+	arg := map[bool]string{true: "on", false: "off"}[on]
+	s.mu.Lock()
+	pid := s.cmd.Process.Pid
+	s.mu.Unlock()
+	if out, err := exec.Command(tools.Path(s.tb, "callgrind_control"), "-i", arg, strconv.Itoa(pid)).CombinedOutput(); err != nil {
+		s.tb.Fatalf("redisserver: callgrind_control -i %s: %v\n%s", arg, err, out)
+	}
+}
+
+// Instructions shuts the server down (StartCallgrind) and returns the instructions callgrind
+// counted while instrumenting.
+func (s *Server) Instructions() int64 {
+	s.tb.Helper()
+	_, _ = s.Do("SHUTDOWN", "NOSAVE") // the connection drops: no reply
+	s.mu.Lock()
+	exited, log := s.exited, s.log
+	s.mu.Unlock()
+	select {
+	case <-exited:
+	case <-time.After(time.Minute):
+		s.tb.Fatal("redisserver: valgrind did not exit after SHUTDOWN")
+	}
+	s.mu.Lock()
+	s.cmd = nil
+	s.mu.Unlock()
+	for _, line := range strings.Split(log.String(), "\n") {
+		if _, v, ok := strings.Cut(line, "Collected :"); ok {
+			n, err := strconv.ParseInt(strings.ReplaceAll(strings.TrimSpace(v), ",", ""), 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	s.tb.Fatalf("redisserver: no instruction count in valgrind's output:\n%s", log)
+	return 0
 }
 
 // StartTLS starts redis-server serving TLS only, with a certificate for 127.0.0.1 signed by
@@ -389,6 +452,9 @@ func (s *Server) start() error {
 	args = append(args, s.args...)
 	log := &proc.Log{}
 	cmd := exec.Command(s.bin, args...)
+	if len(s.wrap) > 0 {
+		cmd = exec.Command(s.wrap[0], append(append(s.wrap[1:len(s.wrap):len(s.wrap)], s.bin), args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	// Should the test process die without its cleanups (a crash), so does the server.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -431,10 +497,14 @@ func (s *Server) cleanup() {
 	s.stopLocked()
 }
 
-// waitPing polls until the server answers PING, it exits, or 10s pass.
+// waitPing polls until the server answers PING, it exits, or 10s (under valgrind 60s) pass.
 func (s *Server) waitPing(exited <-chan struct{}) error {
 	addr := s.Addr()
-	deadline := time.Now().Add(10 * time.Second)
+	wait := 10 * time.Second
+	if len(s.wrap) > 0 {
+		wait = time.Minute
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		c, err := s.newAdmin()
 		if err == nil {

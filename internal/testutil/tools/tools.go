@@ -105,7 +105,7 @@ func Lookup(name string) (string, error) {
 		candidates = append(candidates, os.Getenv("CONTROLLER_GEN"), filepath.Join(cache, "controller-gen-v"+v["CONTROLLER_TOOLS_VERSION"], name))
 	case "helm":
 		candidates = append(candidates, os.Getenv("HELM"), filepath.Join(cache, "helm-v"+v["HELM_VERSION"], name))
-	case "redis-server", "redis-sentinel", "redis-cli", "prometheus", "curl":
+	case "redis-server", "redis-sentinel", "redis-cli", "prometheus", "curl", "valgrind", "callgrind_control":
 		if p, err := exec.LookPath(name); err == nil {
 			return p, nil
 		}
