@@ -191,17 +191,24 @@ var callPool = sync.Pool{New: func() any { return &call{done: make(chan rueidis.
 // workerIdle is how long a worker waits for another call before it exits.
 const workerIdle = 10 * time.Second
 
-// work runs c, then every call handed to it, until none comes for workerIdle.
+// work runs c, then every call handed to it, until none comes for a whole workerIdle (a
+// timer that is not reset per call: that cost more than the rest of the hand-off).
 func (l *Redis) work(c *call) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
-	for {
-		c.done <- c.script.Exec(c.ctx, l.client, c.keys[:], c.args)
-		idle.Reset(workerIdle)
+	for busy := true; ; {
+		if c != nil {
+			c.done <- c.script.Exec(c.ctx, l.client, c.keys[:], c.args)
+			busy = true
+		}
 		select {
 		case c = <-l.workers:
 		case <-idle.C:
-			return
+			if !busy {
+				return
+			}
+			busy, c = false, nil
+			idle.Reset(workerIdle)
 		}
 	}
 }
