@@ -4,8 +4,9 @@ import "math/bits"
 
 // The algorithms as pure functions on a state, in integers: time in µs since the Unix epoch,
 // window counts in units, bucket levels in units×window-µs (so a refill of limit per window
-// is exactly `limit` per µs). lua/decide.lua is a line-by-line mirror of this file; the
-// conformance suite runs the same step tables against both.
+// is exactly `limit` per µs). lua/decide.lua mirrors this file (same names, same arithmetic,
+// written out inline for Redis's CPU); the conformance suite runs the same step tables against
+// both, and TestBackendsAgree random sequences.
 
 // state is the whole per-(key, rule) state of every algorithm; Hybrid uses all fields.
 type state struct {
