@@ -88,6 +88,8 @@ type params struct {
 	window int64 // µs
 	burst  int64 // bucket capacity in units (Burst, or Limit when 0)
 	alg    algCode
+	// whether alg has a window part and a bucket part (alg.window(), alg.bucket())
+	hasWindow, hasBucket bool
 }
 
 var algNames = [...]Algorithm{algHybrid: Hybrid, algToken: TokenBucket, algSliding: SlidingWindow, algFixed: FixedWindow, algLeaky: LeakyBucket}
@@ -127,6 +129,7 @@ func (r Rule) params() (params, error) {
 		return p, fmt.Errorf("ratelimit: rule.burst must be >= 0, got %d", r.Burst)
 	}
 	p.limit, p.window, p.burst = r.Limit, r.Window.Microseconds(), r.Burst
+	p.hasWindow, p.hasBucket = p.alg.window(), p.alg.bucket()
 	if p.burst == 0 {
 		p.burst = p.limit
 	}
