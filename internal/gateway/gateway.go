@@ -5,12 +5,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/qwenops/qwen-operator/internal/gateway/breaker"
 	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
@@ -23,6 +23,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives reload and error events. Default slog.Default().
 	Logger *slog.Logger
+	// RedisAtNow decides Redis limits at the instants Now gives instead of on the Redis
+	// server's clock. Tests use it to decide at fixed instants; gateways serving traffic must
+	// not, since their clocks disagree.
+	RedisAtNow bool
 	// Resolve maps upstream "host:port" addresses to the "address:port" to connect to instead,
 	// like curl --resolve; the URLs and Host headers are unchanged. It lets a gateway outside
 	// the cluster (the local demo) reach engines whose rendered URLs are cluster DNS names.
@@ -47,6 +51,8 @@ type Gateway struct {
 	transportCfg gatewayconfig.Timeouts
 	// resolve is Options.Resolve, used by every transport.
 	resolve map[string]string
+	// redisAtNow is Options.RedisAtNow.
+	redisAtNow bool
 }
 
 // state is one applied configuration; requests read it once and use it throughout.
@@ -65,26 +71,31 @@ type state struct {
 	idleTimeout time.Duration
 }
 
+// redisFirstConnect bounds how long applying a config waits for the first connection to a
+// new Redis; past it, the failure mode applies until the connection is made.
+const redisFirstConnect = 2 * time.Second
+
 // redisRetireAfter is how long a replaced Redis client stays open: the limiter's lease TTL,
 // after which a slot it failed to release would have expired anyway.
 const redisRetireAfter = 10 * time.Minute
 
 type redisBackend struct {
 	cfg    gatewayconfig.Redis
-	client *redis.Client
-	lim    *ratelimit.Redis
+	lim    *redisLimiter
+	cached *ratelimit.OverLimitCache // lim behind the over-limit cache: what policies use
 	tmo    time.Duration
 }
 
 // New returns an unconfigured Gateway: it answers 503 until a config is applied.
 func New(opts Options) *Gateway {
 	g := &Gateway{
-		now:      opts.Now,
-		log:      opts.Logger,
-		resolve:  opts.Resolve,
-		m:        newMetrics(),
-		memory:   ratelimit.NewMemory(ratelimit.MemoryOptions{}),
-		breakers: map[string]*breaker.Breaker{},
+		now:        opts.Now,
+		log:        opts.Logger,
+		resolve:    opts.Resolve,
+		redisAtNow: opts.RedisAtNow,
+		m:          newMetrics(),
+		memory:     ratelimit.NewMemory(ratelimit.MemoryOptions{}),
+		breakers:   map[string]*breaker.Breaker{},
 	}
 	if g.now == nil {
 		g.now = time.Now
@@ -169,7 +180,7 @@ func (g *Gateway) Close() error {
 		g.transport.CloseIdleConnections()
 	}
 	if g.redis != nil {
-		return g.redis.client.Close()
+		g.redis.lim.Close()
 	}
 	return nil
 }
@@ -244,19 +255,22 @@ func (g *Gateway) limiterFor(rl *gatewayconfig.RateLimit) (limiter, error) {
 		return g.memory, nil
 	}
 	tmo := rl.BackendTimeout.Duration
-	if g.redis != nil && g.redis.cfg == *rl.Redis && g.redis.tmo == tmo {
-		return g.redis.lim, nil
+	if g.redis != nil && reflect.DeepEqual(g.redis.cfg, *rl.Redis) && g.redis.tmo == tmo {
+		return g.redis.cached, nil
 	}
-	client, err := newRedisClient(rl.Redis, tmo)
+	opt, err := redisClientOption(rl.Redis, tmo)
 	if err != nil {
 		return nil, fmt.Errorf("rateLimit.redis: %w", err)
 	}
 	if old := g.redis; old != nil {
 		// Requests admitted through the old client still release their concurrency slots
 		// and true up through it: close it only once no request can be using it.
-		time.AfterFunc(redisRetireAfter, func() { old.client.Close() })
+		time.AfterFunc(redisRetireAfter, old.lim.Close)
 	}
-	g.redis = &redisBackend{cfg: *rl.Redis, client: client, tmo: tmo,
-		lim: ratelimit.NewRedis(client, ratelimit.RedisOptions{Timeout: tmo})}
-	return g.redis.lim, nil
+	lim := newRedisLimiter(opt, ratelimit.RedisOptions{Timeout: tmo, UseClientClock: g.redisAtNow}, g.log)
+	// A gateway that starts with Redis up decides through it from its first request.
+	lim.waitFirst(redisFirstConnect)
+	g.redis = &redisBackend{cfg: *rl.Redis, lim: lim, tmo: tmo,
+		cached: ratelimit.NewOverLimitCache(lim, ratelimit.OverLimitCacheOptions{})}
+	return g.redis.cached, nil
 }

@@ -41,7 +41,7 @@ func decide(t *testing.T, tg *testGateway, client string) (bool, time.Duration) 
 func identifyKey(k string) client { return client{key: "ip:" + k} }
 
 // TestRedisOutage stops Redis mid-run: FailOpen admits and FailClosed rejects, each decision
-// within the backend timeout + 10 ms, both for a dead server (connection refused) and a hung
+// within the backend timeout (+ redisserver.Slack), both for a dead server (connection refused) and a hung
 // one (SIGSTOP: every call times out); limits apply again once Redis is back.
 func TestRedisOutage(t *testing.T) {
 	e := newFakeEngine(t, "engine-model")
@@ -49,7 +49,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			rs := redisserver.Start(t)
 			tg := startGateway(t, nil, redisConfig(e.srv.URL, rs.Addr(), mode))
-			const bound = 50*time.Millisecond + 10*time.Millisecond
+			const bound = 50*time.Millisecond + redisserver.Slack
 			// Healthy: the limit (3/min) is enforced through Redis.
 			for i := 0; i < 4; i++ {
 				ok, _ := decide(t, tg, "healthy")
@@ -127,5 +127,48 @@ func TestRedisSharedAcrossGateways(t *testing.T) {
 	}
 	if fmt.Sprint(codes) != "[200 200 200 429]" {
 		t.Fatalf("codes %v, want the 3/min limit shared", codes)
+	}
+}
+
+// TestRedisTLSAndPassword: a Redis serving only TLS with a test CA and a password. Gateways
+// that trust the CA (caFile) and have the password share its limit; one trusting only the
+// system's CAs, or with a wrong password, cannot decide and applies its failure mode.
+func TestRedisTLSAndPassword(t *testing.T) {
+	e := newFakeEngine(t, "engine-model")
+	rs, ca := redisserver.StartTLS(t, "s3cret")
+	config := func(redis string) string {
+		return limitConfig(e.srv.URL, fmt.Sprintf(`
+  policy: p
+  algorithm: FixedWindow
+  failureMode: FailClosed
+  backendTimeout: 200ms
+  limits: {requestsPerMinute: 3}
+  redis: %s
+`, redis))
+	}
+	t.Setenv("QWEN_REDIS_PASSWORD", "s3cret")
+	t.Setenv("WRONG_PASSWORD", "guess")
+	good := config(fmt.Sprintf("{address: %q, tls: true, caFile: %q}", rs.Addr(), ca))
+	a, b := startGateway(t, nil, good), startGateway(t, nil, good)
+	var got []bool
+	for i := range 4 {
+		ok, _ := decide(t, []*testGateway{a, b}[i%2], "tls-client")
+		got = append(got, ok)
+	}
+	if fmt.Sprint(got) != "[true true true false]" {
+		t.Errorf("decisions %v, want the limit of 3 shared over TLS", got)
+	}
+	for name, redis := range map[string]string{
+		"system CAs":     fmt.Sprintf("{address: %q, tls: true}", rs.Addr()),
+		"wrong password": fmt.Sprintf("{address: %q, tls: true, caFile: %q, passwordEnv: WRONG_PASSWORD}", rs.Addr(), ca),
+		"no TLS":         fmt.Sprintf("{address: %q}", rs.Addr()),
+	} {
+		tg := startGateway(t, nil, config(redis))
+		if ok, took := decide(t, tg, "other-client"); ok || took > 200*time.Millisecond+redisserver.Slack {
+			t.Errorf("%s: admitted=%v after %v, want a FailClosed rejection within the timeout", name, ok, took)
+		}
+		if metricValue(t, tg.Gateway, "qwen_gateway_limiter_backend_errors_total") == 0 {
+			t.Errorf("%s: no backend error counted", name)
+		}
 	}
 }
