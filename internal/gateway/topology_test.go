@@ -141,12 +141,15 @@ func decideReason(t *testing.T, tg *testGateway, key string) (bool, string, time
 	}
 	p := tg.state.Load().policy
 	start := time.Now()
-	a, rej := p.admit(context.Background(), identifyKey(key), req, tg.clock.Now())
+	rec := tg.m.begin(start, 0)
+	a, rej := p.admit(context.Background(), identifyKey(key), req, tg.clock.Now(), rec)
 	took := time.Since(start)
 	if a != nil {
-		a.finish(nil, tg.clock.Now())
+		a.finish(nil, tg.clock.Now(), rec)
+		tg.m.end(rec, 200, time.Now())
 		return true, "", took
 	}
+	tg.m.end(rec, 429, time.Now())
 	return false, rej.reason, took
 }
 
@@ -274,21 +277,30 @@ func checkExact(t *testing.T, tg *testGateway, engineURL, redis, mode string, rp
 		waitRoutable(t, tg, []string{name})
 		errs := metricValue(t, tg.Gateway, "qwen_gateway_limiter_backend_errors_total")
 		k := identifyKey(name)
-		var held []*admission
+		type taken struct {
+			a   *admission
+			rec *record
+		}
+		var held []taken
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for range 3 * conc {
 			wg.Go(func() {
-				if a, _ := p.admit(context.Background(), k, req, tg.clock.Now()); a != nil {
-					mu.Lock()
-					held = append(held, a)
-					mu.Unlock()
+				rec := tg.m.begin(time.Now(), 0)
+				a, _ := p.admit(context.Background(), k, req, tg.clock.Now(), rec)
+				if a == nil {
+					tg.m.end(rec, 429, time.Now())
+					return
 				}
+				mu.Lock()
+				held = append(held, taken{a, rec})
+				mu.Unlock()
 			})
 		}
 		wg.Wait()
-		for _, a := range held {
-			a.finish(nil, tg.clock.Now())
+		for _, h := range held {
+			h.a.finish(nil, tg.clock.Now(), h.rec)
+			tg.m.end(h.rec, 200, time.Now())
 		}
 		if failed := metricValue(t, tg.Gateway, "qwen_gateway_limiter_backend_errors_total") - errs; failed > 0 {
 			if attempt == 4 {

@@ -53,7 +53,7 @@ func TestRedisTopologies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := fullVLLM()
+			in := input(t, "vllm-full")
 			in.Service.Spec.Gateway.Redis = &tt.spec
 			objs, err := Render(in)
 			if err != nil {
