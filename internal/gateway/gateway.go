@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"k8s.io/utils/clock"
 
 	"github.com/qwenops/qwen-operator/internal/gateway/breaker"
 	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
@@ -23,6 +23,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives reload and error events. Default slog.Default().
 	Logger *slog.Logger
+	// Timers start the wall-clock timers of upstream reads (the idle timeout). Default the
+	// real clock; tests step a fake one.
+	Timers clock.WithDelayedExecution
 	// Resolve maps upstream "host:port" addresses to the "address:port" to connect to instead,
 	// like curl --resolve; the URLs and Host headers are unchanged. It lets a gateway outside
 	// the cluster (the local demo) reach engines whose rendered URLs are cluster DNS names.
@@ -32,15 +35,19 @@ type Options struct {
 // Gateway is the data plane. It is an http.Handler; configure it with Apply or Load first.
 type Gateway struct {
 	now    func() time.Time
+	timers clock.WithDelayedExecution
 	log    *slog.Logger
 	m      *metrics
 	mux    *http.ServeMux
+	admin  *http.ServeMux
 	state  atomic.Pointer[state]
 	seq    atomic.Uint64
 	ready  atomic.Bool
-	mu     sync.Mutex // serializes Apply and guards the fields below
-	memory *ratelimit.Memory
-	redis  *redisBackend
+	// handlers counts the completion requests being served; Close waits for them.
+	handlers sync.WaitGroup
+	mu       sync.Mutex // serializes Apply and guards the fields below
+	memory   *ratelimit.Memory
+	redis    *redisBackend
 	// breakers by upstream name and URL, kept across reloads.
 	breakers     map[string]*breaker.Breaker
 	transport    *http.Transport
@@ -55,7 +62,7 @@ type state struct {
 	models      map[string]bool
 	modelList   []byte
 	keys        *keyStore // nil: no authentication
-	trusted     []netip.Prefix
+	trust       trust
 	policy      *policy // nil: no limits
 	primary     *upstream
 	fallback    *upstream // nil unless configured and available
@@ -80,6 +87,7 @@ type redisBackend struct {
 func New(opts Options) *Gateway {
 	g := &Gateway{
 		now:      opts.Now,
+		timers:   opts.Timers,
 		log:      opts.Logger,
 		resolve:  opts.Resolve,
 		m:        newMetrics(),
@@ -88,6 +96,9 @@ func New(opts Options) *Gateway {
 	}
 	if g.now == nil {
 		g.now = time.Now
+	}
+	if g.timers == nil {
+		g.timers = clock.RealClock{}
 	}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -161,8 +172,12 @@ func (g *Gateway) ReloadKeys() error {
 // SetReady sets what /readyz reports; a shutting-down gateway reports not ready.
 func (g *Gateway) SetReady(ready bool) { g.ready.Store(ready && g.state.Load() != nil) }
 
-// Close releases the Redis connections and idle upstream connections.
+// Close releases the Redis connections and idle upstream connections. It first waits for the
+// completion requests being served to end, so that every one releases its concurrency slot
+// and trues up its tokens through a client that is still open: call it once the HTTP server
+// has stopped (http.Server.Shutdown, or Close, which cancels the requests it cuts off).
 func (g *Gateway) Close() error {
+	g.handlers.Wait()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.transport != nil {
@@ -186,19 +201,25 @@ func (g *Gateway) build(cfg *gatewayconfig.Config) (*state, error) {
 		return nil, err
 	}
 	st.keys = keys
+	st.trust.hops = int(cfg.TrustedHops)
 	for _, p := range cfg.TrustedProxies {
 		pr, err := gatewayconfig.ParsePrefix(p)
 		if err != nil {
 			return nil, err
 		}
-		st.trusted = append(st.trusted, pr)
+		st.trust.proxies = append(st.trust.proxies, pr)
 	}
 	if cfg.RateLimit != nil {
-		lim, err := g.limiterFor(cfg.RateLimit)
+		// Compiled before the backend is touched: a limit the limiter cannot hold refuses the
+		// config without replacing a working Redis client.
+		p, err := newPolicy(cfg.RateLimit)
 		if err != nil {
 			return nil, err
 		}
-		st.policy = newPolicy(cfg.RateLimit, lim)
+		if p.lim, err = g.limiterFor(cfg.RateLimit); err != nil {
+			return nil, err
+		}
+		st.policy = p
 	}
 	settings := breaker.Settings{
 		FailureThreshold: int(cfg.Breaker.FailureThreshold),

@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"context"
+	"fmt"
+	"math"
+	"math/bits"
 	"net/netip"
 	"time"
 
@@ -30,6 +33,11 @@ const (
 var kindNames = [...]string{"requests", "tokens", "input_tokens", "output_tokens", "concurrency"}
 
 func (k quotaKind) String() string { return kindNames[k] }
+
+var kindFields = [...]string{"requestsPerMinute", "tokensPerMinute", "inputTokensPerMinute", "outputTokensPerMinute", "maxConcurrentRequests"}
+
+// field is the gatewayconfig.Limits field that sets a quota of this kind.
+func (k quotaKind) field() string { return kindFields[k] }
 
 // count is how much of a quota of this kind a request uses, from its prompt and completion
 // tokens (estimated before it runs, reported after): 1 for the request quota, the tokens it
@@ -83,12 +91,17 @@ type policy struct {
 	timeout    time.Duration
 	source     gatewayconfig.KeySource
 	header     string
+	v6Bits     int   // leading bits of an IPv6 address that make its key
+	assumed    int64 // max_tokens charged per choice for a request that sets none
 	base       *tier
 	overrides  []override
-	lim        limiter
+	lim        limiter // set by the caller
 }
 
-func newPolicy(rl *gatewayconfig.RateLimit, lim limiter) *policy {
+// newPolicy compiles rl. Every rule must be one the limiters can hold (see
+// ratelimit.Rule.Validate): a policy they would refuse at every decision is refused here, so
+// the config carrying it is rejected and the last good one keeps serving.
+func newPolicy(rl *gatewayconfig.RateLimit) (*policy, error) {
 	divisor := int64(1)
 	if rl.Redis == nil && rl.Replicas > 1 {
 		divisor = int64(rl.Replicas)
@@ -100,12 +113,19 @@ func newPolicy(rl *gatewayconfig.RateLimit, lim limiter) *policy {
 		timeout:    rl.BackendTimeout.Duration,
 		source:     rl.Key.Source,
 		header:     rl.Key.Header,
-		lim:        lim,
+		v6Bits:     int(rl.Key.IPv6PrefixLength),
+		assumed:    rl.AssumedMaxTokens,
 	}
 	p.base = newTier("", rl.Policy, ratelimit.Algorithm(rl.Algorithm), rl.Limits, divisor)
-	for _, o := range rl.Overrides {
+	if err := p.base.validate("rateLimit.limits"); err != nil {
+		return nil, err
+	}
+	for i, o := range rl.Overrides {
 		ov := override{ids: map[string]bool{}}
 		ov.t = newTier(o.Name, rl.Policy, ratelimit.Algorithm(rl.Algorithm), o.Limits, divisor)
+		if err := ov.t.validate(fmt.Sprintf("rateLimit.overrides[%d].limits", i)); err != nil {
+			return nil, err
+		}
 		for _, k := range o.Keys {
 			if rl.Key.Source == gatewayconfig.KeyClientIP {
 				if pr, err := gatewayconfig.ParsePrefix(k); err == nil {
@@ -117,7 +137,17 @@ func newPolicy(rl *gatewayconfig.RateLimit, lim limiter) *policy {
 		}
 		p.overrides = append(p.overrides, ov)
 	}
-	return p
+	return p, nil
+}
+
+// validate reports the first quota whose rule the limiters cannot hold, naming its field.
+func (t *tier) validate(path string) error {
+	for _, q := range t.quotas {
+		if err := q.rule.Validate(); err != nil {
+			return fmt.Errorf("%s.%s: %w", path, q.kind.field(), err)
+		}
+	}
+	return nil
 }
 
 // split divides a limit among local replicas, never below 1 (0 stays unlimited).
@@ -177,14 +207,28 @@ func (p *policy) tierFor(c client) *tier {
 }
 
 // estimate returns what a request is charged for a quota before it runs: 1 for requests; for
-// tokens the prompt estimate plus max_tokens, at least 1 and at most the limit (so that a
-// large max_tokens can still pass when the window is empty; the true-up charges what was
-// really used).
-func estimate(k quotaKind, req *request, limit int64) int64 {
+// tokens the prompt estimate plus the most it may generate, at least 1 and at most the limit
+// (so that a large max_tokens can still pass when the window is empty; the true-up charges
+// what was really used). The most it may generate is max_tokens (or assumed, when the request
+// sets none) for each of the max(n, best_of) choices the engine generates.
+func estimate(k quotaKind, req *request, assumed, limit int64) int64 {
 	if k == kindRequests {
 		return 1
 	}
-	return min(max(k.count(req.promptTokens, req.maxTokens), 1), limit)
+	perChoice := req.maxTokens
+	if perChoice == 0 {
+		perChoice = assumed
+	}
+	completion := min(mulSat(perChoice, req.choices), limit)
+	return min(max(k.count(req.promptTokens, completion), 1), limit)
+}
+
+// mulSat is a×b for a, b >= 0, saturated at the largest int64.
+func mulSat(a, b int64) int64 {
+	if hi, lo := bits.Mul64(uint64(a), uint64(b)); hi != 0 || lo > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return a * b
 }
 
 // charge is a quota the request was charged for.
@@ -220,7 +264,7 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 	a := &admission{p: p, key: c.key}
 	for i := range t.quotas {
 		q := &t.quotas[i]
-		n := estimate(q.kind, req, q.rule.Limit)
+		n := estimate(q.kind, req, p.assumed, q.rule.Limit)
 		d, err := p.lim.Allow(ctx, q.prefix+c.key, q.rule, n, now)
 		if err != nil {
 			if rej := p.backendFailed(ctx, a, t, now, rec); rej != nil {
@@ -253,6 +297,31 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 		}
 	}
 	return a, nil
+}
+
+// countRefused charges a request the gateway refuses before admission (a bad body, an unknown
+// model, a body too large or too slow) to the client's request quotas, so a flood of bad
+// requests is limited like any other. It returns the rejection to answer instead when the
+// client is over its request limit (Enforce mode). Backend errors are noted and ignored: the
+// request is refused either way.
+func (p *policy) countRefused(ctx context.Context, c client, now time.Time, rec *record) *rejection {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	t := p.tierFor(c)
+	for i := range t.quotas {
+		q := &t.quotas[i]
+		if q.kind != kindRequests {
+			continue
+		}
+		d, err := p.lim.Allow(ctx, q.prefix+c.key, q.rule, 1, now)
+		switch {
+		case err != nil:
+			rec.limiterErrors++
+		case !d.Allowed:
+			return p.over(ctx, &admission{p: p, key: c.key}, &rejection{reason: q.kind.String(), t: t, q: q, d: d}, now, rec)
+		}
+	}
+	return nil
 }
 
 func (p *policy) backendFailed(ctx context.Context, a *admission, t *tier, now time.Time, rec *record) *rejection {

@@ -8,9 +8,9 @@ import (
 func TestSplitRule(t *testing.T) {
 	for line, want := range map[string][]string{
 		`-A INPUT -m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS`: {"-A", "INPUT", "-m", "comment", "--comment", "kubernetes health check service ports", "-j", "KUBE-NODEPORTS"},
-		`-N CNI-FORWARD`: {"-N", "CNI-FORWARD"},
+		`-N CNI-FORWARD`:             {"-N", "CNI-FORWARD"},
 		`-A X --comment "a \"q\" b"`: {"-A", "X", "--comment", `a "q" b`},
-		``:                            nil,
+		``:                           nil,
 	} {
 		if got := splitRule(line); !reflect.DeepEqual(got, want) {
 			t.Errorf("splitRule(%q) = %q, want %q", line, got, want)
