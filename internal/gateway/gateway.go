@@ -44,7 +44,7 @@ type Gateway struct {
 	seq    atomic.Uint64
 	ready  atomic.Bool
 	// handlers counts the completion requests being served; Close waits for them.
-	handlers sync.WaitGroup
+	handlers counter
 	mu       sync.Mutex // serializes Apply and guards the fields below
 	memory   *ratelimit.Memory
 	redis    *redisBackend
@@ -177,7 +177,7 @@ func (g *Gateway) SetReady(ready bool) { g.ready.Store(ready && g.state.Load() !
 // and trues up its tokens through a client that is still open: call it once the HTTP server
 // has stopped (http.Server.Shutdown, or Close, which cancels the requests it cuts off).
 func (g *Gateway) Close() error {
-	g.handlers.Wait()
+	g.handlers.waitZero()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.transport != nil {
@@ -239,6 +239,33 @@ func (g *Gateway) build(cfg *gatewayconfig.Config) (*state, error) {
 	}
 	st.transport = g.transport
 	return st, nil
+}
+
+// counter counts things in flight; unlike a sync.WaitGroup it may be incremented while
+// someone waits for zero.
+type counter struct {
+	mu   sync.Mutex
+	n    int
+	zero *sync.Cond
+}
+
+func (c *counter) add(d int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n += d; c.n == 0 && c.zero != nil {
+		c.zero.Broadcast()
+	}
+}
+
+func (c *counter) waitZero() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.zero == nil {
+		c.zero = sync.NewCond(&c.mu)
+	}
+	for c.n > 0 {
+		c.zero.Wait()
+	}
 }
 
 // upstream returns the upstream for u, reusing its breaker when name and URL are unchanged.

@@ -120,8 +120,8 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 		writeError(w, notConfigured)
 		return
 	}
-	g.handlers.Add(1)
-	defer g.handlers.Done()
+	g.handlers.add(1)
+	defer g.handlers.add(-1)
 	rw := newResponseWriter(w, st.cfg.Timeouts.ClientWrite.Duration)
 	rec := g.m.begin(g.now(), st.level)
 	defer func() { g.m.end(rec, rw.code(), g.now()) }()

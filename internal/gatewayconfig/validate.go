@@ -20,7 +20,7 @@ func (c *Config) Validate() error {
 	}
 	if c.AdminListen == "" {
 		v.add("adminListen", "must be set")
-	} else if c.AdminListen == c.Listen {
+	} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		v.add("adminListen", "must differ from listen: the API port must not serve /metrics")
 	}
 	if len(c.Models) == 0 {
