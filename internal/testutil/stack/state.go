@@ -34,15 +34,15 @@ type State struct {
 
 // Ports are the loopback ports of the components.
 type Ports struct {
-	APIServer  int `json:"apiserver"`
-	Gateway    int `json:"gateway"`
+	APIServer int `json:"apiserver"`
+	Gateway   int `json:"gateway"`
 	// GatewayAdmin serves the gateway's /metrics.
 	GatewayAdmin int `json:"gatewayAdmin"`
-	Engine     int `json:"engine"`
-	Fallback   int `json:"fallback"`
-	Redis      int `json:"redis"`
-	Prometheus int `json:"prometheus"`
-	Agent      int `json:"agent"`
+	Engine       int `json:"engine"`
+	Fallback     int `json:"fallback"`
+	Redis        int `json:"redis"`
+	Prometheus   int `json:"prometheus"`
+	Agent        int `json:"agent"`
 	// EngineService and FallbackService are the agent's stand-ins for the engine and
 	// fallback Services: proxies to the simulators that log each API request.
 	EngineService   int `json:"engineService"`
