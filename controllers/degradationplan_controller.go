@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
@@ -30,8 +33,17 @@ type DegradationPlanReconciler struct {
 	Clock clock.PassiveClock
 	// PrometheusURL is used when a plan sets no spec.prometheus.url.
 	PrometheusURL string
-	// Queriers returns the telemetry client of a URL. Default: one telemetry.Client per URL.
+	// AllowedPrometheusURLs are the Prometheus URLs plans may name (scheme and host must
+	// match an entry); empty allows any. PrometheusURL is always allowed.
+	AllowedPrometheusURLs []string
+	// Queriers returns the telemetry client of a URL. Default: one telemetry.Client per URL
+	// allowed by AllowedPrometheusURLs.
 	Queriers QuerierFactory
+	// QueryBudget bounds the total time of one plan's queries. Default DefaultQueryBudget.
+	QueryBudget time.Duration
+	// MaxConcurrentReconciles is the number of plans reconciled at once. Default
+	// DefaultTelemetryReconciles.
+	MaxConcurrentReconciles int
 
 	mu     sync.Mutex
 	states map[types.NamespacedName]planMemory
@@ -93,7 +105,7 @@ func (r *DegradationPlanReconciler) read(ctx context.Context, p *v1alpha1.Degrad
 	if err != nil {
 		return readings{err: err, failed: len(inputs), total: len(inputs)}
 	}
-	return readTriggers(ctx, q, inputs, telemetryTarget(p.Namespace, p.Spec.TargetRef.Name))
+	return readTriggers(ctx, q, inputs, telemetryTarget(p.Namespace, p.Spec.TargetRef.Name), r.QueryBudget)
 }
 
 // state is the evaluator's memory of p, restored from status after a restart.
@@ -148,11 +160,22 @@ func (r *DegradationPlanReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = clock.RealClock{}
 	}
 	if r.Queriers == nil {
-		r.Queriers = cachedQueriers(telemetry.DefaultTimeout)
+		allowed := r.AllowedPrometheusURLs
+		if len(allowed) > 0 && r.PrometheusURL != "" {
+			allowed = append(slices.Clip(allowed), r.PrometheusURL)
+		}
+		r.Queriers = cachedQueriers(telemetry.DefaultTimeout, allowed)
+	}
+	if r.QueryBudget == 0 {
+		r.QueryBudget = DefaultQueryBudget
+	}
+	if r.MaxConcurrentReconciles == 0 {
+		r.MaxConcurrentReconciles = DefaultTelemetryReconciles
 	}
 	r.states = map[types.NamespacedName]planMemory{}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("degradationplan").
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		For(&v1alpha1.DegradationPlan{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.DegradationPlan{}, targeting(r.Client, newPlanList), builder.WithPredicates(createOrDelete())).
 		Watches(&v1alpha1.QwenService{}, targeting(r.Client, newPlanList), builder.WithPredicates(createOrDelete())).

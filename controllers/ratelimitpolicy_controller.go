@@ -12,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
@@ -35,6 +36,11 @@ type RateLimitPolicyReconciler struct {
 	Queriers QuerierFactory
 	// TelemetryInterval is how often adaptive rules are re-read. Default 15s.
 	TelemetryInterval time.Duration
+	// QueryBudget bounds the total time of one policy's queries. Default DefaultQueryBudget.
+	QueryBudget time.Duration
+	// MaxConcurrentReconciles is the number of policies reconciled at once. Default
+	// DefaultTelemetryReconciles.
+	MaxConcurrentReconciles int
 }
 
 // +kubebuilder:rbac:groups=serving.qwenops.io,resources=ratelimitpolicies,verbs=get;list;watch
@@ -85,7 +91,7 @@ func (r *RateLimitPolicyReconciler) readAdaptive(ctx context.Context, p *v1alpha
 	for i, a := range p.Spec.Adaptive {
 		triggers[i] = a.Trigger
 	}
-	return readTriggers(ctx, q, triggers, telemetryTarget(p.Namespace, p.Spec.TargetRef.Name))
+	return readTriggers(ctx, q, triggers, telemetryTarget(p.Namespace, p.Spec.TargetRef.Name), r.QueryBudget)
 }
 
 // writeStatus patches the status when it changed, with an Event when the schedule switched.
@@ -118,13 +124,20 @@ func (r *RateLimitPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = clock.RealClock{}
 	}
 	if r.Queriers == nil {
-		r.Queriers = cachedQueriers(telemetry.DefaultTimeout)
+		r.Queriers = cachedQueriers(telemetry.DefaultTimeout, nil) // the operator's own URL
 	}
 	if r.TelemetryInterval == 0 {
 		r.TelemetryInterval = 15 * time.Second
 	}
+	if r.QueryBudget == 0 {
+		r.QueryBudget = DefaultQueryBudget
+	}
+	if r.MaxConcurrentReconciles == 0 {
+		r.MaxConcurrentReconciles = DefaultTelemetryReconciles
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("ratelimitpolicy").
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		For(&v1alpha1.RateLimitPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.RateLimitPolicy{}, targeting(r.Client, newPolicyList), builder.WithPredicates(createOrDelete())).
 		Watches(&v1alpha1.QwenService{}, targeting(r.Client, newPolicyList), builder.WithPredicates(createOrDelete())).

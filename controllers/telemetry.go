@@ -23,11 +23,25 @@ type Querier interface {
 // QuerierFactory returns the Querier of a Prometheus URL.
 type QuerierFactory func(url string) (Querier, error)
 
-// cachedQueriers returns a QuerierFactory that keeps one telemetry.Client per URL.
-func cachedQueriers(timeout time.Duration) QuerierFactory {
+// Telemetry bounds of the reconcilers that read Prometheus.
+const (
+	// DefaultQueryBudget bounds the total time one plan's (or policy's) queries may take in
+	// one reconcile, however many triggers it has and however slow its Prometheus is.
+	DefaultQueryBudget = 15 * time.Second
+	// DefaultTelemetryReconciles is how many plans (or policies) are reconciled at once, so
+	// a plan whose Prometheus hangs holds up none of the others.
+	DefaultTelemetryReconciles = 4
+)
+
+// cachedQueriers returns a QuerierFactory that keeps one telemetry.Client per URL and refuses
+// URLs outside allowed (see telemetry.Allowed; empty allows every URL).
+func cachedQueriers(timeout time.Duration, allowed []string) QuerierFactory {
 	var mu sync.Mutex
 	clients := map[string]Querier{}
 	return func(url string) (Querier, error) {
+		if err := telemetry.Allowed(url, allowed); err != nil {
+			return nil, err
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if q, ok := clients[url]; ok {
@@ -67,9 +81,12 @@ func (r readings) unavailable() bool {
 }
 
 // readTriggers queries every distinct trigger once, at Prometheus's own now (telemetry is a
-// live measurement; the injected clock only decides what the values mean). Failures are
-// collected, not returned early: one bad query must not hide the others' values.
-func readTriggers(ctx context.Context, q Querier, triggers []v1alpha1.Trigger, target telemetry.Target) readings {
+// live measurement; the injected clock only decides what the values mean), all within budget:
+// a query the budget does not leave time for fails as unavailable. Failures are collected, not
+// returned early: one bad query must not hide the others' values.
+func readTriggers(ctx context.Context, q Querier, triggers []v1alpha1.Trigger, target telemetry.Target, budget time.Duration) readings {
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
 	r := readings{values: map[string]float64{}}
 	var errs []error
 	seen := map[string]bool{}

@@ -19,7 +19,8 @@ func setupControllers(mgr ctrl.Manager, d Defaults) error {
 		&controllers.QwenServiceReconciler{Client: mgr.GetClient(), Recorder: recorder, Defaults: d.Defaults},
 		&controllers.RateLimitPolicyReconciler{Client: mgr.GetClient(), Recorder: recorder,
 			PrometheusURL: d.PrometheusURL, TelemetryInterval: d.AdaptiveInterval},
-		&controllers.DegradationPlanReconciler{Client: mgr.GetClient(), Recorder: recorder, PrometheusURL: d.PrometheusURL},
+		&controllers.DegradationPlanReconciler{Client: mgr.GetClient(), Recorder: recorder, PrometheusURL: d.PrometheusURL,
+			AllowedPrometheusURLs: d.AllowedPrometheusURLs},
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err

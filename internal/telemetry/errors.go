@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"errors"
+	"fmt"
 )
 
 // The errors of Query, matched with errors.Is; the wrapping error says which signal and
@@ -18,6 +19,9 @@ var (
 	ErrUnavailable = errors.New("prometheus unavailable")
 	// ErrInvalidURL means the Prometheus URL is not an absolute http(s) URL.
 	ErrInvalidURL = errors.New("invalid prometheus url")
+	// ErrURLNotAllowed means the operator's allow-list of Prometheus URLs does not hold the
+	// URL. It wraps ErrInvalidURL.
+	ErrURLNotAllowed = fmt.Errorf("%w: not in the operator's allowed Prometheus URLs", ErrInvalidURL)
 )
 
 // Condition reasons for telemetry outcomes (TelemetryAvailable, Accepted).
@@ -32,6 +36,8 @@ const (
 	ReasonPrometheusUnavailable = "PrometheusUnavailable"
 	// ReasonInvalidPrometheusURL: the configured URL is unusable.
 	ReasonInvalidPrometheusURL = "InvalidPrometheusURL"
+	// ReasonPrometheusURLNotAllowed: the URL is not one the operator allows.
+	ReasonPrometheusURLNotAllowed = "PrometheusURLNotAllowed"
 	// ReasonQueryFailed: any other error.
 	ReasonQueryFailed = "QueryFailed"
 )
@@ -42,6 +48,8 @@ func Reason(err error) string {
 	switch {
 	case err == nil:
 		return ReasonQueriesSucceeded
+	case errors.Is(err, ErrURLNotAllowed):
+		return ReasonPrometheusURLNotAllowed
 	case errors.Is(err, ErrInvalidURL):
 		return ReasonInvalidPrometheusURL
 	case errors.Is(err, ErrBadQuery):
