@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -31,6 +33,7 @@ import (
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
 	"github.com/qwenops/qwen-operator/internal/buildinfo"
 	"github.com/qwenops/qwen-operator/internal/imagebuild"
+	"github.com/qwenops/qwen-operator/internal/telemetry"
 	"github.com/qwenops/qwen-operator/internal/testutil/cluster"
 	"github.com/qwenops/qwen-operator/internal/testutil/dcgm"
 	"github.com/qwenops/qwen-operator/internal/testutil/promtest"
@@ -49,7 +52,9 @@ func TestProductOnARealNode(t *testing.T) {
 		{"helm install", s.testInstall},
 		{"samples become Ready", s.testSamples},
 		{"traffic through the gateway Service", s.testTraffic},
+		{"engines isolated, metrics on the admin port", s.testIsolation},
 		{"a policy edit reaches the gateway pods", s.testPolicyEdit},
+		{"a gateway pod shuts down gracefully", s.testGatewayShutdown},
 		{"GPU temperature drives L4 and back", s.testDegradation},
 		{"a deleted engine pod opens the breaker", s.testBreaker},
 		{"the manager logged no error", s.testManagerLogs},
@@ -228,6 +233,8 @@ func (s *suite) testSamples(t *testing.T) {
 	var qs v1alpha1.QwenService
 	readYAML(t, filepath.Join(samples, "serving_v1alpha1_qwenservice.yaml"), &qs)
 	qs.Spec.Engine.Type = v1alpha1.EngineSimulator
+	// 20 ms per token: a long stream lasts long enough to outlive a gateway pod's deletion.
+	qs.Spec.Engine.Args = []string{"--inter-token-latency", "20ms"}
 	qs.Spec.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")}
 	writeYAML(t, filepath.Join(dir, "qwenservice.yaml"), &qs)
 	var dp v1alpha1.DegradationPlan
@@ -443,6 +450,146 @@ func (s *suite) testTraffic(t *testing.T) {
 		t.Errorf("429 without the rate-limit contract: headers %v body %s", h, limited.body)
 	}
 	t.Logf("limited after %d admitted requests: RateLimit-Policy %s, Retry-After %s", admitted, h.Get("RateLimit-Policy"), h.Get("Retry-After"))
+}
+
+// testIsolation checks the pod-level hardening on the real pods: the NetworkPolicy's selectors
+// pick the running engine and fallback pods and admit the running gateway pods (the node's
+// bridge does not enforce NetworkPolicy, so its content is what can be checked), no engine pod
+// carries a service-account token, and the gateways serve /metrics only on the admin port,
+// where Prometheus, following the pods' prometheus.io/port, scrapes them.
+func (s *suite) testIsolation(t *testing.T) {
+	ctx := context.Background()
+	np, err := s.cs.NetworkingV1().NetworkPolicies(namespace).Get(ctx, service+"-engines", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guarded, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admitted, err := metav1.LabelSelectorAsSelector(np.Spec.Ingress[0].From[0].PodSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range all.Items {
+		component := p.Labels["app.kubernetes.io/component"]
+		engine := component == "engine" || component == "fallback"
+		set := labels.Set(p.Labels)
+		if guarded.Matches(set) != engine || admitted.Matches(set) != (component == "gateway") {
+			t.Errorf("pod %s (%s): guarded %v, admitted %v", p.Name, component, guarded.Matches(set), admitted.Matches(set))
+		}
+		if !engine {
+			continue
+		}
+		for _, v := range p.Spec.Volumes {
+			if v.Projected != nil && strings.HasPrefix(v.Name, "kube-api-access") {
+				t.Errorf("engine pod %s mounts a service-account token (%s)", p.Name, v.Name)
+			}
+		}
+		if sc := p.Spec.Containers[0].SecurityContext; sc == nil || ptr.Deref(sc.AllowPrivilegeEscalation, true) || !ptr.Deref(sc.RunAsNonRoot, false) ||
+			!ptr.Deref(sc.ReadOnlyRootFilesystem, false) || ptr.Deref(sc.RunAsUser, 0) != 65532 {
+			t.Errorf("Simulator pod %s runs without the strict securityContext: %+v", p.Name, sc)
+		}
+	}
+
+	if r, err := s.http.Get(s.gateway + "/metrics"); err != nil || r.StatusCode != http.StatusNotFound {
+		t.Errorf("/metrics through the gateway Service (which the Ingress routes): %v %v, want 404", r, err)
+	} else {
+		r.Body.Close()
+	}
+	for _, p := range s.podsOf(t, "gateway") {
+		port := p.Annotations["prometheus.io/port"]
+		resp, err := s.http.Get("http://" + p.Status.PodIP + ":" + port + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(resp)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "qwen_gateway_config_reloads_total") || port == "8080" {
+			t.Errorf("gateway pod %s admin port %s: %s", p.Name, port, resp.Status)
+		}
+	}
+	eventually(t, time.Minute, "Prometheus scrapes both gateways", func() string {
+		v, err := s.promQuery(ctx, `count(up{namespace="`+namespace+`",pod=~"`+service+`-gateway-.*"} == 1)`)
+		if err != nil || v != 2 {
+			return fmt.Sprintf("%v %v", v, err)
+		}
+		return ""
+	})
+}
+
+// testGatewayShutdown deletes a gateway pod while a stream runs through it: the pod answers
+// /readyz with 503 at once yet still serves new requests for its shutdown delay, the stream
+// runs to [DONE], and the pod's grace period is the rendered one.
+func (s *suite) testGatewayShutdown(t *testing.T) {
+	ctx := context.Background()
+	pod := s.podsOf(t, "gateway")[0]
+	if g := ptr.Deref(pod.Spec.TerminationGracePeriodSeconds, 30); g != 70 {
+		t.Errorf("gateway grace period %ds, want the rendered 70s", g)
+	}
+	base := "http://" + pod.Status.PodIP + ":8080"
+	body := `{"model":"` + model + `","stream":true,"max_tokens":400,"ignore_eos":true,"messages":[{"role":"user","content":"tell a long story"}]}`
+	resp, err := (&http.Client{}).Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	if line, err := rd.ReadString('\n'); err != nil || !strings.HasPrefix(line, "data: ") {
+		t.Fatalf("first chunk: %q %v", line, err)
+	}
+	if err := s.cs.CoreV1().Pods(namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The gateway keeps accepting for 5s after SIGTERM; this takes a fraction of that.
+	eventuallyFast(t, time.Minute, "the terminating pod not ready", func() string {
+		r, err := s.http.Get(base + "/readyz")
+		if err != nil {
+			return err.Error()
+		}
+		r.Body.Close()
+		if r.StatusCode != http.StatusServiceUnavailable {
+			return r.Status
+		}
+		return ""
+	})
+	chat := `{"model":"` + model + `","max_tokens":2,"messages":[{"role":"user","content":"hi"}]}`
+	r, err := s.http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(chat))
+	if err != nil {
+		t.Fatalf("a request while the pod is not ready: %v", err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK {
+		t.Errorf("a request while the pod is not ready: %s", r.Status)
+	}
+	rest, err := io.ReadAll(rd)
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(rest)), "data: [DONE]") {
+		t.Fatalf("the stream through the terminating pod: %v, %d bytes, tail %q", err, len(rest), tail(string(rest)))
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := cluster.WaitDeploymentReady(wctx, s.cs, namespace, service+"-gateway"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// promQuery evaluates a PromQL expression that yields one number on the suite's Prometheus.
+func (s *suite) promQuery(ctx context.Context, q string) (float64, error) {
+	c, err := telemetry.New(s.promURL, 10*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	return c.Query(ctx, v1alpha1.Trigger{Signal: v1alpha1.SignalPromQL, Query: q}, telemetry.Target{Namespace: namespace, Service: service}, time.Time{})
+}
+
+func tail(s string) string {
+	if len(s) > 200 {
+		return s[len(s)-200:]
+	}
+	return s
 }
 
 // testPolicyEdit tightens the RateLimitPolicy and measures how long until the gateway pods

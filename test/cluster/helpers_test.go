@@ -103,6 +103,11 @@ func (s *suite) tryRun(timeout time.Duration, name string, args ...string) (stri
 // the test with check's last answer.
 func eventually(t *testing.T, timeout time.Duration, what string, check func() string) {
 	t.Helper()
+	pollUntil(t, timeout, 500*time.Millisecond, what, check)
+}
+
+func pollUntil(t *testing.T, timeout, every time.Duration, what string, check func() string) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		msg := check()
@@ -112,8 +117,14 @@ func eventually(t *testing.T, timeout time.Duration, what string, check func() s
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not after %s: %s", what, timeout, msg)
 		}
-		time.Sleep(500 * time.Millisecond) // polling the cluster's state
+		time.Sleep(every) // polling the cluster's state
 	}
+}
+
+// eventuallyFast is eventually polling every 100ms, for states that last a few seconds.
+func eventuallyFast(t *testing.T, timeout time.Duration, what string, check func() string) {
+	t.Helper()
+	pollUntil(t, timeout, 100*time.Millisecond, what, check)
 }
 
 // podsOf lists the running pods of a component of the QwenService.
