@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=hack/versions.sh
 source "$here/versions.sh"
 
-log() { printf '==> %s\n' "$*" >&2; }
+log() { printf "==> [%4ds] %s\n" "$SECONDS" "$*" >&2; }
 
 # build_module DIR: DIR/src holds a throwaway go.mod + main.go; builds listed packages into DIR.
 tidy_in() { (cd "$1" && GOFLAGS=-mod=mod go mod tidy >/dev/null); }
@@ -177,6 +177,7 @@ qwen-operator toolchain ready (cache: $QWEN_CACHE)
   coredns              $QWEN_COREDNS
   redis-server         $(command -v redis-server)
   prometheus           $(command -v prometheus)
+(setup took ${SECONDS}s)
 MSG
 }
 

@@ -276,13 +276,18 @@ func testLevelsByOverride(t *testing.T, e *env) {
 		if b := decodeBody(t, rec); rec.Service != "qwen3-fallback" || b.Model != fallback || thinkingOf(b) != "false" {
 			t.Fatalf("fallback got %s %s", rec.Service, rec.Body)
 		}
-		qs := &v1alpha1.QwenService{}
-		if err := e.kube.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: "qwen3"}, qs); err != nil {
-			t.Fatal(err)
-		}
-		if c := meta.FindStatusCondition(qs.Status.Conditions, v1alpha1.ConditionDegraded); qs.Status.DegradationLevel != 3 || c == nil || c.Status != metav1.ConditionTrue {
-			t.Fatalf("QwenService status: level %d, Degraded %+v", qs.Status.DegradationLevel, c)
-		}
+		// The controller writes the service's status just after the gateway's ConfigMap, so
+		// the gateway may serve L3 a moment before the status says so.
+		eventually(t, 30*time.Second, "QwenService status at L3", func() string {
+			qs := &v1alpha1.QwenService{}
+			if err := e.kube.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: "qwen3"}, qs); err != nil {
+				return err.Error()
+			}
+			if c := meta.FindStatusCondition(qs.Status.Conditions, v1alpha1.ConditionDegraded); qs.Status.DegradationLevel != 3 || c == nil || c.Status != metav1.ConditionTrue {
+				return fmt.Sprintf("level %d, Degraded %+v", qs.Status.DegradationLevel, c)
+			}
+			return ""
+		})
 	})
 	t.Run("L4 StaticResponse", func(t *testing.T) {
 		pin(t, 4)

@@ -194,6 +194,49 @@ func (d *Daemon) WaitReady(ctx context.Context, what string, check func(context.
 	}
 }
 
+// ChildPids returns the pids of this process's children running the named programs.
+func ChildPids(names ...string) map[string]int {
+	out := map[string]int{}
+	entries, _ := os.ReadDir("/proc")
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		ppid, comm, err := parent(pid)
+		if err != nil || ppid != self {
+			continue
+		}
+		for _, n := range names {
+			// comm is truncated to 15 characters by the kernel.
+			if comm == n || len(n) > 15 && comm == n[:15] {
+				out[n] = pid
+			}
+		}
+	}
+	return out
+}
+
+// procParent returns the parent pid and command name of a process.
+func parent(pid int) (ppid int, comm string, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, "", err
+	}
+	s := string(b)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(s[end+1:])
+	if len(f) < 2 {
+		return 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return ppid, s[open+1 : end], err
+}
+
 // WriteFileAtomic writes a file through a temporary file and a rename, so readers never see
 // it half written.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {

@@ -1,5 +1,7 @@
 // Package proc holds the small pieces every helper that runs a real server process for tests
-// needs: a free loopback port and a bounded, concurrency-safe log buffer.
+// needs: a free loopback port, a bounded, concurrency-safe log buffer, and daemons recorded in
+// pid files (with their start time, so a reused pid is never signalled) that outlive the
+// process that started them (the demo stack, the cluster).
 package proc
 
 import (

@@ -46,6 +46,24 @@ type Sim struct {
 func Start(tb testing.TB, opts Options) *Sim {
 	tb.Helper()
 	bin := tools.Path(tb, "llm-d-inference-sim")
+	s, err := startProcess(bin, opts)
+	if err != nil {
+		tb.Fatalf("simulator: %v", err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// StartProcess runs a simulator outside a test (benchmark commands); the caller must Stop it.
+func StartProcess(opts Options) (*Sim, error) {
+	bin, err := tools.Lookup("llm-d-inference-sim")
+	if err != nil {
+		return nil, err
+	}
+	return startProcess(bin, opts)
+}
+
+func startProcess(bin string, opts Options) (*Sim, error) {
 	if opts.Model == "" {
 		opts.Model = "Qwen3-1.7B"
 	}
@@ -56,13 +74,11 @@ func Start(tb testing.TB, opts Options) *Sim {
 	for attempt := 0; attempt < 3; attempt++ { // a free port can be taken between probe and bind
 		s, err := start(bin, opts)
 		if err == nil {
-			tb.Cleanup(s.stop)
-			return s
+			return s, nil
 		}
 		lastErr = err
 	}
-	tb.Fatalf("simulator: %v", lastErr)
-	return nil
+	return nil, lastErr
 }
 
 func start(bin string, opts Options) (*Sim, error) {
@@ -127,7 +143,8 @@ func (s *Sim) SetFailures(tb testing.TB, rate int, types ...string) {
 // Logs returns what the simulator printed so far.
 func (s *Sim) Logs() string { return s.out.String() }
 
-func (s *Sim) stop() {
+// Stop kills the simulator.
+func (s *Sim) Stop() {
 	if s.cmd.Process != nil {
 		s.cmd.Process.Kill()
 	}

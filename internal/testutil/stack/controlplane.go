@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"github.com/qwenops/qwen-operator/internal/testutil/proc"
+
 	"context"
 	"fmt"
 	"os"
@@ -43,8 +45,8 @@ func RunControlPlane(dir string) error {
 	}
 	_, startErr := env.Start()
 	// Record the children first, so that Down finds them even when the CRD install failed.
-	for name, pid := range childPids(controlPlaneChildren...) {
-		if err := recordPid(s.Path("pids", name+".pid"), pid); err != nil {
+	for name, pid := range proc.ChildPids(controlPlaneChildren...) {
+		if err := proc.Record(s.Path("pids", name+".pid"), pid); err != nil {
 			fmt.Fprintln(os.Stderr, "recording pid:", err)
 		}
 	}
@@ -52,7 +54,7 @@ func RunControlPlane(dir string) error {
 		_ = env.Stop()
 		return fmt.Errorf("starting kube-apiserver + etcd: %w", startErr)
 	}
-	if err := writeFileAtomic(s.Kubeconfig(), env.KubeConfig, 0o600); err != nil {
+	if err := proc.WriteFileAtomic(s.Kubeconfig(), env.KubeConfig, 0o600); err != nil {
 		_ = env.Stop()
 		return err
 	}

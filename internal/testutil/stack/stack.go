@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"github.com/qwenops/qwen-operator/internal/testutil/proc"
+
 	"context"
 	"errors"
 	"fmt"
@@ -188,8 +190,8 @@ func runningPids(dir string) []string {
 	files, _ := filepath.Glob(filepath.Join(dir, "pids", "*.pid"))
 	var out []string
 	for _, f := range files {
-		if p, err := readPid(f); err == nil && p.alive() {
-			out = append(out, fmt.Sprintf("%s %d", strings.TrimSuffix(filepath.Base(f), ".pid"), p.pid))
+		if p, err := proc.ReadPid(f); err == nil && p.Alive() {
+			out = append(out, fmt.Sprintf("%s %d", strings.TrimSuffix(filepath.Base(f), ".pid"), p.Pid))
 		}
 	}
 	return out
@@ -217,19 +219,19 @@ func (s *Stack) Start(ctx context.Context, name string) error {
 		return err
 	}
 	pidPath := s.Path("pids", name+".pid")
-	if p, err := readPid(pidPath); err == nil && p.alive() {
-		return fmt.Errorf("%s is already running (pid %d)", name, p.pid)
+	if p, err := proc.ReadPid(pidPath); err == nil && p.Alive() {
+		return fmt.Errorf("%s is already running (pid %d)", name, p.Pid)
 	}
-	d, err := spawn(c.argv, c.env, s.Dir, s.Path("logs", name+".log"), pidPath)
+	d, err := proc.Spawn(c.argv, c.env, s.Dir, s.Path("logs", name+".log"), pidPath)
 	if err != nil {
 		return err
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	if err := d.waitReady(rctx, name, c.ready); err != nil {
+	if err := d.WaitReady(rctx, name, c.ready); err != nil {
 		return err
 	}
-	s.logf("%-12s pid %-7d ready (log %s)", name, d.pid, s.Path("logs", name+".log"))
+	s.logf("%-12s pid %-7d ready (log %s)", name, d.Pid, s.Path("logs", name+".log"))
 	return nil
 }
 
@@ -238,19 +240,19 @@ func (s *Stack) Kill(name string) error {
 	if _, err := s.component(name); err != nil {
 		return err
 	}
-	return killPid(s.Path("pids", name+".pid"))
+	return proc.KillPid(s.Path("pids", name+".pid"))
 }
 
 // Pid returns the pid of a running component.
 func (s *Stack) Pid(name string) (int, error) {
-	p, err := readPid(s.Path("pids", name+".pid"))
+	p, err := proc.ReadPid(s.Path("pids", name+".pid"))
 	if err != nil {
 		return 0, err
 	}
-	if !p.alive() {
-		return 0, fmt.Errorf("%s (pid %d) is not running", name, p.pid)
+	if !p.Alive() {
+		return 0, fmt.Errorf("%s (pid %d) is not running", name, p.Pid)
 	}
-	return p.pid, nil
+	return p.Pid, nil
 }
 
 // Down stops every process the demo recorded, in reverse start order, and nothing else.
@@ -267,13 +269,13 @@ func Down(dir string) error {
 		if order[i] == ControlPlane {
 			grace = 45 * time.Second
 		}
-		if err := stopPid(filepath.Join(dir, "pids", order[i]+".pid"), grace); err != nil {
+		if err := proc.StopPid(filepath.Join(dir, "pids", order[i]+".pid"), grace); err != nil {
 			errs = append(errs, err)
 		}
 		if order[i] == ControlPlane {
 			// Left over only when the control plane component died without stopping them.
 			for _, c := range controlPlaneChildren {
-				if err := stopPid(filepath.Join(dir, "pids", c+".pid"), 10*time.Second); err != nil {
+				if err := proc.StopPid(filepath.Join(dir, "pids", c+".pid"), 10*time.Second); err != nil {
 					errs = append(errs, err)
 				}
 			}

@@ -1,8 +1,6 @@
 package stack
 
 import (
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -26,59 +24,6 @@ func testState(t *testing.T) *State {
 	}
 	return &State{Dir: t.TempDir(), Root: "/repo", Bin: "/repo/bin", Namespace: "ai", Name: "qwen3",
 		Model: "Qwen3-1.7B", FallbackModel: "Qwen3-0.6B", Ports: ports}
-}
-
-// TestStopPidOnlyStopsTheRecordedProcess starts a process as the demo does, and checks that a
-// pid file whose start time does not match (the pid was reused) is never signalled, while the
-// right one stops the process and its pid file.
-func TestStopPidOnlyStopsTheRecordedProcess(t *testing.T) {
-	dir := t.TempDir()
-	pidPath := filepath.Join(dir, "sleep.pid")
-	d, err := spawn([]string{"sleep", "60"}, nil, dir, filepath.Join(dir, "sleep.log"), pidPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := readPid(pidPath)
-	if err != nil || p.pid != d.pid || !p.alive() {
-		t.Fatalf("pid file %+v %v (pid %d)", p, err, d.pid)
-	}
-
-	stale := filepath.Join(dir, "stale.pid")
-	if err := os.WriteFile(stale, []byte(pidFile{pid: d.pid, start: p.start + 1}.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := stopPid(stale, time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if !p.alive() {
-		t.Fatal("a pid file with another start time stopped the process")
-	}
-
-	if err := stopPid(pidPath, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-d.exited:
-	case <-time.After(5 * time.Second):
-		t.Fatal("process still running after stopPid")
-	}
-	if _, err := os.Stat(pidPath); !os.IsNotExist(err) {
-		t.Fatalf("pid file left: %v", err)
-	}
-	if err := stopPid(pidPath, time.Second); err != nil {
-		t.Fatalf("stopping an absent pid file: %v", err)
-	}
-}
-
-func TestParsePidFile(t *testing.T) {
-	for _, bad := range []string{"", "12", "x 1", "1 2", "12 y", "12 3 4"} {
-		if _, err := parsePidFile([]byte(bad)); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-	if p, err := parsePidFile([]byte("123 456\n")); err != nil || p.pid != 123 || p.start != 456 {
-		t.Fatalf("%+v %v", p, err)
-	}
 }
 
 // TestPodNamesMatchSignalPresets guards the link between the names the demo gives its

@@ -137,7 +137,7 @@ func (s *State) save() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.Path("stack.json"), append(b, '\n'), 0o644)
+	return proc.WriteFileAtomic(s.Path("stack.json"), append(b, '\n'), 0o644)
 }
 
 // Load reads the state of the demo in dir.

@@ -1,0 +1,49 @@
+// Command proxybench compares the gateway's throughput with nginx's in front of
+// llm-d-inference-sim on this machine (internal/testutil/proxybench) and prints a Markdown
+// table for BENCHMARKS.md.
+//
+//	go run ./hack/proxybench [-c 32] [-duration 5s] [-rounds 2]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/qwenops/qwen-operator/internal/imagebuild"
+	"github.com/qwenops/qwen-operator/internal/testutil/proxybench"
+	"github.com/qwenops/qwen-operator/internal/testutil/tools"
+)
+
+func main() {
+	c := flag.Int("c", 32, "concurrent closed-loop clients")
+	d := flag.Duration("duration", 5*time.Second, "length of each measurement")
+	rounds := flag.Int("rounds", 2, "rounds; each measures direct, nginx and the gateway, without and with streaming")
+	flag.Parse()
+	if err := run(*c, *d, *rounds); err != nil {
+		fmt.Fprintln(os.Stderr, "proxybench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(c int, d time.Duration, rounds int) error {
+	root, err := tools.RepoRoot()
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(root, "bin")
+	if err := imagebuild.BuildBinaries(context.Background(), root, bin, ""); err != nil {
+		return err
+	}
+	ms, err := proxybench.Run(context.Background(), proxybench.Options{
+		Gateway: filepath.Join(bin, "gateway"), Concurrency: c, Duration: d, Rounds: rounds, Log: os.Stderr,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Print(proxybench.Summary(ms))
+	return nil
+}

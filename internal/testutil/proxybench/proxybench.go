@@ -1,0 +1,299 @@
+// Package proxybench measures the gateway's data plane against the proxy users would
+// otherwise put in front of vLLM: llm-d-inference-sim behind (a) nginx (Debian) with
+// proxy_pass and limit_req and (b) the gateway with a memory Hybrid limit, plus the simulator
+// called directly as the ceiling, all on this machine in the same run, with the same
+// closed-loop loopback load (internal/testutil/loadgen). Neither limit ever rejects: the
+// benchmark measures what each proxy costs. hack/proxybench is its command.
+package proxybench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
+	"github.com/qwenops/qwen-operator/internal/testutil/loadgen"
+	"github.com/qwenops/qwen-operator/internal/testutil/proc"
+	"github.com/qwenops/qwen-operator/internal/testutil/simulator"
+	"github.com/qwenops/qwen-operator/internal/testutil/tools"
+)
+
+// Options configure Run.
+type Options struct {
+	// Gateway is the gateway binary (make build).
+	Gateway string
+	// Dir holds the configs and logs; default a temporary directory.
+	Dir string
+	// Concurrency, Duration and Rounds shape the load; defaults 32, 5s, 2.
+	Concurrency int
+	Duration    time.Duration
+	Rounds      int
+	// MaxTokens of every request; default 16.
+	MaxTokens int
+	// Log receives each measurement as it is made.
+	Log io.Writer
+}
+
+// Target is one way of reaching the simulator.
+type Target string
+
+// Targets, in the order each round measures them.
+const (
+	Direct  Target = "direct"
+	Nginx   Target = "nginx"
+	Gateway Target = "gateway"
+)
+
+// Measurement is one target in one mode in one round.
+type Measurement struct {
+	Target Target
+	Stream bool
+	Round  int
+	loadgen.Result
+}
+
+// Run starts the simulator, nginx and the gateway, measures every target in both modes for
+// each round, and stops everything.
+func Run(ctx context.Context, o Options) ([]Measurement, error) {
+	if o.Concurrency == 0 {
+		o.Concurrency = 32
+	}
+	if o.Duration == 0 {
+		o.Duration = 5 * time.Second
+	}
+	if o.Rounds == 0 {
+		o.Rounds = 2
+	}
+	if o.MaxTokens == 0 {
+		o.MaxTokens = 16
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Dir == "" {
+		d, err := os.MkdirTemp("", "proxybench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		o.Dir = d
+	}
+	sim, err := simulator.StartProcess(simulator.Options{Mode: "echo"})
+	if err != nil {
+		return nil, fmt.Errorf("simulator: %w", err)
+	}
+	defer sim.Stop()
+	nginxURL, stopNginx, err := startNginx(ctx, o.Dir, sim.URL)
+	if err != nil {
+		return nil, err
+	}
+	defer stopNginx()
+	gatewayURL, stopGateway, err := startGateway(ctx, o.Gateway, o.Dir, sim.URL, sim.Model)
+	if err != nil {
+		return nil, err
+	}
+	defer stopGateway()
+
+	urls := map[Target]string{Direct: sim.URL, Nginx: nginxURL, Gateway: gatewayURL}
+	var out []Measurement
+	for round := 1; round <= o.Rounds; round++ {
+		for _, stream := range []bool{false, true} {
+			body := requestBody(sim.Model, o.MaxTokens, stream)
+			for _, t := range []Target{Direct, Nginx, Gateway} {
+				r := loadgen.Run(ctx, loadgen.Options{URL: urls[t] + "/v1/chat/completions", Body: body,
+					Concurrency: o.Concurrency, Duration: o.Duration})
+				if r.OK == 0 {
+					return out, fmt.Errorf("%s (stream %v): no request succeeded (%d failed)", t, stream, r.Failed)
+				}
+				m := Measurement{Target: t, Stream: stream, Round: round, Result: r}
+				fmt.Fprintf(o.Log, "round %d %-7s stream=%-5v %s\n", round, t, stream, r)
+				out = append(out, m)
+			}
+		}
+	}
+	return out, nil
+}
+
+func requestBody(model string, maxTokens int, stream bool) []byte {
+	s := fmt.Sprintf(`{"model":%q,"max_tokens":%d,"messages":[{"role":"user","content":"Hello! Please tell me about Qwen3 and what it can do."}]`, model, maxTokens)
+	if stream {
+		s += `,"stream":true,"stream_options":{"include_usage":true}`
+	}
+	return []byte(s + "}")
+}
+
+// startNginx runs nginx in front of upstream with keep-alive upstream connections, no
+// buffering (streams pass through) and a limit_req that never rejects.
+func startNginx(ctx context.Context, dir, upstream string) (string, func(), error) {
+	bin, err := tools.Lookup("nginx")
+	if err != nil {
+		return "", nil, err
+	}
+	port, err := proc.FreePort()
+	if err != nil {
+		return "", nil, err
+	}
+	ndir := filepath.Join(dir, "nginx")
+	if err := os.MkdirAll(ndir, 0o777); err != nil {
+		return "", nil, err
+	}
+	_ = os.Chmod(ndir, 0o777) // the workers run as nobody and write their temp files here
+	conf := fmt.Sprintf(`worker_processes auto;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  limit_req_zone $binary_remote_addr zone=qwen:10m rate=1000000r/s;
+  upstream sim {
+    server %[2]s;
+    keepalive 128;
+  }
+  server {
+    listen 127.0.0.1:%[3]d;
+    location / {
+      limit_req zone=qwen burst=1000000 nodelay;
+      limit_req_status 429;
+      proxy_pass http://sim;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_read_timeout 300s;
+    }
+  }
+}
+`, ndir, strings.TrimPrefix(upstream, "http://"), port)
+	path := filepath.Join(ndir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "-c", path, "-p", ndir)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	return startAndWait(ctx, cmd, url+"/health", "nginx")
+}
+
+// startGateway runs the gateway binary with a memory Hybrid limit that never rejects.
+func startGateway(ctx context.Context, bin, dir, upstream, model string) (string, func(), error) {
+	port, err := proc.FreePort()
+	if err != nil {
+		return "", nil, err
+	}
+	cfg := &gatewayconfig.Config{
+		Listen:   "127.0.0.1:" + strconv.Itoa(port),
+		Upstream: gatewayconfig.Upstream{URL: upstream, Model: model},
+		RateLimit: &gatewayconfig.RateLimit{
+			Policy: "bench", Algorithm: gatewayconfig.Hybrid,
+			Key:    gatewayconfig.Key{Source: gatewayconfig.KeyClientIP},
+			Limits: gatewayconfig.Limits{RequestsPerMinute: 6_000_000, Burst: 1_000_000},
+		},
+	}
+	data, err := gatewayconfig.Marshal(cfg)
+	if err != nil {
+		return "", nil, err
+	}
+	path := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "--config", path, "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	return startAndWait(ctx, cmd, url+"/readyz", "gateway")
+}
+
+// startAndWait starts cmd and waits until GET ready answers (any status below 500).
+func startAndWait(ctx context.Context, cmd *exec.Cmd, ready, what string) (string, func(), error) {
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("%s: %w", what, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return "", nil, fmt.Errorf("%s exited during startup", what)
+		case <-ctx.Done():
+			stop()
+			return "", nil, ctx.Err()
+		default:
+		}
+		if resp, err := http.Get(ready); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				return strings.TrimSuffix(strings.TrimSuffix(ready, "/readyz"), "/health"), stop, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // polling process readiness
+	}
+	stop()
+	return "", nil, fmt.Errorf("%s not ready after 30s", what)
+}
+
+// Summary renders the measurements as a Markdown table: per target and mode, the mean over
+// rounds of requests/s and of p50/p99, and the ratio to nginx's requests/s.
+func Summary(ms []Measurement) string {
+	type key struct {
+		t      Target
+		stream bool
+	}
+	type agg struct{ rps, p50, p99 float64 }
+	sum := map[key]*agg{}
+	n := map[key]int{}
+	for _, m := range ms {
+		k := key{m.Target, m.Stream}
+		if sum[k] == nil {
+			sum[k] = &agg{}
+		}
+		sum[k].rps += m.RPS()
+		sum[k].p50 += float64(m.P50) / 1e6
+		sum[k].p99 += float64(m.P99) / 1e6
+		n[k]++
+	}
+	var b strings.Builder
+	b.WriteString("| mode | target | requests/s | p50 ms | p99 ms | × nginx requests/s |\n| --- | --- | --- | --- | --- | --- |\n")
+	for _, stream := range []bool{false, true} {
+		mode := "non-streaming"
+		if stream {
+			mode = "streaming"
+		}
+		nginx := sum[key{Nginx, stream}]
+		for _, t := range []Target{Direct, Nginx, Gateway} {
+			a := sum[key{t, stream}]
+			if a == nil {
+				continue
+			}
+			c := float64(n[key{t, stream}])
+			ratio := "—"
+			if nginx != nil {
+				ratio = fmt.Sprintf("%.2f", a.rps/nginx.rps)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %.2f | %s |\n", mode, t, a.rps/c, a.p50/c, a.p99/c, ratio)
+		}
+	}
+	return b.String()
+}
