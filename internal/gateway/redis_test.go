@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
+	"github.com/qwenops/qwen-operator/internal/ratelimit"
 	"github.com/qwenops/qwen-operator/internal/testutil/redisserver"
 )
 
@@ -40,16 +44,77 @@ func decide(t *testing.T, tg *testGateway, client string) (bool, time.Duration) 
 
 func identifyKey(k string) client { return client{key: "ip:" + k} }
 
+// ciSlack is what a wall-clock bound in a test allows beyond the time it bounds: far more than
+// a starved CPU delays a goroutine (a busy 2-core machine once took 64.75ms for a 50ms
+// timeout), far less than a missing bound costs.
+const ciSlack = time.Second
+
+// deadlineRecorder is a limiter that records the deadline of every call's context.
+type deadlineRecorder struct {
+	limiter
+	deadlines []time.Time
+}
+
+func (d *deadlineRecorder) note(ctx context.Context) {
+	dl, _ := ctx.Deadline()
+	d.deadlines = append(d.deadlines, dl)
+}
+
+func (d *deadlineRecorder) Allow(ctx context.Context, key string, r ratelimit.Rule, n int64, now time.Time) (ratelimit.Decision, error) {
+	d.note(ctx)
+	return d.limiter.Allow(ctx, key, r, n, now)
+}
+
+func (d *deadlineRecorder) Acquire(ctx context.Context, key string, max int64, now time.Time) (func(), bool, error) {
+	d.note(ctx)
+	return d.limiter.Acquire(ctx, key, max, now)
+}
+
+// TestOneDeadlinePerDecision: every limiter call of one admission shares one deadline, the
+// backend timeout from the decision's start: an outage costs a request one timeout, not one
+// per quota. (Structural, so no wall-clock bound is needed to show it.)
+func TestOneDeadlinePerDecision(t *testing.T) {
+	rl := &gatewayconfig.RateLimit{Policy: "p", BackendTimeout: metav1.Duration{Duration: 50 * time.Millisecond},
+		Limits: gatewayconfig.Limits{RequestsPerMinute: 10, TokensPerMinute: 1000, InputTokensPerMinute: 1000, OutputTokensPerMinute: 1000, MaxConcurrentRequests: 2}}
+	rl.Default()
+	p, err := newPolicy(rl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &deadlineRecorder{limiter: ratelimit.NewMemory(ratelimit.MemoryOptions{})}
+	p.lim = rec
+	req, aerr := parseRequest(chatEndpoint, "application/json", []byte(chatBody))
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	start := time.Now()
+	a, rej := p.admit(context.Background(), identifyKey("c"), req, start, &record{})
+	if rej != nil {
+		t.Fatalf("rejected: %+v", rej)
+	}
+	a.finish(nil, start, &record{})
+	if len(rec.deadlines) != 5 {
+		t.Fatalf("%d calls, want 4 quotas and the concurrency slot", len(rec.deadlines))
+	}
+	for i, dl := range rec.deadlines {
+		if !dl.Equal(rec.deadlines[0]) || dl.IsZero() || dl.After(time.Now().Add(50*time.Millisecond)) {
+			t.Fatalf("call %d: deadline %v, want the decision's one deadline %v", i, dl, rec.deadlines[0])
+		}
+	}
+}
+
 // TestRedisOutage stops Redis mid-run: FailOpen admits and FailClosed rejects, each decision
-// within the backend timeout + 10 ms, both for a dead server (connection refused) and a hung
-// one (SIGSTOP: every call times out); limits apply again once Redis is back.
+// within the backend timeout (plus ciSlack for a starved CPU; TestOneDeadlinePerDecision shows
+// that every call of a decision shares that one deadline), both for a dead server (connection
+// refused) and a hung one (SIGSTOP: every call times out); limits apply again once Redis is
+// back.
 func TestRedisOutage(t *testing.T) {
 	e := newFakeEngine(t, "engine-model")
 	for _, mode := range []string{"FailOpen", "FailClosed"} {
 		t.Run(mode, func(t *testing.T) {
 			rs := redisserver.Start(t)
 			tg := startGateway(t, nil, redisConfig(e.srv.URL, rs.Addr(), mode))
-			const bound = 50*time.Millisecond + 10*time.Millisecond
+			const bound = 50*time.Millisecond + ciSlack
 			// Healthy: the limit (3/min) is enforced through Redis.
 			for i := 0; i < 4; i++ {
 				ok, _ := decide(t, tg, "healthy")

