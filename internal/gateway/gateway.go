@@ -72,8 +72,8 @@ type state struct {
 	idleTimeout time.Duration
 }
 
-// redisRetireAfter is how long a replaced Redis client stays open: the limiter's lease TTL,
-// after which a slot it failed to release would have expired anyway.
+// redisRetireAfter is how long a replaced Redis client stays open at least (requests admitted
+// through it still true up); it stays open longer while one of its slots is held.
 const redisRetireAfter = 10 * time.Minute
 
 type redisBackend struct {
@@ -300,11 +300,12 @@ func (g *Gateway) limiterFor(rl *gatewayconfig.RateLimit) (limiter, error) {
 		return nil, fmt.Errorf("rateLimit.redis: %w", err)
 	}
 	if old := g.redis; old != nil {
-		// Requests admitted through the old client still release their concurrency slots
-		// and true up through it: close it only once no request can be using it.
-		time.AfterFunc(redisRetireAfter, func() { old.client.Close() })
+		// Requests admitted through the old client still true up, renew and release their
+		// concurrency slots through it: close it once no request can be using it, and not
+		// before its last slot is released.
+		time.AfterFunc(redisRetireAfter, func() { old.lim.CloseWhenIdle(func() { old.client.Close() }) })
 	}
 	g.redis = &redisBackend{cfg: *rl.Redis, client: client, tmo: tmo,
-		lim: ratelimit.NewRedis(client, ratelimit.RedisOptions{Timeout: tmo})}
+		lim: ratelimit.NewRedis(client, ratelimit.RedisOptions{Timeout: tmo, Clock: g.timers})}
 	return g.redis.lim, nil
 }

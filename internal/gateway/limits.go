@@ -254,9 +254,11 @@ type rejection struct {
 }
 
 // admit checks every quota of the client's tier and takes a concurrency slot. All backend
-// calls of one request share one BackendTimeout. A backend error admits (FailOpen) or rejects
-// (FailClosed) at once; Shadow mode notes what it would reject and admits. The limits the
-// request was over and the backend errors are noted in rec.
+// calls of one request share one BackendTimeout. Every quota is decided: a backend error on
+// one of them rejects the request at once with FailClosed, and with FailOpen admits on that
+// quota alone while the others are still checked (and charged, and reported). Shadow mode notes
+// what it would reject and admits. The limits the request was over and the backend errors are
+// noted in rec.
 func (p *policy) admit(ctx context.Context, c client, req *request, now time.Time, rec *record) (*admission, *rejection) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
@@ -266,19 +268,18 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 		q := &t.quotas[i]
 		n := estimate(q.kind, req, p.assumed, q.rule.Limit)
 		d, err := p.lim.Allow(ctx, q.prefix+c.key, q.rule, n, now)
-		if err != nil {
+		switch {
+		case err != nil:
 			if rej := p.backendFailed(ctx, a, t, now, rec); rej != nil {
 				return nil, rej
 			}
-			return a, nil
-		}
-		if !d.Allowed {
+		case !d.Allowed:
 			if rej := p.over(ctx, a, &rejection{reason: q.kind.String(), t: t, q: q, d: d}, now, rec); rej != nil {
 				return nil, rej
 			}
-			continue
+		default:
+			a.charged = append(a.charged, charge{q, n})
 		}
-		a.charged = append(a.charged, charge{q, n})
 	}
 	if t.maxConcurrent > 0 {
 		release, ok, err := p.lim.Acquire(ctx, t.concPrefix+c.key, t.maxConcurrent, now)
@@ -334,27 +335,36 @@ func (p *policy) backendFailed(ctx context.Context, a *admission, t *tier, now t
 }
 
 // over handles a limit the request is over: in Shadow mode it only notes it and returns nil;
-// in Enforce mode it refunds what the request was already charged and returns rej.
+// in Enforce mode it refunds what the request was already charged and returns rej. The refunds
+// get a backend timeout of their own: the decision's may be spent (the call that failed used
+// it up), and a refund that is not made is a charge the client never used.
 func (p *policy) over(ctx context.Context, a *admission, rej *rejection, now time.Time, rec *record) *rejection {
 	rec.overLimits, rec.mode = append(rec.overLimits, rej.reason), string(gatewayconfig.ModeEnforce)
 	if p.shadow {
 		rec.mode = string(gatewayconfig.ModeShadow)
 		return nil
 	}
-	for _, c := range a.charged {
-		_ = p.lim.Adjust(ctx, c.q.prefix+a.key, c.q.rule, -c.n, now)
+	if len(a.charged) > 0 {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
+		defer cancel()
+		for _, c := range a.charged {
+			if err := p.lim.Adjust(rctx, c.q.prefix+a.key, c.q.rule, -c.n, now); err != nil {
+				rec.limiterErrors++
+			}
+		}
 	}
 	return rej
 }
 
-// finish releases the concurrency slot and trues the token quotas up to the usage the
-// response reported (nil: unknown, the estimate stands). Backend errors are noted in rec.
+// finish trues the token quotas up to the usage the response reported (nil: unknown, the
+// estimate stands), then releases the concurrency slot (last: the limiter of a replaced Redis
+// client stays open while slots are held). Backend errors are noted in rec.
 func (a *admission) finish(u *usage, now time.Time, rec *record) {
 	if a == nil {
 		return
 	}
 	if a.release != nil {
-		a.release()
+		defer a.release()
 	}
 	if u == nil {
 		return

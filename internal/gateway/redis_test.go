@@ -194,3 +194,50 @@ func TestRedisSharedAcrossGateways(t *testing.T) {
 		t.Fatalf("codes %v, want the 3/min limit shared", codes)
 	}
 }
+
+// TestFailOpenDecidesEveryQuota: with FailOpen, a backend error on one quota (here a state key
+// that is not the limiter's: WRONGTYPE) admits on that quota only; the request's other quotas
+// are still decided, charged and reported, so the concurrency limit holds.
+func TestFailOpenDecidesEveryQuota(t *testing.T) {
+	e := newFakeEngine(t, "engine-model")
+	e.release = make(chan struct{})
+	rs := redisserver.Start(t)
+	tg := startGateway(t, nil, limitConfig(e.srv.URL, fmt.Sprintf(`
+  policy: p
+  failureMode: FailOpen
+  limits: {requestsPerMinute: 100, maxConcurrentRequests: 1}
+  redis: {address: %q}
+`, rs.Addr())))
+	ctx := context.Background()
+	if resp := tg.post(t, "/v1/chat/completions", chatBody); resp.StatusCode != 200 {
+		t.Fatalf("first request: %d", resp.StatusCode)
+	}
+	keys, err := rs.Client().Keys(ctx, "*requests:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("request quota keys %v %v", keys, err)
+	}
+	// Poison the request quota's state: every decision on it now fails.
+	if err := rs.Client().Del(ctx, keys[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Client().RPush(ctx, keys[0], "not a limiter state").Err(); err != nil {
+		t.Fatal(err)
+	}
+	held := tg.post(t, "/v1/chat/completions", `{"model":"Qwen3-1.7B","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	if held.StatusCode != 200 {
+		t.Fatalf("held stream: %d", held.StatusCode)
+	}
+	resp := tg.post(t, "/v1/chat/completions", chatBody)
+	body := readAll(t, resp)
+	close(e.release)
+	readAll(t, held)
+	if resp.StatusCode != 429 || resp.Header.Get("RateLimit") != `"p-concurrency";r=0;t=1` {
+		t.Fatalf("a second request while one holds the only slot: %d %s, want the concurrency limit despite the failing request quota", resp.StatusCode, body)
+	}
+	if got := waitMetric(t, tg.Gateway, 2, "qwen_gateway_limiter_backend_errors_total"); got != 2 {
+		t.Errorf("backend errors %v, want each failed call counted", got)
+	}
+	if got := waitMetric(t, tg.Gateway, 1, "qwen_gateway_rate_limited_total", "reason", "concurrency", "mode", "Enforce"); got != 1 {
+		t.Errorf("rate_limited_total{concurrency} = %v", got)
+	}
+}
