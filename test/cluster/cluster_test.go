@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -266,12 +265,7 @@ func (s *suite) testSamples(t *testing.T) {
 	s.waitAccepted(t, plan, &dp2, func() []metav1.Condition { return dp2.Status.Conditions })
 	// Every component runs, Ready, under the securityContext and probes the operator rendered.
 	for _, component := range []string{"engine", "fallback", "gateway"} {
-		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		err := cluster.WaitDeploymentReady(wctx, s.cs, namespace, service+"-"+component)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
+		s.waitDeployment(t, namespace, service+"-"+component)
 		dep, err := s.cs.AppsV1().Deployments(namespace).Get(ctx, service+"-"+component, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -304,17 +298,22 @@ func (s *suite) testSamples(t *testing.T) {
 	}
 	s.gateway = fmt.Sprintf("http://%s:8080", svc.Spec.ClusterIP)
 	// kube-proxy programs a new ClusterIP about a second after the endpoints are ready.
-	eventually(t, time.Minute, "the gateway Service answers", func() string {
-		resp, err := s.http.Get(s.gateway + "/readyz")
+	eventually(t, time.Minute, "the gateway Service answers", s.answers(s.gateway+"/readyz", http.StatusOK))
+}
+
+// answers is a check that GET url answers with status code.
+func (s *suite) answers(url string, code int) func() string {
+	return func() string {
+		resp, err := s.http.Get(url)
 		if err != nil {
 			return err.Error()
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode != code {
 			return resp.Status
 		}
 		return ""
-	})
+	}
 }
 
 // waitAccepted waits until the named policy or plan is Accepted.
@@ -363,11 +362,7 @@ func (s *suite) startDCGMExporter(t *testing.T) {
 	if _, err := s.cs.AppsV1().Deployments(testNS).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := cluster.WaitDeploymentReady(wctx, s.cs, testNS, "dcgm-exporter"); err != nil {
-		t.Fatal(err)
-	}
+	s.waitDeployment(t, testNS, "dcgm-exporter")
 	pods, err := s.cs.CoreV1().Pods(testNS).List(ctx, metav1.ListOptions{LabelSelector: "app=dcgm-exporter"})
 	if err != nil || len(pods.Items) != 1 {
 		t.Fatalf("dcgm-exporter pods: %v %v", pods, err)
@@ -464,37 +459,48 @@ func (s *suite) testIsolation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	guarded, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admitted, err := metav1.LabelSelectorAsSelector(np.Spec.Ingress[0].From[0].PodSelector)
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := s.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range all.Items {
-		component := p.Labels["app.kubernetes.io/component"]
-		engine := component == "engine" || component == "fallback"
-		set := labels.Set(p.Labels)
-		if guarded.Matches(set) != engine || admitted.Matches(set) != (component == "gateway") {
-			t.Errorf("pod %s (%s): guarded %v, admitted %v", p.Name, component, guarded.Matches(set), admitted.Matches(set))
+	// The API server evaluates the policy's selectors against the running pods.
+	selected := func(sel *metav1.LabelSelector) []string {
+		list, err := s.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(sel)})
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !engine {
-			continue
+		var names []string
+		for _, p := range list.Items {
+			names = append(names, p.Labels["app.kubernetes.io/component"]+"/"+p.Name)
 		}
-		for _, v := range p.Spec.Volumes {
-			if v.Projected != nil && strings.HasPrefix(v.Name, "kube-api-access") {
-				t.Errorf("engine pod %s mounts a service-account token (%s)", p.Name, v.Name)
+		sort.Strings(names)
+		return names
+	}
+	var engines, gateways []string
+	for _, component := range []string{"engine", "fallback", "gateway"} {
+		for _, p := range s.podsOf(t, component) {
+			if component == "gateway" {
+				gateways = append(gateways, component+"/"+p.Name)
+			} else {
+				engines = append(engines, component+"/"+p.Name)
+			}
+			if component == "gateway" {
+				continue
+			}
+			for _, v := range p.Spec.Volumes {
+				if v.Projected != nil && strings.HasPrefix(v.Name, "kube-api-access") {
+					t.Errorf("engine pod %s mounts a service-account token (%s)", p.Name, v.Name)
+				}
+			}
+			if sc := p.Spec.Containers[0].SecurityContext; sc == nil || ptr.Deref(sc.AllowPrivilegeEscalation, true) || !ptr.Deref(sc.RunAsNonRoot, false) ||
+				!ptr.Deref(sc.ReadOnlyRootFilesystem, false) || ptr.Deref(sc.RunAsUser, 0) != 65532 {
+				t.Errorf("Simulator pod %s runs without the strict securityContext: %+v", p.Name, sc)
 			}
 		}
-		if sc := p.Spec.Containers[0].SecurityContext; sc == nil || ptr.Deref(sc.AllowPrivilegeEscalation, true) || !ptr.Deref(sc.RunAsNonRoot, false) ||
-			!ptr.Deref(sc.ReadOnlyRootFilesystem, false) || ptr.Deref(sc.RunAsUser, 0) != 65532 {
-			t.Errorf("Simulator pod %s runs without the strict securityContext: %+v", p.Name, sc)
-		}
+	}
+	sort.Strings(engines)
+	sort.Strings(gateways)
+	if got := selected(&np.Spec.PodSelector); fmt.Sprint(got) != fmt.Sprint(engines) {
+		t.Errorf("the NetworkPolicy guards %v, want the engine and fallback pods %v", got, engines)
+	}
+	if got := selected(np.Spec.Ingress[0].From[0].PodSelector); fmt.Sprint(got) != fmt.Sprint(gateways) {
+		t.Errorf("the NetworkPolicy admits %v, want the gateway pods %v", got, gateways)
 	}
 
 	if r, err := s.http.Get(s.gateway + "/metrics"); err != nil || r.StatusCode != http.StatusNotFound {
@@ -533,30 +539,20 @@ func (s *suite) testGatewayShutdown(t *testing.T) {
 	}
 	base := "http://" + pod.Status.PodIP + ":8080"
 	body := `{"model":"` + model + `","stream":true,"max_tokens":400,"ignore_eos":true,"messages":[{"role":"user","content":"tell a long story"}]}`
-	resp, err := (&http.Client{}).Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	stream, err := (&http.Client{}).Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	rd := bufio.NewReader(resp.Body)
-	if line, err := rd.ReadString('\n'); err != nil || !strings.HasPrefix(line, "data: ") {
-		t.Fatalf("first chunk: %q %v", line, err)
+	defer stream.Body.Close()
+	events := bufio.NewScanner(stream.Body)
+	if !events.Scan() || !strings.HasPrefix(events.Text(), "data: ") {
+		t.Fatalf("first event: %q %v", events.Text(), events.Err())
 	}
 	if err := s.cs.CoreV1().Pods(namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// The gateway keeps accepting for 5s after SIGTERM; this takes a fraction of that.
-	eventuallyFast(t, time.Minute, "the terminating pod not ready", func() string {
-		r, err := s.http.Get(base + "/readyz")
-		if err != nil {
-			return err.Error()
-		}
-		r.Body.Close()
-		if r.StatusCode != http.StatusServiceUnavailable {
-			return r.Status
-		}
-		return ""
-	})
+	eventuallyFast(t, time.Minute, "the terminating pod not ready", s.answers(base+"/readyz", http.StatusServiceUnavailable))
 	chat := `{"model":"` + model + `","max_tokens":2,"messages":[{"role":"user","content":"hi"}]}`
 	r, err := s.http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(chat))
 	if err != nil {
@@ -566,15 +562,16 @@ func (s *suite) testGatewayShutdown(t *testing.T) {
 	if r.StatusCode != http.StatusOK {
 		t.Errorf("a request while the pod is not ready: %s", r.Status)
 	}
-	rest, err := io.ReadAll(rd)
-	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(rest)), "data: [DONE]") {
-		t.Fatalf("the stream through the terminating pod: %v, %d bytes, tail %q", err, len(rest), tail(string(rest)))
+	last := ""
+	for events.Scan() {
+		if events.Text() != "" {
+			last = events.Text()
+		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := cluster.WaitDeploymentReady(wctx, s.cs, namespace, service+"-gateway"); err != nil {
-		t.Fatal(err)
+	if events.Err() != nil || last != "data: [DONE]" {
+		t.Fatalf("the stream through the terminating pod: %v, last event %q", events.Err(), last)
 	}
+	s.waitDeployment(t, namespace, service+"-gateway")
 }
 
 // promQuery evaluates a PromQL expression that yields one number on the suite's Prometheus.
@@ -584,13 +581,6 @@ func (s *suite) promQuery(ctx context.Context, q string) (float64, error) {
 		return 0, err
 	}
 	return c.Query(ctx, v1alpha1.Trigger{Signal: v1alpha1.SignalPromQL, Query: q}, telemetry.Target{Namespace: namespace, Service: service}, time.Time{})
-}
-
-func tail(s string) string {
-	if len(s) > 200 {
-		return s[len(s)-200:]
-	}
-	return s
 }
 
 // testPolicyEdit tightens the RateLimitPolicy and measures how long until the gateway pods
@@ -705,11 +695,7 @@ func (s *suite) testBreaker(t *testing.T) {
 	if err := node.SetGPUs(ctx, 4); err != nil {
 		t.Fatal(err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := cluster.WaitDeploymentReady(wctx, s.cs, namespace, service+"-engine"); err != nil {
-		t.Fatal(err)
-	}
+	s.waitDeployment(t, namespace, service+"-engine")
 	// The breaker half-opens after the plan's recoveryTimeout (30s) and closes on success.
 	eventually(t, 2*time.Minute, "answers from the new engine pod", answeredBy(model))
 }

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/qwenops/qwen-operator/internal/render"
+	"github.com/qwenops/qwen-operator/internal/testutil/cluster"
 	"github.com/qwenops/qwen-operator/internal/testutil/tools"
 )
 
@@ -125,6 +126,16 @@ func pollUntil(t *testing.T, timeout, every time.Duration, what string, check fu
 func eventuallyFast(t *testing.T, timeout time.Duration, what string, check func() string) {
 	t.Helper()
 	pollUntil(t, timeout, 100*time.Millisecond, what, check)
+}
+
+// waitDeployment waits up to two minutes for a Deployment's pods to be ready.
+func (s *suite) waitDeployment(t *testing.T, ns, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := cluster.WaitDeploymentReady(ctx, s.cs, ns, name); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // podsOf lists the running pods of a component of the QwenService.
