@@ -19,8 +19,9 @@ manifests: ## regenerate CRDs (config/crd/bases) and RBAC (config/rbac/role.yaml
 
 CHART := charts/qwen-operator
 chart-sync: ## copy the CRDs, the manager's RBAC rules and the Grafana dashboard from config/ into the Helm chart (test/install checks the copies)
-	rm -f $(CHART)/crds/*.yaml
-	cp config/crd/bases/*.yaml $(CHART)/crds/
+	rm -f $(CHART)/files/crds/*.yaml
+	mkdir -p $(CHART)/files/crds
+	cp config/crd/bases/*.yaml $(CHART)/files/crds/
 	if [ -f config/rbac/role.yaml ]; then cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml; else rm -f $(CHART)/files/manager-role.yaml; fi
 	cp config/grafana/qwen-operator-dashboard.json $(CHART)/files/qwen-operator-dashboard.json
 

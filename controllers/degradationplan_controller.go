@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"time"
 
@@ -36,10 +35,14 @@ type DegradationPlanReconciler struct {
 	// AllowedPrometheusURLs are the Prometheus URLs plans may name (scheme and host must
 	// match an entry); empty allows any. PrometheusURL is always allowed.
 	AllowedPrometheusURLs []string
-	// Queriers returns the telemetry client of a URL. Default: one telemetry.Client per URL
-	// allowed by AllowedPrometheusURLs.
+	// Queriers returns the telemetry client of a URL and credentials. Default: one
+	// telemetry.Client per URL and credentials, for the URLs AllowedPrometheusURLs allows.
 	Queriers QuerierFactory
-	// QueryBudget bounds the total time of one plan's queries. Default DefaultQueryBudget.
+	// APIReader reads the Secrets and ConfigMaps spec.prometheus names, uncached. Default:
+	// the manager's API reader.
+	APIReader client.Reader
+	// QueryBudget bounds the total time of one plan's telemetry read. Default
+	// DefaultQueryBudget.
 	QueryBudget time.Duration
 	// MaxConcurrentReconciles is the number of plans reconciled at once. Default
 	// DefaultTelemetryReconciles.
@@ -57,6 +60,9 @@ type planMemory struct {
 
 // +kubebuilder:rbac:groups=serving.qwenops.io,resources=degradationplans,verbs=get;list;watch
 // +kubebuilder:rbac:groups=serving.qwenops.io,resources=degradationplans/status,verbs=get;patch
+// Secrets and ConfigMaps: get, uncached and only the keys spec.prometheus names (its
+// credentials and CA), at each telemetry read.
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get
 
 // Reconcile reads the plan's signals, evaluates the level and writes status when it changed,
 // then comes back after spec.prometheus.interval. Invalid input is reported in conditions
@@ -96,16 +102,8 @@ func (r *DegradationPlanReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 
 // read queries the plan's triggers.
 func (r *DegradationPlanReconciler) read(ctx context.Context, p *v1alpha1.DegradationPlan, plan *degrade.Plan) readings {
-	inputs := plan.Inputs()
-	url := p.Spec.Prometheus.URL
-	if url == "" {
-		url = r.PrometheusURL
-	}
-	q, err := r.Queriers(url)
-	if err != nil {
-		return readings{err: err, failed: len(inputs), total: len(inputs)}
-	}
-	return readTriggers(ctx, q, inputs, telemetryTarget(p.Namespace, p.Spec.TargetRef.Name), r.QueryBudget)
+	return readTelemetry(ctx, r.Client, r.APIReader, r.Queriers, p.Namespace, p.Spec.TargetRef.Name,
+		&p.Spec.Prometheus.PrometheusConnection, r.PrometheusURL, plan.Inputs(), r.QueryBudget)
 }
 
 // state is the evaluator's memory of p, restored from status after a restart.
@@ -160,17 +158,16 @@ func (r *DegradationPlanReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = clock.RealClock{}
 	}
 	if r.Queriers == nil {
-		allowed := r.AllowedPrometheusURLs
-		if len(allowed) > 0 && r.PrometheusURL != "" {
-			allowed = append(slices.Clip(allowed), r.PrometheusURL)
-		}
-		r.Queriers = cachedQueriers(telemetry.DefaultTimeout, allowed)
+		r.Queriers = cachedQueriers(telemetry.DefaultTimeout, allowedURLs(r.AllowedPrometheusURLs, r.PrometheusURL))
 	}
 	if r.QueryBudget == 0 {
 		r.QueryBudget = DefaultQueryBudget
 	}
 	if r.MaxConcurrentReconciles == 0 {
 		r.MaxConcurrentReconciles = DefaultTelemetryReconciles
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
 	}
 	r.states = map[types.NamespacedName]planMemory{}
 	return ctrl.NewControllerManagedBy(mgr).

@@ -74,7 +74,7 @@ func planStatus(in planInputs) (v1alpha1.DegradationPlanStatus, degrade.State) {
 		set(v1alpha1.ConditionAccepted, true, ReasonAccepted, "the plan is valid and the only one on its target")
 	}
 	switch {
-	case in.read.unavailable() || errors.Is(in.read.err, telemetry.ErrInvalidURL):
+	case in.read.unavailable() || errors.Is(in.read.err, telemetry.ErrInvalidConnection):
 		set(v1alpha1.ConditionTelemetryAvailable, false, telemetry.Reason(in.read.err), fmt.Sprintf("%v; level %d is held until telemetry returns", in.read.err, st.Level))
 	case in.read.err != nil:
 		set(v1alpha1.ConditionTelemetryAvailable, true, telemetry.Reason(in.read.err), fmt.Sprintf("some queries failed, their triggers hold: %v", in.read.err))

@@ -130,10 +130,11 @@ func TestClientsConditionReasons(t *testing.T) {
 	}
 }
 
-// TestManagerReadsSecretMetadataOnly: the generated role lets the manager list and watch
-// Secrets (to report a missing one and re-render when it appears) but not get one, and the
-// manager of this suite, bound to nothing else, still does both (TestMissingSecretRecovers).
-func TestManagerReadsSecretMetadataOnly(t *testing.T) {
+// TestManagerSecretAccessIsReadOnly: the generated role lets the manager read Secrets (list
+// and watch their metadata for the QwenServices, get the Prometheus credentials plans and
+// policies name) and nothing else: the manager of this suite, bound to that role alone, may
+// not create, change or delete one.
+func TestManagerSecretAccessIsReadOnly(t *testing.T) {
 	root, err := tools.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -147,8 +148,8 @@ func TestManagerReadsSecretMetadataOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range role.Rules {
-		if slices.Contains(r.Resources, "secrets") && fmt.Sprint(r.Verbs) != "[list watch]" {
-			t.Errorf("the manager's Secret verbs are %v, want [list watch]", r.Verbs)
+		if slices.Contains(r.Resources, "secrets") && fmt.Sprint(r.Verbs) != "[get list watch]" {
+			t.Errorf("the manager's Secret verbs are %v, want [get list watch]", r.Verbs)
 		}
 	}
 	ns := newNamespace(t)
@@ -159,8 +160,20 @@ func TestManagerReadsSecretMetadataOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "s"}, &corev1.Secret{}); !apierrors.IsForbidden(err) {
-		t.Errorf("the manager's identity may get a Secret: %v", err)
+	ctx := context.Background()
+	s := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "s"}, s); err != nil {
+		t.Fatalf("the manager's identity cannot read a Secret: %v", err)
+	}
+	s.Data["k"] = []byte("changed")
+	for what, err := range map[string]error{
+		"update": c.Update(ctx, s),
+		"create": c.Create(ctx, secret(ns, "new", map[string]string{"k": "v"})),
+		"delete": c.Delete(ctx, s),
+	} {
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("the manager's identity may %s a Secret: %v", what, err)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -11,35 +12,21 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/internal/testutil/tools"
 )
 
-// backendTrafficPolicyCRD is a minimal stand-in for Envoy Gateway's CRD: same group, version,
-// kind and scope, spec left open.
-const backendTrafficPolicyCRD = `
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: backendtrafficpolicies.gateway.envoyproxy.io}
-spec:
-  group: gateway.envoyproxy.io
-  scope: Namespaced
-  names: {kind: BackendTrafficPolicy, listKind: BackendTrafficPolicyList, plural: backendtrafficpolicies, singular: backendtrafficpolicy}
-  versions:
-  - name: v1alpha1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec: {type: object, x-kubernetes-preserve-unknown-fields: true}
-`
-
-// TestBackendTrafficPolicyOnceServed installs the BackendTrafficPolicy CRD while the manager
-// runs: an HTTPRoute-exposed service with a policy then gets a per-client-IP local rate limit,
-// which follows the effective limits and goes away with the HTTPRoute.
+// TestBackendTrafficPolicyOnceServed installs Envoy Gateway's own BackendTrafficPolicy CRD (the
+// version hack/versions.sh pins, so the API server checks the rendered policy against the real
+// schema) while the manager runs: an HTTPRoute-exposed service with a policy then gets the
+// route's request timeout and a per-client-IP local rate limit, which follows the effective
+// limits and goes away with the HTTPRoute.
 func TestBackendTrafficPolicyOnceServed(t *testing.T) {
 	t.Parallel()
-	installCRD(t, backendTrafficPolicyCRD)
+	crd, err := os.ReadFile(tools.CRDFile(t, "backendtrafficpolicies.gateway.envoyproxy.io"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	installCRD(t, string(crd))
 	reconciler.btp.expire()
 	ns := newNamespace(t)
 	p := limitsPolicy(ns, "qwen3-limits", 30)
@@ -64,6 +51,9 @@ func TestBackendTrafficPolicyOnceServed(t *testing.T) {
 		}
 		if rules, _, _ := unstructured.NestedSlice(u.Object, rule...); len(rules) != 2 {
 			t.Errorf("want one rule per address family, got %v", rules)
+		}
+		if timeout, _, _ := unstructured.NestedString(u.Object, "spec", "timeout", "http", "requestTimeout"); timeout != "10m" {
+			t.Errorf("requestTimeout %q, want the route's default 10m", timeout)
 		}
 	}
 

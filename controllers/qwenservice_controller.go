@@ -60,8 +60,8 @@ type QwenServiceReconciler struct {
 // +kubebuilder:rbac:groups=serving.qwenops.io,resources=ratelimitpolicies;degradationplans,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;configmaps;serviceaccounts;persistentvolumeclaims,verbs=get;list;watch;create;patch;delete
-// Secrets: list and watch (a metadata-only informer) to report a missing one and re-render when
-// it appears; never get, never their data (docs/qwenservice.md, "What the operator may do").
+// Secrets: list and watch, by a metadata-only informer, to report a missing one and re-render
+// when it appears (docs/qwenservice.md, "What the operator may do").
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=list;watch
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete

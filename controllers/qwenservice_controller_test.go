@@ -114,7 +114,7 @@ func TestCreateRendersEveryChild(t *testing.T) {
 	// A few fields spelled out, beyond the render comparison.
 	d := live(t, "apps/v1", "Deployment", ns, "qwen3-engine")
 	c := d.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
-	if got := fmt.Sprint(c["args"]); got != "[--model Qwen/Qwen3-1.7B --served-model-name Qwen3-1.7B --port 8000 --max-model-len 8192 --gpu-memory-utilization 0.90 --reasoning-parser qwen3]" {
+	if got := fmt.Sprint(c["args"]); got != "[--model Qwen/Qwen3-1.7B --served-model-name Qwen3-1.7B --port 8000 --max-model-len 8192 --gpu-memory-utilization 0.90 --reasoning-parser qwen3 --enable-auto-tool-choice --tool-call-parser hermes]" {
 		t.Errorf("engine args = %s", got)
 	}
 	if got := c["resources"].(map[string]any)["limits"].(map[string]any)["nvidia.com/gpu"]; got != "1" {

@@ -30,13 +30,21 @@ type RateLimitPolicyReconciler struct {
 	Recorder events.EventRecorder
 	// Clock is the time schedules are evaluated at. Default: the real clock.
 	Clock clock.PassiveClock
-	// PrometheusURL is where adaptive rules read telemetry.
+	// PrometheusURL is where adaptive rules read telemetry when spec.prometheus names no url.
 	PrometheusURL string
-	// Queriers returns the telemetry client of a URL. Default: one telemetry.Client per URL.
+	// AllowedPrometheusURLs are the Prometheus URLs policies may name (scheme and host must
+	// match an entry); empty allows any. PrometheusURL is always allowed.
+	AllowedPrometheusURLs []string
+	// Queriers returns the telemetry client of a URL and credentials. Default: one
+	// telemetry.Client per URL and credentials, for the URLs AllowedPrometheusURLs allows.
 	Queriers QuerierFactory
+	// APIReader reads the Secrets and ConfigMaps spec.prometheus names, uncached. Default:
+	// the manager's API reader.
+	APIReader client.Reader
 	// TelemetryInterval is how often adaptive rules are re-read. Default 15s.
 	TelemetryInterval time.Duration
-	// QueryBudget bounds the total time of one policy's queries. Default DefaultQueryBudget.
+	// QueryBudget bounds the total time of one policy's telemetry read. Default
+	// DefaultQueryBudget.
 	QueryBudget time.Duration
 	// MaxConcurrentReconciles is the number of policies reconciled at once. Default
 	// DefaultTelemetryReconciles.
@@ -45,6 +53,9 @@ type RateLimitPolicyReconciler struct {
 
 // +kubebuilder:rbac:groups=serving.qwenops.io,resources=ratelimitpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=serving.qwenops.io,resources=ratelimitpolicies/status,verbs=get;patch
+// Secrets and ConfigMaps: get, uncached and only the keys spec.prometheus names (its
+// credentials and CA), at each telemetry read.
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get
 
 // Reconcile evaluates one policy at the clock's instant and writes its status when it changed.
 // Invalid input (unknown timezone, missing target, conflict) is reported in conditions and
@@ -53,7 +64,7 @@ func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	p := &v1alpha1.RateLimitPolicy{}
 	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
 		if apierrors.IsNotFound(err) {
-			effectiveRPM.DeleteLabelValues(req.String())
+			setPolicyMetrics(req.String(), nil, "")
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -70,11 +81,7 @@ func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.writeStatus(ctx, p, status); err != nil {
 		return retryIfStale(err)
 	}
-	if status.Effective != nil {
-		effectiveRPM.WithLabelValues(req.String()).Set(float64(ptr.Deref(status.Effective.Limits.RequestsPerMinute, 0)))
-	} else {
-		effectiveRPM.DeleteLabelValues(req.String())
-	}
+	setPolicyMetrics(req.String(), status.Effective, status.ActiveSchedule)
 	if len(p.Spec.Adaptive) > 0 && (requeue == 0 || requeue > r.TelemetryInterval) {
 		requeue = r.TelemetryInterval
 	}
@@ -83,15 +90,11 @@ func (r *RateLimitPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 
 // readAdaptive reads the adaptive rules' triggers from Prometheus.
 func (r *RateLimitPolicyReconciler) readAdaptive(ctx context.Context, p *v1alpha1.RateLimitPolicy) readings {
-	q, err := r.Queriers(r.PrometheusURL)
-	if err != nil {
-		return readings{err: err, failed: len(p.Spec.Adaptive), total: len(p.Spec.Adaptive)}
-	}
 	triggers := make([]v1alpha1.Trigger, len(p.Spec.Adaptive))
 	for i, a := range p.Spec.Adaptive {
 		triggers[i] = a.Trigger
 	}
-	return readTriggers(ctx, q, triggers, telemetryTarget(p.Namespace, p.Spec.TargetRef.Name), r.QueryBudget)
+	return readTelemetry(ctx, r.Client, r.APIReader, r.Queriers, p.Namespace, p.Spec.TargetRef.Name, p.Spec.Prometheus, r.PrometheusURL, triggers, r.QueryBudget)
 }
 
 // writeStatus patches the status when it changed, with an Event when the schedule switched.
@@ -124,7 +127,10 @@ func (r *RateLimitPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = clock.RealClock{}
 	}
 	if r.Queriers == nil {
-		r.Queriers = cachedQueriers(telemetry.DefaultTimeout, nil) // the operator's own URL
+		r.Queriers = cachedQueriers(telemetry.DefaultTimeout, allowedURLs(r.AllowedPrometheusURLs, r.PrometheusURL))
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
 	}
 	if r.TelemetryInterval == 0 {
 		r.TelemetryInterval = 15 * time.Second

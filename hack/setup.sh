@@ -165,6 +165,9 @@ main() {
   build_coredns
   link_assets
   (cd "$here/.." && go mod download)
+  # The CRDs the tests validate rendered objects against (tools.CRDFile finds them in the module cache).
+  go mod download "github.com/prometheus-operator/prometheus-operator@v$PROMETHEUS_OPERATOR_VERSION" \
+    "github.com/envoyproxy/gateway@v$ENVOY_GATEWAY_VERSION"
   # shellcheck source=hack/env.sh
   source "$here/env.sh"
   cat <<MSG

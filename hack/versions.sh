@@ -7,4 +7,8 @@ CONTROLLER_TOOLS_VERSION=0.23.0
 HELM_VERSION=3.22.0
 GATEWAY_API_VERSION=1.6.3
 COREDNS_VERSION=1.15.0
+# Modules whose CRDs the tests install to check rendered objects against the real schemas
+# (ServiceMonitor, PodMonitor; Envoy Gateway's BackendTrafficPolicy): fetched by setup.sh.
+PROMETHEUS_OPERATOR_VERSION=0.85.0
+ENVOY_GATEWAY_VERSION=1.9.1
 QWEN_CACHE=${QWEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/qwen-operator}

@@ -40,8 +40,10 @@ type SecretKeyRef struct {
 type Decimal string
 
 // Signal names a telemetry signal; each is a PromQL preset scoped to the target's pods,
-// except PromQL, which runs the trigger's own query.
-// +kubebuilder:validation:Enum=GPUTemperature;GPUUtilization;GPUMemoryUsed;KVCacheUsage;QueueDepth;P95LatencySeconds;ErrorRate;PromQL
+// except PromQL, which runs the trigger's own query. The engine signals (KVCacheUsage,
+// QueueDepth, P95TimeToFirstTokenSeconds) read the metrics of the target's engine type: vllm:*
+// for VLLM and Simulator, sglang:* for SGLang.
+// +kubebuilder:validation:Enum=GPUTemperature;GPUUtilization;GPUMemoryUsed;KVCacheUsage;QueueDepth;P95TimeToFirstTokenSeconds;P95LatencySeconds;ErrorRate;PromQL
 type Signal string
 
 // The telemetry signals.
@@ -52,10 +54,15 @@ const (
 	SignalGPUUtilization Signal = "GPUUtilization"
 	// SignalGPUMemoryUsed is the largest framebuffer fraction in use, 0..1 (DCGM_FI_DEV_FB_USED / total).
 	SignalGPUMemoryUsed Signal = "GPUMemoryUsed"
-	// SignalKVCacheUsage is the largest vLLM KV-cache usage, 0..1 (vllm:kv_cache_usage_perc).
+	// SignalKVCacheUsage is the largest KV-cache usage of the engines, 0..1
+	// (vllm:kv_cache_usage_perc, sglang:token_usage).
 	SignalKVCacheUsage Signal = "KVCacheUsage"
-	// SignalQueueDepth is the number of requests waiting in the engines (vllm:num_requests_waiting).
+	// SignalQueueDepth is the number of requests waiting in the engines
+	// (vllm:num_requests_waiting, sglang:num_queue_reqs).
 	SignalQueueDepth Signal = "QueueDepth"
+	// SignalP95TimeToFirstTokenSeconds is the engines' p95 time to first token over 2m, in
+	// seconds (vllm:time_to_first_token_seconds, sglang:time_to_first_token_seconds).
+	SignalP95TimeToFirstTokenSeconds Signal = "P95TimeToFirstTokenSeconds"
 	// SignalP95LatencySeconds is the gateway's p95 request latency over 2m, in seconds.
 	SignalP95LatencySeconds Signal = "P95LatencySeconds"
 	// SignalErrorRate is the gateway's 5xx share over 2m, 0..1.

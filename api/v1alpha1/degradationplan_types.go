@@ -18,13 +18,9 @@ const (
 	LevelStaticResponse int32 = 4
 )
 
-// PrometheusSpec says where and how often telemetry is read.
+// PrometheusSpec says where, with which credentials and how often telemetry is read.
 type PrometheusSpec struct {
-	// url of the Prometheus HTTP API; default from the operator's --prometheus-url flag.
-	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:Pattern=`^https?://[^\s/$.?#][^\s]*$`
-	// +optional
-	URL string `json:"url,omitempty"`
+	PrometheusConnection `json:",inline"`
 	// interval between evaluations.
 	// +kubebuilder:default="15s"
 	// +kubebuilder:validation:Type=string
@@ -113,6 +109,8 @@ type DegradationPlanSpec struct {
 	TargetRef TargetRef `json:"targetRef"`
 	// prometheus to read the signals from.
 	// +kubebuilder:default={}
+	// +kubebuilder:validation:XValidation:rule="!(has(self.authorization) && has(self.basicAuth))",message="prometheus: use authorization or basicAuth, not both"
+	// +kubebuilder:validation:XValidation:rule="!has(self.tlsConfig) || !has(self.url) || self.url.startsWith('https://')",message="prometheus.tlsConfig needs an https url"
 	// +optional
 	Prometheus PrometheusSpec `json:"prometheus,omitempty"`
 	// levels and their triggers; each level number at most once.

@@ -49,6 +49,26 @@ type ModelSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Reasoning ReasoningSpec `json:"reasoning,omitempty"`
+	// toolCalling lets clients send `tools` with `tool_choice: "auto"` (OpenAI function calling,
+	// LangChain bind_tools) and get `tool_calls` back.
+	// +kubebuilder:default={}
+	// +optional
+	ToolCalling ToolCallingSpec `json:"toolCalling,omitempty"`
+}
+
+// ToolCallingSpec configures the engine's tool-call parser.
+type ToolCallingSpec struct {
+	// enabled adds the engine's tool-call parser: vLLM --enable-auto-tool-choice
+	// --tool-call-parser, SGLang --tool-call-parser. The Simulator handles tools on its own.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+	// parser is the engine's tool-call parser name; default for Qwen3: hermes on vLLM, qwen25 on
+	// SGLang. Qwen3-Coder models want qwen3_coder (vLLM: qwen3_xml or qwen3_coder).
+	// +kubebuilder:validation:Pattern=`^[a-z0-9_-]+$`
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	Parser string `json:"parser,omitempty"`
 }
 
 // ReasoningSpec configures the engine's reasoning parser.
@@ -293,6 +313,26 @@ type HTTPRouteExposure struct {
 	// +kubebuilder:validation:items:Pattern=`^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	// +optional
 	Hostnames []string `json:"hostnames,omitempty"`
+	// timeouts of the route's rule. A Gateway API implementation's own default is often far too
+	// short for a long completion or stream (Envoy Gateway's: 15s for the whole response).
+	// Default: 10m for both, the same bound as the Ingress's proxy timeouts.
+	// +optional
+	Timeouts *HTTPRouteTimeouts `json:"timeouts,omitempty"`
+}
+
+// HTTPRouteTimeouts are the Gateway API HTTPRouteRule timeouts, as Gateway API durations
+// (GEP-2257: "10m", "1h30m", "500ms"); "0s" asks the implementation to disable the timeout.
+// +kubebuilder:validation:XValidation:rule="!has(self.request) || !has(self.backendRequest) || duration(self.request) == duration('0s') || (duration(self.backendRequest) != duration('0s') && duration(self.backendRequest) <= duration(self.request))",message="timeouts.backendRequest must not be longer than timeouts.request"
+type HTTPRouteTimeouts struct {
+	// request bounds the whole request, from the client's first byte to the last byte of the
+	// response (a stream's included). Default 10m.
+	// +kubebuilder:validation:Pattern=`^([0-9]{1,5}(h|m|s|ms)){1,4}$`
+	// +optional
+	Request string `json:"request,omitempty"`
+	// backendRequest bounds one call from the Gateway to the qwen gateway Service. Default: request.
+	// +kubebuilder:validation:Pattern=`^([0-9]{1,5}(h|m|s|ms)){1,4}$`
+	// +optional
+	BackendRequest string `json:"backendRequest,omitempty"`
 }
 
 // ExposureSpec exposes the gateway outside the cluster: through an Ingress, an HTTPRoute, or both.

@@ -224,6 +224,12 @@ type RateLimitPolicySpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	Adaptive []AdaptiveRule `json:"adaptive,omitempty"`
+	// prometheus the adaptive rules read telemetry from: its url (default: the operator's
+	// --prometheus-url flag) and credentials.
+	// +kubebuilder:validation:XValidation:rule="!(has(self.authorization) && has(self.basicAuth))",message="prometheus: use authorization or basicAuth, not both"
+	// +kubebuilder:validation:XValidation:rule="!has(self.tlsConfig) || !has(self.url) || self.url.startsWith('https://')",message="prometheus.tlsConfig needs an https url"
+	// +optional
+	Prometheus *PrometheusConnection `json:"prometheus,omitempty"`
 	// overrides give named keys their own limits.
 	// +kubebuilder:validation:MaxItems=64
 	// +listType=map

@@ -85,6 +85,11 @@ func invalidCases() []invalidCase {
 		{"qs ingress bad host", qs, map[string]any{"spec.exposure.ingress": map[string]any{"host": "Bad_Host!"}}, []string{"spec.exposure.ingress.host", "should match"}},
 		{"qs ingress without host", qs, map[string]any{"spec.exposure.ingress": map[string]any{"className": "nginx"}}, []string{"spec.exposure.ingress.host", "Required"}},
 		{"qs httpRoute without parents", qs, map[string]any{"spec.exposure.httpRoute": map[string]any{"parentRefs": []any{}}}, []string{"spec.exposure.httpRoute.parentRefs", "at least 1 items"}},
+		{"qs httpRoute timeout not a Gateway API duration", qs, map[string]any{"spec.exposure.httpRoute": route(map[string]any{"request": "10 minutes"})}, []string{"spec.exposure.httpRoute.timeouts.request", "should match"}},
+		{"qs httpRoute timeout with days", qs, map[string]any{"spec.exposure.httpRoute": route(map[string]any{"request": "1d"})}, []string{"spec.exposure.httpRoute.timeouts.request", "should match"}},
+		{"qs httpRoute backend timeout longer than request", qs, map[string]any{"spec.exposure.httpRoute": route(map[string]any{"request": "5m", "backendRequest": "1h"})}, []string{"spec.exposure.httpRoute.timeouts", "must not be longer than timeouts.request"}},
+		{"qs httpRoute backend timeout disabled under a request timeout", qs, map[string]any{"spec.exposure.httpRoute": route(map[string]any{"request": "5m", "backendRequest": "0s"})}, []string{"spec.exposure.httpRoute.timeouts", "must not be longer than timeouts.request"}},
+		{"qs tool parser with spaces", qs, map[string]any{"spec.model.toolCalling.parser": "hermes 2"}, []string{"spec.model.toolCalling.parser", "should match"}},
 		{"qs httpRoute parent without name", qs, map[string]any{"spec.exposure.httpRoute": map[string]any{"parentRefs": []any{map[string]any{"namespace": "gw"}}}}, []string{"spec.exposure.httpRoute.parentRefs[0].name", "Required"}},
 
 		// RateLimitPolicy
@@ -115,6 +120,9 @@ func invalidCases() []invalidCase {
 		{"rlp adaptive threshold not a decimal", rlp, map[string]any{"spec.adaptive": []any{adaptive("GPUTemperature", "hot", "0.5")}}, []string{"spec.adaptive[0].above", "should match"}},
 		{"rlp adaptive PromQL without query", rlp, map[string]any{"spec.adaptive": []any{adaptive("PromQL", "1", "0.5")}}, []string{"spec.adaptive[0]", "query is required when signal is PromQL"}},
 		{"rlp adaptive unknown signal", rlp, map[string]any{"spec.adaptive": []any{adaptive("Moon", "1", "0.5")}}, []string{"spec.adaptive[0].signal", "Unsupported value"}},
+		{"rlp prometheus bearer and basic auth", rlp, map[string]any{"spec.prometheus": map[string]any{"authorization": bearer(), "basicAuth": basic()}}, []string{"spec.prometheus", "authorization or basicAuth, not both"}},
+		{"rlp prometheus tls on http", rlp, map[string]any{"spec.prometheus": map[string]any{"url": "http://thanos:9091", "tlsConfig": map[string]any{"serverName": "thanos"}}}, []string{"spec.prometheus", "tlsConfig needs an https url"}},
+		{"rlp prometheus basic auth without password key", rlp, map[string]any{"spec.prometheus.basicAuth": map[string]any{"username": map[string]any{"name": "p", "key": "u"}, "password": map[string]any{"name": "p"}}}, []string{"spec.prometheus.basicAuth.password.key", "Required"}},
 		{"rlp override without keys", rlp, map[string]any{"spec.overrides": []any{map[string]any{"name": "gold", "keys": []any{}, "limits": map[string]any{"requestsPerMinute": int64(100)}}}}, []string{"spec.overrides[0].keys", "at least 1 items"}},
 		{"rlp duplicate override names", rlp, map[string]any{"spec.overrides": []any{override("gold", "a"), override("gold", "b")}}, []string{"spec.overrides[1]", "Duplicate value"}},
 
@@ -129,6 +137,11 @@ func invalidCases() []invalidCase {
 		{"dp bad cooldown", dp, map[string]any{"spec.cooldown": "2 minutes"}, []string{"spec.cooldown", "should match"}},
 		{"dp recovery margin above 100", dp, map[string]any{"spec.recoveryMargin": int64(150)}, []string{"spec.recoveryMargin", "less than or equal to 100"}},
 		{"dp prometheus url not http", dp, map[string]any{"spec.prometheus.url": "ftp://prom:9090"}, []string{"spec.prometheus.url", "should match"}},
+		{"dp prometheus ca in a secret and a configmap", dp, map[string]any{"spec.prometheus.tlsConfig": map[string]any{"ca": map[string]any{"secret": map[string]any{"name": "a", "key": "ca.crt"}, "configMap": map[string]any{"name": "b", "key": "ca.crt"}}}}, []string{"spec.prometheus.tlsConfig.ca", "exactly one of secret or configMap"}},
+		{"dp prometheus ca and insecure", dp, map[string]any{"spec.prometheus.tlsConfig": map[string]any{"insecureSkipVerify": true, "ca": map[string]any{"configMap": map[string]any{"name": "b", "key": "ca.crt"}}}}, []string{"spec.prometheus.tlsConfig", "set ca or insecureSkipVerify, not both"}},
+		{"dp prometheus authorization without secret", dp, map[string]any{"spec.prometheus.authorization": map[string]any{"type": "Bearer"}}, []string{"spec.prometheus.authorization.credentials", "Required"}},
+		{"dp prometheus authorization type with a space", dp, map[string]any{"spec.prometheus.authorization": withField(bearer(), "type", "Bearer x")}, []string{"spec.prometheus.authorization.type", "should match"}},
+		{"dp unknown signal", dp, map[string]any{"spec.levels.0.when.0.signal": "TTFT"}, []string{"spec.levels[0].when[0].signal", "Unsupported value", `"P95TimeToFirstTokenSeconds"`}},
 		{"dp interval too short", dp, map[string]any{"spec.prometheus.interval": "100ms"}, []string{"spec.prometheus.interval", "between 1s and 1h"}},
 		{"dp breaker zero threshold", dp, map[string]any{"spec.circuitBreaker.failureThreshold": int64(0)}, []string{"spec.circuitBreaker.failureThreshold", "greater than or equal to 1"}},
 		{"dp breaker zero recovery", dp, map[string]any{"spec.circuitBreaker.recoveryTimeout": "0s"}, []string{"spec.circuitBreaker.recoveryTimeout", "between 1s and 1h"}},
@@ -136,6 +149,18 @@ func invalidCases() []invalidCase {
 		{"dp static empty message", dp, map[string]any{"spec.staticResponse.message": ""}, []string{"spec.staticResponse.message", "at least 1 chars"}},
 		{"dp override level 7", dp, map[string]any{"spec.override": map[string]any{"level": int64(7)}}, []string{"spec.override.level", "less than or equal to 4"}},
 	}
+}
+
+func route(timeouts map[string]any) map[string]any {
+	return map[string]any{"parentRefs": []any{map[string]any{"name": "gw"}}, "timeouts": timeouts}
+}
+
+func bearer() map[string]any {
+	return map[string]any{"credentials": map[string]any{"name": "thanos-token"}}
+}
+
+func basic() map[string]any {
+	return map[string]any{"username": map[string]any{"name": "p", "key": "username"}, "password": map[string]any{"name": "p", "key": "password"}}
 }
 
 func sched(name, start, end string) map[string]any {
@@ -194,6 +219,43 @@ func TestMinimalManifestsAreAccepted(t *testing.T) {
 		obj.SetNamespace(ns)
 		if err := env.Client.Create(context.Background(), obj); err != nil {
 			t.Errorf("%s refused: %v", obj.GetKind(), err)
+		}
+	}
+}
+
+// TestFullConnectionSettingsAreAccepted creates the new settings in their valid forms: route
+// timeouts (including "0s" to disable), tool calling off or with another parser, and every
+// Prometheus credential shape; defaults fill the authorization type and the Secret key.
+func TestFullConnectionSettingsAreAccepted(t *testing.T) {
+	ns := namespace(t)
+	for i, tc := range []struct {
+		base string
+		set  map[string]any
+	}{
+		{minimalQwenService, map[string]any{"spec.exposure.httpRoute": route(map[string]any{"request": "1h30m", "backendRequest": "45m"})}},
+		{minimalQwenService, map[string]any{"spec.exposure.httpRoute": route(map[string]any{"request": "0s", "backendRequest": "0s"})}},
+		{minimalQwenService, map[string]any{"spec.exposure.httpRoute": route(map[string]any{"backendRequest": "500ms"})}},
+		{minimalQwenService, map[string]any{"spec.model.toolCalling": map[string]any{"enabled": false}}},
+		{minimalQwenService, map[string]any{"spec.model.toolCalling": map[string]any{"parser": "qwen3_coder"}}},
+		{minimalRateLimitPolicy, map[string]any{"spec.prometheus": map[string]any{"url": "https://thanos-querier.openshift-monitoring.svc:9091",
+			"authorization": bearer(), "tlsConfig": map[string]any{"ca": map[string]any{"configMap": map[string]any{"name": "openshift-service-ca.crt", "key": "service-ca.crt"}}}}}},
+		{minimalDegradationPlan, map[string]any{"spec.prometheus": map[string]any{"url": "https://prom:9090", "basicAuth": basic(),
+			"tlsConfig": map[string]any{"ca": map[string]any{"secret": map[string]any{"name": "prom-ca", "key": "ca.crt"}}, "serverName": "prometheus"}}}},
+		{minimalDegradationPlan, map[string]any{"spec.levels.0.when.0": map[string]any{"signal": "P95TimeToFirstTokenSeconds", "above": "2"}}},
+	} {
+		obj := decode(t, tc.base)
+		obj.SetNamespace(ns)
+		obj.SetName(fmt.Sprintf("ok-%d", i))
+		for path, v := range tc.set {
+			setPath(t, obj.Object, path, v)
+		}
+		if err := env.Client.Create(context.Background(), obj); err != nil {
+			t.Errorf("%s with %v refused: %v", obj.GetKind(), tc.set, err)
+			continue
+		}
+		if a, ok, _ := unstructured.NestedMap(obj.Object, "spec", "prometheus", "authorization"); ok && (a["type"] != "Bearer" ||
+			a["credentials"].(map[string]any)["key"] != "token") {
+			t.Errorf("authorization defaults: %v", a)
 		}
 	}
 }

@@ -1,4 +1,5 @@
-// Command manager runs the qwen-operator controllers.
+// Command manager runs the qwen-operator controllers; `manager probe` checks every
+// QwenService's gateway (the Helm chart's `helm test`).
 package main
 
 import (
@@ -41,8 +42,8 @@ type Defaults struct {
 	// Defaults are the images, handed to the renderer as they are.
 	render.Defaults
 	PrometheusURL string
-	// AllowedPrometheusURLs restricts the Prometheus URLs DegradationPlans may name (scheme
-	// and host); empty allows any.
+	// AllowedPrometheusURLs restricts the Prometheus URLs DegradationPlans and
+	// RateLimitPolicies may name (scheme and host); empty allows any.
 	AllowedPrometheusURLs []string
 	// AdaptiveInterval is how often RateLimitPolicies with adaptive rules re-read telemetry.
 	AdaptiveInterval time.Duration
@@ -63,7 +64,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, zap.Options, error) {
 	fs.StringVar(&o.defaults.SimulatorImage, "simulator-image", "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2", "default engine image for engine.type Simulator")
 	fs.StringVar(&o.defaults.GatewayImage, "gateway-image", buildinfo.GatewayImage(), "default gateway image (the one this release publishes)")
 	fs.StringVar(&o.defaults.PrometheusURL, "prometheus-url", "http://prometheus-operated.monitoring.svc:9090", "default Prometheus URL for DegradationPlans and adaptive rules")
-	fs.Func("allowed-prometheus-urls", "comma-separated Prometheus URLs (scheme://host:port) a DegradationPlan's spec.prometheus.url may name; empty: any. The plans are read by the operator's identity from inside the cluster, so whoever may create a plan can make the operator query any URL it allows; --prometheus-url is always allowed", func(v string) error {
+	fs.Func("allowed-prometheus-urls", "comma-separated Prometheus URLs (scheme://host:port) a DegradationPlan's or RateLimitPolicy's spec.prometheus.url may name; empty: any. The operator queries them from inside the cluster, so whoever may create a plan or policy can make it query any URL allowed here; --prometheus-url is always allowed", func(v string) error {
 		for _, u := range strings.Split(v, ",") {
 			if u = strings.TrimSpace(u); u != "" {
 				pu, err := url.Parse(u)
@@ -83,6 +84,13 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, zap.Options, error) {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "probe" { // `helm test`
+		if err := probeMain(ctrl.SetupSignalHandler(), os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctrl.SetupSignalHandler(), os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -11,12 +11,14 @@ import (
 	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
 )
 
-// The ingress-nginx annotations the operator writes.
+// The ingress-nginx rate-limit annotations the operator writes (docs/qwenservice.md lists every
+// annotation it sets). limit-allowlist is the current name of what older ingress-nginx
+// releases called limit-whitelist.
 const (
 	AnnotationLimitRPM             = "nginx.ingress.kubernetes.io/limit-rpm"
 	AnnotationLimitBurstMultiplier = "nginx.ingress.kubernetes.io/limit-burst-multiplier"
 	AnnotationLimitConnections     = "nginx.ingress.kubernetes.io/limit-connections"
-	AnnotationLimitWhitelist       = "nginx.ingress.kubernetes.io/limit-whitelist"
+	AnnotationLimitAllowlist       = "nginx.ingress.kubernetes.io/limit-allowlist"
 )
 
 // EdgeLimits are the coarse per-client-IP limits written to the edge (ingress-nginx
@@ -42,7 +44,7 @@ type EdgeLimits struct {
 // Edge derives the edge limits of an enforced policy (see Enforced):
 //   - none, or Shadow mode (which never rejects): none;
 //   - key ClientIP: the base limits, with the override tiers' addresses exempt
-//     (ingress-nginx limit-whitelist);
+//     (ingress-nginx limit-allowlist);
 //   - key APIKey or Header: the edge cannot see the key, so an IP gets the most any single
 //     key may use (the largest of the base limits and every tier's limits).
 //
@@ -110,7 +112,7 @@ func (e EdgeLimits) NginxAnnotations() map[string]string {
 		a[AnnotationLimitConnections] = strconv.FormatInt(e.Connections, 10)
 	}
 	if len(a) > 0 && len(e.Exempt) > 0 {
-		a[AnnotationLimitWhitelist] = strings.Join(e.Exempt, ",")
+		a[AnnotationLimitAllowlist] = strings.Join(e.Exempt, ",")
 	}
 	return a
 }

@@ -8,7 +8,8 @@ import (
 
 // engineCommand returns the container command (nil: the image's entrypoint) and arguments
 // that serve model with the engine of spec, listening on port and sharding over gpus.
-// The user's spec.engine.args are appended last so they can add or override flags.
+// The user's spec.engine.args are appended last so they can add or override flags (both
+// engines take the last value of a repeated flag).
 func engineCommand(e v1alpha1.EngineSpec, model v1alpha1.ModelSpec, port int32, gpus int32) (command, args []string) {
 	served := ServedName(model)
 	p := strconv.Itoa(int(port))
@@ -23,6 +24,8 @@ func engineCommand(e v1alpha1.EngineSpec, model v1alpha1.ModelSpec, port int32, 
 		args = appendIf(args, e.GPUMemoryUtilization != "", "--mem-fraction-static", string(e.GPUMemoryUtilization))
 		args = appendIf(args, gpus > 1, "--tp", strconv.Itoa(int(gpus)))
 		args = appendIf(args, reasoningOn(model), "--reasoning-parser", reasoningParser(model))
+		// SGLang parses tool calls whenever a parser is named; qwen25 is Qwen2.5's and Qwen3's.
+		args = appendIf(args, toolsOn(model), "--tool-call-parser", toolParser(model, "qwen25"))
 		args = append(args, "--enable-metrics")
 	case v1alpha1.EngineSimulator:
 		// The dummy tokenizer keeps the simulator off the model hub.
@@ -39,6 +42,8 @@ func engineCommand(e v1alpha1.EngineSpec, model v1alpha1.ModelSpec, port int32, 
 		args = appendIf(args, e.GPUMemoryUtilization != "", "--gpu-memory-utilization", string(e.GPUMemoryUtilization))
 		args = appendIf(args, gpus > 1, "--tensor-parallel-size", strconv.Itoa(int(gpus)))
 		args = appendIf(args, reasoningOn(model), "--reasoning-parser", reasoningParser(model))
+		// Without these vLLM refuses `tool_choice: "auto"`; Qwen3 writes Hermes-style tool calls.
+		args = appendIf(args, toolsOn(model), "--enable-auto-tool-choice", "--tool-call-parser", toolParser(model, "hermes"))
 	}
 	return command, append(args, e.Args...)
 }
@@ -90,4 +95,16 @@ func reasoningParser(m v1alpha1.ModelSpec) string {
 		return "qwen3"
 	}
 	return m.Reasoning.Parser
+}
+
+func toolsOn(m v1alpha1.ModelSpec) bool {
+	return m.ToolCalling.Enabled == nil || *m.ToolCalling.Enabled
+}
+
+// toolParser is the spec's tool-call parser, else the engine's parser for Qwen3.
+func toolParser(m v1alpha1.ModelSpec, qwen3 string) string {
+	if m.ToolCalling.Parser == "" {
+		return qwen3
+	}
+	return m.ToolCalling.Parser
 }

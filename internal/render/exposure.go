@@ -1,6 +1,7 @@
 package render
 
 import (
+	"cmp"
 	"strconv"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -65,9 +66,31 @@ func ingress(qs *v1alpha1.QwenService, edge EdgeLimits) *networkingv1.Ingress {
 	return ing
 }
 
-// httpRoute attaches to the spec's parents and sends every path to the gateway Service.
+// defaultRouteTimeout bounds a whole request through an HTTPRoute (and its Envoy Gateway
+// BackendTrafficPolicy) unless spec.exposure.httpRoute.timeouts says otherwise: long enough for
+// a long completion or stream, the same bound as the Ingress's proxy-read-timeout.
+const defaultRouteTimeout = "10m"
+
+// routeTimeouts are the request and backend-request timeouts of the HTTPRoute: the spec's,
+// with request defaulting to backendRequest or defaultRouteTimeout, and backendRequest to
+// request (the schema keeps backendRequest within request).
+func routeTimeouts(x *v1alpha1.HTTPRouteExposure) (request, backendRequest string) {
+	var t v1alpha1.HTTPRouteTimeouts
+	if x.Timeouts != nil {
+		t = *x.Timeouts
+	}
+	request, backendRequest = t.Request, t.BackendRequest
+	if request == "" {
+		request = cmp.Or(backendRequest, defaultRouteTimeout)
+	}
+	return request, cmp.Or(backendRequest, request)
+}
+
+// httpRoute attaches to the spec's parents and sends every path to the gateway Service, with
+// the route timeouts.
 func httpRoute(qs *v1alpha1.QwenService) *gatewayv1.HTTPRoute {
 	x := qs.Spec.Exposure.HTTPRoute
+	request, backend := routeTimeouts(x)
 	route := &gatewayv1.HTTPRoute{
 		TypeMeta:   metav1.TypeMeta{APIVersion: gatewayv1.GroupVersion.String(), Kind: "HTTPRoute"},
 		ObjectMeta: objectMeta(qs, ExposureName(qs), ComponentExposure),
@@ -81,6 +104,10 @@ func httpRoute(qs *v1alpha1.QwenService) *gatewayv1.HTTPRoute {
 						Name: gatewayv1.ObjectName(GatewayName(qs)), Port: ptr.To(gatewayv1.PortNumber(GatewayPort)),
 					},
 				}}},
+				Timeouts: &gatewayv1.HTTPRouteTimeouts{
+					Request:        ptr.To(gatewayv1.Duration(request)),
+					BackendRequest: ptr.To(gatewayv1.Duration(backend)),
+				},
 			}},
 		},
 	}
@@ -106,32 +133,33 @@ func httpRoute(qs *v1alpha1.QwenService) *gatewayv1.HTTPRoute {
 	return route
 }
 
-// backendTrafficPolicy is an Envoy Gateway local rate limit on the HTTPRoute: per client IP
-// (one rule per address family), the most requests per minute any single client may send,
-// since a local rule cannot exempt an override tier's addresses. Nil without an edge rate.
-// It needs an Envoy Gateway whose local rate limits accept Distinct source CIDRs.
+// backendTrafficPolicy is Envoy Gateway's policy for the HTTPRoute: the route's request
+// timeout as its requestTimeout (Envoy Gateway applies either; they must agree), and, with an
+// edge rate, a local rate limit per client IP (one rule per address family) at the most
+// requests per minute any single client may send, since a local rule cannot exempt an
+// override tier's addresses. The rate limit needs an Envoy Gateway whose local rate limits
+// accept Distinct source CIDRs; the timeout, one with BackendTrafficPolicy timeouts (1.2+).
 func backendTrafficPolicy(qs *v1alpha1.QwenService, edge EdgeLimits) *unstructured.Unstructured {
-	rpm := edge.CeilingRequestsPerMinute
-	if edge.RequestsPerMinute == 0 || rpm == 0 {
-		return nil
+	request, _ := routeTimeouts(qs.Spec.Exposure.HTTPRoute)
+	spec := map[string]any{
+		"targetRefs": []any{map[string]any{
+			"group": gatewayv1.GroupName, "kind": "HTTPRoute", "name": ExposureName(qs),
+		}},
+		"timeout": map[string]any{"http": map[string]any{"requestTimeout": request}},
 	}
-	rule := func(cidr string) any {
-		return map[string]any{
-			"clientSelectors": []any{map[string]any{"sourceCIDR": map[string]any{"type": "Distinct", "value": cidr}}},
-			"limit":           map[string]any{"requests": rpm, "unit": "Minute"},
+	if rpm := edge.CeilingRequestsPerMinute; edge.RequestsPerMinute > 0 && rpm > 0 {
+		rule := func(cidr string) any {
+			return map[string]any{
+				"clientSelectors": []any{map[string]any{"sourceCIDR": map[string]any{"type": "Distinct", "value": cidr}}},
+				"limit":           map[string]any{"requests": rpm, "unit": "Minute"},
+			}
+		}
+		spec["rateLimit"] = map[string]any{
+			"type":  "Local",
+			"local": map[string]any{"rules": []any{rule("0.0.0.0/0"), rule("::/0")}},
 		}
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"spec": map[string]any{
-			"targetRefs": []any{map[string]any{
-				"group": gatewayv1.GroupName, "kind": "HTTPRoute", "name": ExposureName(qs),
-			}},
-			"rateLimit": map[string]any{
-				"type":  "Local",
-				"local": map[string]any{"rules": []any{rule("0.0.0.0/0"), rule("::/0")}},
-			},
-		},
-	}}
+	u := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
 	u.SetAPIVersion(BackendTrafficPolicyGroup + "/" + BackendTrafficPolicyVersion)
 	u.SetKind(BackendTrafficPolicyKind)
 	meta := objectMeta(qs, ExposureName(qs), ComponentExposure)

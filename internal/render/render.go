@@ -50,8 +50,8 @@ func Render(in Inputs) ([]client.Object, error) {
 		}
 		if x.HTTPRoute != nil {
 			objs = append(objs, httpRoute(qs))
-			if btp := backendTrafficPolicy(qs, edge); btp != nil && in.BackendTrafficPolicyServed {
-				objs = append(objs, btp)
+			if in.BackendTrafficPolicyServed {
+				objs = append(objs, backendTrafficPolicy(qs, edge))
 			}
 		}
 	}

@@ -10,7 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
 	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
@@ -62,7 +64,7 @@ func TestEdgeLimits(t *testing.T) {
 			v1alpha1.EffectiveOverride{Name: "office", Keys: []string{"198.51.100.9/24", "192.0.2.7"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(600), MaxConcurrentRequests: i32(4)}},
 			v1alpha1.EffectiveOverride{Name: "dup", Keys: []string{"192.0.2.7"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(5), MaxConcurrentRequests: i32(4)}}),
 			map[string]string{AnnotationLimitRPM: "30", AnnotationLimitBurstMultiplier: "1", AnnotationLimitConnections: "4",
-				AnnotationLimitWhitelist: "192.0.2.7/32,198.51.100.0/24"}, 600},
+				AnnotationLimitAllowlist: "192.0.2.7/32,198.51.100.0/24"}, 600},
 		{"API key: per-IP ceiling is the largest tier", policy(v1alpha1.KeyAPIKey, v1alpha1.LimitSet{RequestsPerMinute: i32(30), Burst: i32(10), MaxConcurrentRequests: i32(4)},
 			v1alpha1.EffectiveOverride{Name: "premium", Keys: []string{"team-a"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(100), Burst: i32(250), MaxConcurrentRequests: i32(4)}}),
 			map[string]string{AnnotationLimitRPM: "100", AnnotationLimitBurstMultiplier: "3", AnnotationLimitConnections: "4"}, 100},
@@ -288,8 +290,69 @@ func TestBackendTrafficPolicyOnlyWhenServed(t *testing.T) {
 	in = input(t, "sglang-httproute")
 	in.Policy = nil
 	objs, _ = Render(in)
-	if has(objs, BackendTrafficPolicyKind, "qwen3") {
-		t.Error("a BackendTrafficPolicy without a policy")
+	btp := find(t, objs, BackendTrafficPolicyKind, "qwen3").(*unstructured.Unstructured)
+	if _, limited, _ := unstructured.NestedMap(btp.Object, "spec", "rateLimit"); limited {
+		t.Error("a BackendTrafficPolicy rate limit without a policy")
+	}
+	if timeout, _, _ := unstructured.NestedString(btp.Object, "spec", "timeout", "http", "requestTimeout"); timeout != "30m" {
+		t.Errorf("BackendTrafficPolicy requestTimeout %q without a policy, want the route's 30m", timeout)
+	}
+}
+
+// TestRouteTimeouts checks the HTTPRoute's timeouts and the BackendTrafficPolicy's matching
+// requestTimeout: the 10m default (Envoy Gateway's own is 15s), the spec's, and either one
+// filled from the other.
+func TestRouteTimeouts(t *testing.T) {
+	for _, tt := range []struct {
+		set                   *v1alpha1.HTTPRouteTimeouts
+		request, backend, btp string
+	}{
+		{nil, "10m", "10m", "10m"},
+		{&v1alpha1.HTTPRouteTimeouts{Request: "1h", BackendRequest: "50m"}, "1h", "50m", "1h"},
+		{&v1alpha1.HTTPRouteTimeouts{Request: "30m"}, "30m", "30m", "30m"},
+		{&v1alpha1.HTTPRouteTimeouts{BackendRequest: "20m"}, "20m", "20m", "20m"},
+		{&v1alpha1.HTTPRouteTimeouts{Request: "0s", BackendRequest: "0s"}, "0s", "0s", "0s"},
+	} {
+		in := input(t, "exposure-httproute")
+		in.Service.Spec.Exposure.HTTPRoute.Timeouts = tt.set
+		objs, err := Render(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt := find(t, objs, "HTTPRoute", "qwen3").(*gatewayv1.HTTPRoute).Spec.Rules[0].Timeouts
+		btp, _, _ := unstructured.NestedString(find(t, objs, BackendTrafficPolicyKind, "qwen3").(*unstructured.Unstructured).Object,
+			"spec", "timeout", "http", "requestTimeout")
+		if rt == nil || string(*rt.Request) != tt.request || string(*rt.BackendRequest) != tt.backend || btp != tt.btp {
+			t.Errorf("timeouts %+v: route %+v, BackendTrafficPolicy %q; want %s/%s and %s", tt.set, rt, btp, tt.request, tt.backend, tt.btp)
+		}
+	}
+}
+
+// TestToolCallingArgs checks the tool-call flags each engine gets for Qwen3, a parser of the
+// spec's choice, none when off, and that engine.args still come last.
+func TestToolCallingArgs(t *testing.T) {
+	model := v1alpha1.ModelSpec{Name: "Qwen/Qwen3-1.7B"}
+	for _, tt := range []struct {
+		engine  v1alpha1.EngineType
+		tools   v1alpha1.ToolCallingSpec
+		want    string
+		without string
+	}{
+		{v1alpha1.EngineVLLM, v1alpha1.ToolCallingSpec{}, "--enable-auto-tool-choice --tool-call-parser hermes", ""},
+		{v1alpha1.EngineVLLM, v1alpha1.ToolCallingSpec{Parser: "qwen3_coder"}, "--enable-auto-tool-choice --tool-call-parser qwen3_coder", ""},
+		{v1alpha1.EngineVLLM, v1alpha1.ToolCallingSpec{Enabled: ptr.To(false)}, "", "tool"},
+		{v1alpha1.EngineSGLang, v1alpha1.ToolCallingSpec{}, "--tool-call-parser qwen25", "--enable-auto-tool-choice"},
+		{v1alpha1.EngineSGLang, v1alpha1.ToolCallingSpec{Enabled: ptr.To(false)}, "", "tool"},
+		{v1alpha1.EngineSimulator, v1alpha1.ToolCallingSpec{}, "", "tool"},
+	} {
+		m := model
+		m.ToolCalling = tt.tools
+		_, args := engineCommand(v1alpha1.EngineSpec{Type: tt.engine, Args: []string{"--tool-call-parser", "mine"}}, m, 8000, 1)
+		line := strings.Join(args, " ")
+		if !strings.HasSuffix(line, "--tool-call-parser mine") || !strings.Contains(line, tt.want) ||
+			(tt.without != "" && strings.Contains(strings.TrimSuffix(line, "--tool-call-parser mine"), tt.without)) {
+			t.Errorf("%s %+v: args %q, want %q (and not %q) before the user's", tt.engine, tt.tools, line, tt.want, tt.without)
+		}
 	}
 }
 

@@ -17,11 +17,21 @@ var (
 	// ErrUnavailable means Prometheus could not be asked: unreachable, timed out, or an HTTP
 	// error outside the query API's own.
 	ErrUnavailable = errors.New("prometheus unavailable")
-	// ErrInvalidURL means the Prometheus URL is not an absolute http(s) URL.
-	ErrInvalidURL = errors.New("invalid prometheus url")
+	// ErrInvalidConnection means the connection settings cannot be used: a Secret or ConfigMap
+	// they name is missing, or holds no usable value (no key, a CA that is not PEM).
+	ErrInvalidConnection = errors.New("invalid prometheus connection")
+	// ErrInvalidURL means the Prometheus URL is not an absolute http(s) URL; it is an
+	// ErrInvalidConnection.
+	ErrInvalidURL = fmt.Errorf("%w: invalid url", ErrInvalidConnection)
 	// ErrURLNotAllowed means the operator's allow-list of Prometheus URLs does not hold the
-	// URL. It wraps ErrInvalidURL.
+	// URL; it is an ErrInvalidURL.
 	ErrURLNotAllowed = fmt.Errorf("%w: not in the operator's allowed Prometheus URLs", ErrInvalidURL)
+	// ErrUnauthorized means Prometheus (or the proxy in front of it) refused the credentials
+	// with 401 or 403; it is an ErrUnavailable.
+	ErrUnauthorized = errors.New("credentials refused")
+	// ErrUntrusted means the server's TLS certificate did not verify (unknown authority, wrong
+	// name); it is an ErrUnavailable.
+	ErrUntrusted = errors.New("server certificate not trusted")
 )
 
 // Condition reasons for telemetry outcomes (TelemetryAvailable, Accepted).
@@ -38,6 +48,12 @@ const (
 	ReasonInvalidPrometheusURL = "InvalidPrometheusURL"
 	// ReasonPrometheusURLNotAllowed: the URL is not one the operator allows.
 	ReasonPrometheusURLNotAllowed = "PrometheusURLNotAllowed"
+	// ReasonInvalidPrometheusConnection: the credentials or CA cannot be read or used.
+	ReasonInvalidPrometheusConnection = "InvalidPrometheusConnection"
+	// ReasonPrometheusUnauthorized: Prometheus refused the credentials.
+	ReasonPrometheusUnauthorized = "PrometheusUnauthorized"
+	// ReasonPrometheusUntrusted: Prometheus' certificate did not verify.
+	ReasonPrometheusUntrusted = "PrometheusCertificateUntrusted"
 	// ReasonQueryFailed: any other error.
 	ReasonQueryFailed = "QueryFailed"
 )
@@ -52,8 +68,14 @@ func Reason(err error) string {
 		return ReasonPrometheusURLNotAllowed
 	case errors.Is(err, ErrInvalidURL):
 		return ReasonInvalidPrometheusURL
+	case errors.Is(err, ErrInvalidConnection):
+		return ReasonInvalidPrometheusConnection
 	case errors.Is(err, ErrBadQuery):
 		return ReasonInvalidQuery
+	case errors.Is(err, ErrUnauthorized):
+		return ReasonPrometheusUnauthorized
+	case errors.Is(err, ErrUntrusted):
+		return ReasonPrometheusUntrusted
 	case errors.Is(err, ErrUnavailable):
 		return ReasonPrometheusUnavailable
 	case errors.Is(err, ErrNoData):

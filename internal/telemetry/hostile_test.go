@@ -35,7 +35,7 @@ func TestErrorBodiesStayOut(t *testing.T) {
 				reply(w)
 			}))
 			defer srv.Close()
-			c, err := telemetry.New(srv.URL, time.Second)
+			c, err := telemetry.New(telemetry.Access{URL: srv.URL}, time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}

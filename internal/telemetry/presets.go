@@ -21,6 +21,9 @@ type Target struct {
 	Engine string
 	// Gateway is the name of the gateway Deployment, whose pods $gatewayPods selects.
 	Gateway string
+	// EngineType picks the engine signals' metrics: sglang:* for SGLang, vllm:* otherwise
+	// (VLLM, and the Simulator, which serves vLLM's names).
+	EngineType v1alpha1.EngineType
 }
 
 // presets are the PromQL of every preset signal, before substitution. Variables:
@@ -41,15 +44,42 @@ var presets = map[v1alpha1.Signal]string{
 	v1alpha1.SignalGPUUtilization: dcgm(`avg(DCGM_FI_DEV_GPU_UTIL{$sel})`),
 	// Fullest framebuffer, 0..1 (FB_USED and FB_FREE are MiB).
 	v1alpha1.SignalGPUMemoryUsed: dcgm(`max(DCGM_FI_DEV_FB_USED{$sel} / (DCGM_FI_DEV_FB_USED{$sel} + DCGM_FI_DEV_FB_FREE{$sel}))`),
-	// Fullest KV cache, 0..1; vLLM before 0.10 called it gpu_cache_usage_perc.
-	v1alpha1.SignalKVCacheUsage: `max(vllm:kv_cache_usage_perc{namespace="$namespace",pod=~"$pods"} or vllm:gpu_cache_usage_perc{namespace="$namespace",pod=~"$pods"})`,
-	// Requests waiting in all engines.
-	v1alpha1.SignalQueueDepth: `sum(vllm:num_requests_waiting{namespace="$namespace",pod=~"$pods"})`,
 	// Gateway p95 latency over 2m, seconds; NaN (no data) without traffic.
 	v1alpha1.SignalP95LatencySeconds: `histogram_quantile(0.95, sum by (le) (rate(qwen_gateway_request_duration_seconds_bucket{namespace="$namespace",pod=~"$gatewayPods"}[2m])))`,
 	// Gateway 5xx share over 2m, 0..1: 0 when traffic has no 5xx, no data without traffic.
 	v1alpha1.SignalErrorRate: `(sum(rate(qwen_gateway_requests_total{namespace="$namespace",pod=~"$gatewayPods",code=~"5.."}[2m])) or vector(0))` +
 		` / sum(rate(qwen_gateway_requests_total{namespace="$namespace",pod=~"$gatewayPods"}[2m]))`,
+}
+
+// enginePresets are the engine signals, by engine type, read from the engines' own metrics.
+// A Simulator target reads vLLM's names (llm-d-inference-sim serves them).
+var enginePresets = map[v1alpha1.EngineType]map[v1alpha1.Signal]string{
+	v1alpha1.EngineVLLM: {
+		// Fullest KV cache, 0..1; vLLM before 0.10 called it gpu_cache_usage_perc.
+		v1alpha1.SignalKVCacheUsage: `max(vllm:kv_cache_usage_perc{namespace="$namespace",pod=~"$pods"} or vllm:gpu_cache_usage_perc{namespace="$namespace",pod=~"$pods"})`,
+		// Requests waiting in all engines.
+		v1alpha1.SignalQueueDepth: `sum(vllm:num_requests_waiting{namespace="$namespace",pod=~"$pods"})`,
+		// Engines' p95 time to first token over 2m, seconds; no data without traffic.
+		v1alpha1.SignalP95TimeToFirstTokenSeconds: `histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{namespace="$namespace",pod=~"$pods"}[2m])))`,
+	},
+	v1alpha1.EngineSGLang: {
+		// Fullest KV cache (token pool), 0..1.
+		v1alpha1.SignalKVCacheUsage: `max(sglang:token_usage{namespace="$namespace",pod=~"$pods"})`,
+		// Requests waiting in all engines (every data-parallel rank).
+		v1alpha1.SignalQueueDepth:                 `sum(sglang:num_queue_reqs{namespace="$namespace",pod=~"$pods"})`,
+		v1alpha1.SignalP95TimeToFirstTokenSeconds: `histogram_quantile(0.95, sum by (le) (rate(sglang:time_to_first_token_seconds_bucket{namespace="$namespace",pod=~"$pods"}[2m])))`,
+	},
+}
+
+// presetFor is the preset PromQL of signal for the target's engine type ("" when none).
+func presetFor(s v1alpha1.Signal, engine v1alpha1.EngineType) string {
+	if q, ok := presets[s]; ok {
+		return q
+	}
+	if engine != v1alpha1.EngineSGLang {
+		engine = v1alpha1.EngineVLLM
+	}
+	return enginePresets[engine][s]
 }
 
 // dcgm expands `agg(expr{$sel})` into agg over the series labelled either way.
@@ -61,11 +91,12 @@ func dcgm(q string) string {
 	return fmt.Sprintf("%s((%s) or (%s))", agg, native, exported)
 }
 
-// Expr returns the PromQL for a trigger scoped to the target: the preset for its signal, or
+// Expr returns the PromQL for a trigger scoped to the target: the preset for its signal (and,
+// for an engine signal, the target's engine type), or
 // its own query for signal PromQL, with the variables substituted. An unknown signal or a
 // PromQL trigger without a query is ErrBadQuery.
 func Expr(tr v1alpha1.Trigger, t Target) (string, error) {
-	q := presets[tr.Signal]
+	q := presetFor(tr.Signal, t.EngineType)
 	if tr.Signal == v1alpha1.SignalPromQL {
 		q = tr.Query
 	}

@@ -12,11 +12,43 @@ import (
 
 var target = Target{Namespace: "ai", Service: "qwen3", Engine: "qwen3-engine", Gateway: "qwen3-gateway"}
 
-// Every signal of the API has a preset or is PromQL.
+// Every signal of the API has a preset for every engine type, or is PromQL.
 func TestEverySignalHasAPreset(t *testing.T) {
+	for _, engine := range []v1alpha1.EngineType{"", v1alpha1.EngineVLLM, v1alpha1.EngineSGLang, v1alpha1.EngineSimulator} {
+		target := target
+		target.EngineType = engine
+		checkPresets(t, target)
+	}
+	if len(presets) != 5 || len(enginePresets[v1alpha1.EngineVLLM]) != 3 || len(enginePresets[v1alpha1.EngineSGLang]) != 3 {
+		t.Errorf("presets has %d entries, the engine presets %d and %d; add the new signal to checkPresets",
+			len(presets), len(enginePresets[v1alpha1.EngineVLLM]), len(enginePresets[v1alpha1.EngineSGLang]))
+	}
+}
+
+// TestEngineSignalsFollowTheEngineType checks the engine signals read sglang:* for SGLang and
+// vllm:* for the rest (the Simulator serves vLLM's names).
+func TestEngineSignalsFollowTheEngineType(t *testing.T) {
+	for engine, prefix := range map[v1alpha1.EngineType]string{
+		"": "vllm:", v1alpha1.EngineVLLM: "vllm:", v1alpha1.EngineSimulator: "vllm:", v1alpha1.EngineSGLang: "sglang:",
+	} {
+		target := target
+		target.EngineType = engine
+		for _, s := range []v1alpha1.Signal{v1alpha1.SignalKVCacheUsage, v1alpha1.SignalQueueDepth, v1alpha1.SignalP95TimeToFirstTokenSeconds} {
+			q, err := Expr(v1alpha1.Trigger{Signal: s}, target)
+			other := map[string]string{"vllm:": "sglang:", "sglang:": "vllm:"}[prefix]
+			if err != nil || !strings.Contains(q, prefix) || strings.Contains(q, other) {
+				t.Errorf("%s on %q: %s %v, want %s metrics only", s, engine, q, err, prefix)
+			}
+		}
+	}
+}
+
+func checkPresets(t *testing.T, target Target) {
+	t.Helper()
 	for _, s := range []v1alpha1.Signal{
 		v1alpha1.SignalGPUTemperature, v1alpha1.SignalGPUUtilization, v1alpha1.SignalGPUMemoryUsed,
-		v1alpha1.SignalKVCacheUsage, v1alpha1.SignalQueueDepth, v1alpha1.SignalP95LatencySeconds, v1alpha1.SignalErrorRate,
+		v1alpha1.SignalKVCacheUsage, v1alpha1.SignalQueueDepth, v1alpha1.SignalP95TimeToFirstTokenSeconds,
+		v1alpha1.SignalP95LatencySeconds, v1alpha1.SignalErrorRate,
 	} {
 		q, err := Expr(v1alpha1.Trigger{Signal: s}, target)
 		if err != nil {
@@ -33,9 +65,6 @@ func TestEverySignalHasAPreset(t *testing.T) {
 		if got := strings.Count(q, "("); got != strings.Count(q, ")") {
 			t.Errorf("%s: unbalanced parentheses: %s", s, q)
 		}
-	}
-	if len(presets) != 7 {
-		t.Errorf("presets has %d entries; add the new signal to the list above", len(presets))
 	}
 }
 
@@ -89,12 +118,24 @@ func TestExprErrors(t *testing.T) {
 
 func TestNewRejectsBadURLs(t *testing.T) {
 	for _, u := range []string{"", "prometheus:9090", "ftp://p:21", "http://", "://x", "http//p:9090"} {
-		if _, err := New(u, 0); !errors.Is(err, ErrInvalidURL) {
+		if _, err := New(Access{URL: u}, 0); !errors.Is(err, ErrInvalidURL) {
 			t.Errorf("New(%q) err = %v, want ErrInvalidURL", u, err)
 		}
 	}
-	if c, err := New("http://prometheus.monitoring:9090/prefix/", 0); err != nil || c.timeout != DefaultTimeout {
+	if c, err := New(Access{URL: "http://prometheus.monitoring:9090/prefix/"}, 0); err != nil || c.timeout != DefaultTimeout {
 		t.Errorf("New: %v, %v", c, err)
+	}
+	for name, a := range map[string]Access{
+		"bearer and basic auth": {URL: "https://p:9090", Credentials: "t", Username: "u", Password: "p"},
+		"a CA that is not PEM":  {URL: "https://p:9090", CA: "not a certificate"},
+	} {
+		if _, err := New(a, 0); !errors.Is(err, ErrInvalidConnection) || errors.Is(err, ErrInvalidURL) {
+			t.Errorf("%s: err = %v, want ErrInvalidConnection", name, err)
+		}
+	}
+	a := Access{URL: "https://p:9090", Credentials: "secret-token"}
+	if k := a.Key(); strings.Contains(k, "secret-token") || k == (Access{URL: a.URL}).Key() || k != a.Key() {
+		t.Errorf("Key %q: want a stable key that holds no secret and tells credentials apart", k)
 	}
 }
 
@@ -108,6 +149,9 @@ func TestReason(t *testing.T) {
 		{fmt.Errorf("PromQL: %w: parse error", ErrBadQuery), ReasonInvalidQuery},
 		{fmt.Errorf("x: %w: %w", ErrUnavailable, errors.New("connection refused")), ReasonPrometheusUnavailable},
 		{fmt.Errorf("%w %q", ErrInvalidURL, "x"), ReasonInvalidPrometheusURL},
+		{fmt.Errorf("%w: Secret %q not found", ErrInvalidConnection, "x"), ReasonInvalidPrometheusConnection},
+		{fmt.Errorf("%w: %w: client error: 401", ErrUnavailable, ErrUnauthorized), ReasonPrometheusUnauthorized},
+		{fmt.Errorf("%w: %w: x509", ErrUnavailable, ErrUntrusted), ReasonPrometheusUntrusted},
 		{errors.New("something else"), ReasonQueryFailed},
 	} {
 		if got := Reason(tc.err); got != tc.want {

@@ -26,6 +26,12 @@ const (
 
 var target = telemetry.Target{Namespace: "ai", Service: "qwen3", Engine: "qwen3-engine", Gateway: "qwen3-gateway"}
 
+// sglang is a QwenService of engine type SGLang in the same namespace, with two engine pods.
+var (
+	sglang     = telemetry.Target{Namespace: "ai", Service: "chat", Engine: "chat-engine", Gateway: "chat-gateway", EngineType: v1alpha1.EngineSGLang}
+	sglangPods = []string{"chat-engine-6b7c8d9f5-r2d2x", "chat-engine-6b7c8d9f5-c3p0z"}
+)
+
 func preset(s v1alpha1.Signal) v1alpha1.Trigger { return v1alpha1.Trigger{Signal: s} }
 
 func promql(q string) v1alpha1.Trigger {
@@ -63,6 +69,13 @@ func TestAgainstPrometheus(t *testing.T) {
 	native.SetQueueDepth(engineB, 4)
 	native.SetKVCacheUsage(engineB, 0.35)
 	native.SetGatewayTraffic(gateway, 7, 3, 6)
+	native.SetTimeToFirstToken(engineA, 5, 0.2)
+	for i, pod := range sglangPods {
+		native.SetSGLang(pod)
+		native.SetQueueDepth(pod, float64(2+7*i))
+		native.SetKVCacheUsage(pod, 0.5+0.3*float64(i))
+		native.SetTimeToFirstToken(pod, 4, 3)
+	}
 	decoy(native, fallback, otherSvc, nested)
 	native.SetGatewayTraffic(otherGW, 0, 10, 100)
 	decoy(relabelled, otherSvc)
@@ -70,21 +83,38 @@ func TestAgainstPrometheus(t *testing.T) {
 	staging.SetGatewayTraffic(gateway, 0, 10, 100)
 
 	prom := promtest.Start(t, native.Target(), relabelled.Target(), staging.Target())
-	c, err := telemetry.New(prom.URL(), 5*time.Second)
+	c, err := telemetry.New(telemetry.Access{URL: prom.URL()}, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("presets", func(t *testing.T) {
-		expect(t, c, map[v1alpha1.Signal]float64{
-			v1alpha1.SignalGPUTemperature:    78,
-			v1alpha1.SignalGPUUtilization:    50,
-			v1alpha1.SignalGPUMemoryUsed:     0.75,
-			v1alpha1.SignalKVCacheUsage:      0.35,
-			v1alpha1.SignalQueueDepth:        7,
-			v1alpha1.SignalP95LatencySeconds: 9.75, // 6s observations, bucket (5, 10]
-			v1alpha1.SignalErrorRate:         0.3,
+		expect(t, c, target, map[v1alpha1.Signal]float64{
+			v1alpha1.SignalGPUTemperature:             78,
+			v1alpha1.SignalGPUUtilization:             50,
+			v1alpha1.SignalGPUMemoryUsed:              0.75,
+			v1alpha1.SignalKVCacheUsage:               0.35,
+			v1alpha1.SignalQueueDepth:                 7,
+			v1alpha1.SignalP95TimeToFirstTokenSeconds: 0.2425, // 0.2s first tokens, bucket (0.1, 0.25]
+			v1alpha1.SignalP95LatencySeconds:          9.75,   // 6s observations, bucket (5, 10]
+			v1alpha1.SignalErrorRate:                  0.3,
 		})
+	})
+
+	// The engine signals of an SGLang service read SGLang's metrics (and only its pods'): the
+	// same PromQL shape over sglang:num_queue_reqs, sglang:token_usage and
+	// sglang:time_to_first_token_seconds.
+	t.Run("SGLang engine presets", func(t *testing.T) {
+		expect(t, c, sglang, map[v1alpha1.Signal]float64{
+			v1alpha1.SignalQueueDepth:                 11,
+			v1alpha1.SignalKVCacheUsage:               0.8,
+			v1alpha1.SignalP95TimeToFirstTokenSeconds: 4.875, // 3s, bucket (2.5, 5]
+		})
+		vllmTarget := sglang
+		vllmTarget.EngineType = v1alpha1.EngineVLLM
+		if _, err := c.Query(ctx(t), preset(v1alpha1.SignalQueueDepth), vllmTarget, time.Now()); !errors.Is(err, telemetry.ErrNoData) {
+			t.Errorf("vLLM presets on SGLang pods: err = %v, want ErrNoData", err)
+		}
 	})
 
 	t.Run("exported_pod labelling alone", func(t *testing.T) {
@@ -93,7 +123,7 @@ func TestAgainstPrometheus(t *testing.T) {
 		relabelled.SetGPUTemperature(engineC, 83)
 		relabelled.SetGPUUtilization(engineC, 20)
 		relabelled.SetGPUMemory(engineC, 10000, 30000)
-		expect(t, c, map[v1alpha1.Signal]float64{
+		expect(t, c, target, map[v1alpha1.Signal]float64{
 			v1alpha1.SignalGPUTemperature: 83,
 			v1alpha1.SignalGPUUtilization: 20,
 			v1alpha1.SignalGPUMemoryUsed:  0.25,
@@ -104,7 +134,7 @@ func TestAgainstPrometheus(t *testing.T) {
 		native.SetGPUTemperature(engineA, 71)
 		native.SetGPUUtilization(engineA, 40)
 		native.SetGPUMemory(engineA, 30000, 10000)
-		expect(t, c, map[v1alpha1.Signal]float64{
+		expect(t, c, target, map[v1alpha1.Signal]float64{
 			v1alpha1.SignalGPUTemperature: 83,
 			v1alpha1.SignalGPUUtilization: 30,
 			v1alpha1.SignalGPUMemoryUsed:  0.75,
@@ -144,7 +174,7 @@ func TestAgainstPrometheus(t *testing.T) {
 	t.Run("ErrNoData", func(t *testing.T) {
 		absent := telemetry.Target{Namespace: "ai", Service: "absent", Engine: "absent-engine", Gateway: "absent-gateway"}
 		for _, s := range []v1alpha1.Signal{v1alpha1.SignalGPUTemperature, v1alpha1.SignalGPUUtilization, v1alpha1.SignalGPUMemoryUsed,
-			v1alpha1.SignalKVCacheUsage, v1alpha1.SignalQueueDepth, v1alpha1.SignalP95LatencySeconds, v1alpha1.SignalErrorRate} {
+			v1alpha1.SignalKVCacheUsage, v1alpha1.SignalQueueDepth, v1alpha1.SignalP95TimeToFirstTokenSeconds, v1alpha1.SignalP95LatencySeconds, v1alpha1.SignalErrorRate} {
 			if _, err := c.Query(ctx(t), preset(s), absent, time.Now()); !errors.Is(err, telemetry.ErrNoData) {
 				t.Errorf("%s of a service without pods: err = %v, want ErrNoData", s, err)
 			}
@@ -162,7 +192,7 @@ func TestAgainstPrometheus(t *testing.T) {
 	})
 
 	t.Run("ErrUnavailable on timeout", func(t *testing.T) {
-		impatient, err := telemetry.New(prom.URL(), 300*time.Millisecond)
+		impatient, err := telemetry.New(telemetry.Access{URL: prom.URL()}, 300*time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,8 +223,61 @@ func TestAgainstPrometheus(t *testing.T) {
 	})
 }
 
-// expect polls each signal until it returns the wanted value (a scrape may be in flight).
-func expect(t *testing.T, c *telemetry.Client, want map[v1alpha1.Signal]float64) {
+// TestAgainstSecuredPrometheus reads a Prometheus started with a --web.config.file that
+// requires TLS and basic auth, directly and through a bearer-token proxy (as Thanos Querier
+// and OpenShift monitoring sit behind kube-rbac-proxy): the right credentials and CA read the
+// value; missing or wrong credentials are ErrUnauthorized, an unknown CA or another server
+// name ErrUntrusted, each with its reason.
+func TestAgainstSecuredPrometheus(t *testing.T) {
+	exp := promtest.NewExporter(t, "ai")
+	exp.SetGPUTemperature(engineA, 64)
+	prom := promtest.StartSecure(t, exp.Target())
+	sec := prom.Security()
+	proxyURL, proxyCA := promtest.BearerProxy(t, prom, "thanos-token")
+	otherCA := promtest.NewCA(t)
+
+	ok := map[string]telemetry.Access{
+		"basic auth and the CA":                   {URL: prom.URL(), Username: sec.Username, Password: sec.Password, CA: string(sec.CA)},
+		"basic auth, the CA and its server name":  {URL: prom.URL(), Username: sec.Username, Password: sec.Password, CA: string(sec.CA), ServerName: promtest.ServerName},
+		"basic auth without verification":         {URL: prom.URL(), Username: sec.Username, Password: sec.Password, InsecureSkipVerify: true},
+		"a bearer token through the proxy":        {URL: proxyURL, Credentials: "thanos-token", CA: string(proxyCA)},
+		"an explicit Bearer type through a proxy": {URL: proxyURL, AuthType: "Bearer", Credentials: "thanos-token", CA: string(proxyCA)},
+	}
+	for name, a := range ok {
+		c, err := telemetry.New(a, 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if v, err := c.Query(ctx(t), preset(v1alpha1.SignalGPUTemperature), target, time.Now()); err != nil || v != 64 {
+			t.Errorf("%s: %v, %v; want 64", name, v, err)
+		}
+	}
+
+	for name, tc := range map[string]struct {
+		a      telemetry.Access
+		reason string
+	}{
+		"no credentials":             {telemetry.Access{URL: prom.URL(), CA: string(sec.CA)}, telemetry.ReasonPrometheusUnauthorized},
+		"a wrong password":           {telemetry.Access{URL: prom.URL(), Username: sec.Username, Password: "guess", CA: string(sec.CA)}, telemetry.ReasonPrometheusUnauthorized},
+		"a wrong token":              {telemetry.Access{URL: proxyURL, Credentials: "stolen", CA: string(proxyCA)}, telemetry.ReasonPrometheusUnauthorized},
+		"the system roots":           {telemetry.Access{URL: prom.URL(), Username: sec.Username, Password: sec.Password}, telemetry.ReasonPrometheusUntrusted},
+		"another CA":                 {telemetry.Access{URL: prom.URL(), Username: sec.Username, Password: sec.Password, CA: string(otherCA)}, telemetry.ReasonPrometheusUntrusted},
+		"a name the cert lacks":      {telemetry.Access{URL: prom.URL(), Username: sec.Username, Password: sec.Password, CA: string(sec.CA), ServerName: "thanos.example"}, telemetry.ReasonPrometheusUntrusted},
+		"plain http to an https API": {telemetry.Access{URL: "http" + strings.TrimPrefix(prom.URL(), "https"), Username: sec.Username, Password: sec.Password}, telemetry.ReasonPrometheusUnavailable},
+	} {
+		c, err := telemetry.New(tc.a, 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		_, err = c.Query(ctx(t), preset(v1alpha1.SignalGPUTemperature), target, time.Now())
+		if !errors.Is(err, telemetry.ErrUnavailable) || telemetry.Reason(err) != tc.reason {
+			t.Errorf("%s: err = %v (reason %s), want %s", name, err, telemetry.Reason(err), tc.reason)
+		}
+	}
+}
+
+// expect polls each signal of target until it returns the wanted value (a scrape may be in flight).
+func expect(t *testing.T, c *telemetry.Client, target telemetry.Target, want map[v1alpha1.Signal]float64) {
 	t.Helper()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()

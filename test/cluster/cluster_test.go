@@ -36,6 +36,7 @@ import (
 	"github.com/qwenops/qwen-operator/internal/testutil/cluster"
 	"github.com/qwenops/qwen-operator/internal/testutil/dcgm"
 	"github.com/qwenops/qwen-operator/internal/testutil/promtest"
+	"github.com/qwenops/qwen-operator/internal/testutil/tools"
 )
 
 // TestProductOnARealNode installs the chart, applies the samples with the Simulator engine
@@ -50,6 +51,7 @@ func TestProductOnARealNode(t *testing.T) {
 	}{
 		{"helm install", s.testInstall},
 		{"samples become Ready", s.testSamples},
+		{"helm test checks the gateway", s.testHelmTest},
 		{"traffic through the gateway Service", s.testTraffic},
 		{"engines isolated, metrics on the admin port", s.testIsolation},
 		{"a policy edit reaches the gateway pods", s.testPolicyEdit},
@@ -131,10 +133,21 @@ func (s *suite) testInstall(t *testing.T) {
 	if _, err := s.cs.CoreV1().ServiceAccounts(testNS).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "scraper"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// The Prometheus Operator's CRDs, so the chart's ServiceMonitor and PodMonitor install.
+	for _, crd := range []string{"servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com"} {
+		s.run(t, time.Minute, s.kubectl, "apply", "--server-side", "-f", tools.CRDFile(t, crd))
+		eventually(t, time.Minute, crd+" established", func() string { // kubectl wait fails while status is empty
+			if _, err := s.tryRun(time.Minute, s.kubectl, "wait", "--for=condition=Established", "--timeout=60s", "crd/"+crd); err != nil {
+				return err.Error()
+			}
+			return ""
+		})
+	}
 	installStart = time.Now()
 	s.run(t, 4*time.Minute, s.helm, "install", release, "charts/qwen-operator", "-n", operatorNS, "--create-namespace",
 		"--set", "prometheus.url="+s.promURL,
 		"--set-json", `metrics.readerSubjects=[{"kind":"ServiceAccount","name":"scraper","namespace":"`+testNS+`"}]`,
+		"--set", "serviceMonitor.enabled=true", "--set", "podMonitor.enabled=true",
 		"--wait", "--timeout", "3m")
 
 	pod := s.managerPod(t)
@@ -188,6 +201,34 @@ func (s *suite) testInstall(t *testing.T) {
 		}
 		return ""
 	})
+
+	// The token the chart's ServiceMonitor sends (its authorization credentials) is accepted too.
+	eventually(t, time.Minute, "the ServiceMonitor's token scrapes the metrics", func() string {
+		sec, err := s.cs.CoreV1().Secrets(operatorNS).Get(ctx, managerName+"-metrics-scraper", metav1.GetOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		if len(sec.Data["token"]) == 0 {
+			return "the token controller has not filled the Secret yet"
+		}
+		req, _ := http.NewRequest(http.MethodGet, metricsURL, nil)
+		req.Header.Set("Authorization", "Bearer "+string(sec.Data["token"]))
+		return notOK(hc.Do(req))
+	})
+
+	// helm test right after install: no QwenService yet, the API serves the kind.
+	if out := s.runCombined(t, 3*time.Minute, s.helm, "test", release, "-n", operatorNS, "--timeout", "2m"); !strings.Contains(out, "none exists yet") {
+		t.Errorf("helm test on a fresh install:\n%s", out)
+	}
+}
+
+// testHelmTest runs `helm test` once the samples are Ready: the probe Pod finds the
+// QwenService and checks its gateway answers and serves the model.
+func (s *suite) testHelmTest(t *testing.T) {
+	out := s.runCombined(t, 3*time.Minute, s.helm, "test", release, "-n", operatorNS, "--timeout", "2m")
+	if !strings.Contains(out, "ok   "+namespace+"/"+service+": gateway http://"+service+"-gateway."+namespace+".svc:8080 ready, serves "+model) {
+		t.Errorf("helm test:\n%s", out)
+	}
 }
 
 var installStart time.Time
@@ -305,14 +346,7 @@ func (s *suite) testSamples(t *testing.T) {
 func (s *suite) answers(url string, code int) func() string {
 	return func() string {
 		resp, err := s.http.Get(url)
-		if err != nil {
-			return err.Error()
-		}
-		resp.Body.Close()
-		if resp.StatusCode != code {
-			return resp.Status
-		}
-		return ""
+		return notStatus(code, resp, err)
 	}
 }
 
@@ -576,7 +610,7 @@ func (s *suite) testGatewayShutdown(t *testing.T) {
 
 // promQuery evaluates a PromQL expression that yields one number on the suite's Prometheus.
 func (s *suite) promQuery(ctx context.Context, q string) (float64, error) {
-	c, err := telemetry.New(s.promURL, 10*time.Second)
+	c, err := telemetry.New(telemetry.Access{URL: s.promURL}, 10*time.Second)
 	if err != nil {
 		return 0, err
 	}
@@ -885,4 +919,19 @@ func copyFile(t *testing.T, from, to string) {
 	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// notOK closes the response and says why it is not a 200 ("" when it is).
+func notOK(resp *http.Response, err error) string { return notStatus(http.StatusOK, resp, err) }
+
+// notStatus closes the response and says why its status is not code ("" when it is).
+func notStatus(code int, resp *http.Response, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	resp.Body.Close()
+	if resp.StatusCode != code {
+		return resp.Status
+	}
+	return ""
 }

@@ -87,6 +87,20 @@ func (s *suite) run(t *testing.T, timeout time.Duration, name string, args ...st
 }
 
 func (s *suite) tryRun(timeout time.Duration, name string, args ...string) (string, error) {
+	return s.exec(timeout, false, name, args...)
+}
+
+// runCombined is run with stderr in the output too (helm prints a test Pod's log there).
+func (s *suite) runCombined(t *testing.T, timeout time.Duration, name string, args ...string) string {
+	t.Helper()
+	out, err := s.exec(timeout, true, name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (s *suite) exec(timeout time.Duration, combined bool, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -94,6 +108,9 @@ func (s *suite) tryRun(timeout time.Duration, name string, args ...string) (stri
 	cmd.Dir = s.root
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	if combined {
+		cmd.Stderr = &out
+	}
 	if err := cmd.Run(); err != nil {
 		return out.String(), fmt.Errorf("%s %s: %v\n%s%s", filepath.Base(name), strings.Join(args, " "), err, out.String(), errb.String())
 	}

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -18,6 +19,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/qwenops/qwen-operator/internal/testutil/tools"
 )
 
 // TestHelmLint lints the chart strictly (warnings fail) with the default values and with every
@@ -38,7 +41,7 @@ func TestHelmLint(t *testing.T) {
 func TestChartCopiesMatchConfig(t *testing.T) {
 	t.Run("crds", func(t *testing.T) {
 		want := yamlFiles(t, repoPath(t, crdDir))
-		got := yamlFiles(t, repoPath(t, chartDir+"/crds"))
+		got := yamlFiles(t, repoPath(t, chartCRDDir))
 		if len(want) != 3 {
 			t.Fatalf("%s holds %d CRDs, want 3", crdDir, len(want))
 		}
@@ -47,7 +50,7 @@ func TestChartCopiesMatchConfig(t *testing.T) {
 		}
 		for name, b := range want {
 			if !bytes.Equal(got[name], b) {
-				t.Errorf("%s/crds/%s differs from %s/%s: %s", chartDir, name, crdDir, name, syncHint)
+				t.Errorf("%s/%s differs from %s/%s: %s", chartCRDDir, name, crdDir, name, syncHint)
 			}
 		}
 	})
@@ -77,8 +80,8 @@ func TestChartCopiesMatchConfig(t *testing.T) {
 	})
 }
 
-// TestChartRendersDefaults renders the default values: exactly the manager, its RBAC and its
-// metrics Service, with the hardened pod and the flags the values name.
+// TestChartRendersDefaults renders the default values: exactly the CRDs (kept on uninstall), the
+// manager, its RBAC and its metrics Service, with the hardened pod and the flags the values name.
 func TestChartRendersDefaults(t *testing.T) {
 	objs := objects(t, renderChart(t, chartDir, "qwen-operator", "qwen-system"))
 	want := []string{
@@ -87,7 +90,11 @@ func TestChartRendersDefaults(t *testing.T) {
 		"ClusterRole /qwen-operator-metrics-reader",
 		"ClusterRoleBinding /qwen-operator-manager",
 		"ClusterRoleBinding /qwen-operator-metrics-auth",
+		"CustomResourceDefinition /degradationplans.serving.qwenops.io",
+		"CustomResourceDefinition /qwenservices.serving.qwenops.io",
+		"CustomResourceDefinition /ratelimitpolicies.serving.qwenops.io",
 		"Deployment qwen-system/qwen-operator",
+		"Pod qwen-system/qwen-operator-test",
 		"Role qwen-system/qwen-operator-leader-election",
 		"RoleBinding qwen-system/qwen-operator-leader-election",
 		"Service qwen-system/qwen-operator-metrics",
@@ -97,6 +104,11 @@ func TestChartRendersDefaults(t *testing.T) {
 		t.Fatalf("default render:\n got %v\nwant %v", got, want)
 	}
 
+	for _, o := range objs {
+		if o.GetKind() == "CustomResourceDefinition" && o.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+			t.Errorf("CRD %s annotations %v: want helm.sh/resource-policy: keep", o.GetName(), o.GetAnnotations())
+		}
+	}
 	d := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "qwen-operator"))
 	checkManagerPod(t, d)
 	c := d.Spec.Template.Spec.Containers[0]
@@ -183,8 +195,9 @@ func checkManagerPod(t *testing.T, d *appsv1.Deployment) {
 	}
 }
 
-// TestChartRendersAllFeatures renders every optional part: the ServiceMonitor, the Grafana
-// dashboard ConfigMap, Redis and the metrics-reader binding.
+// TestChartRendersAllFeatures renders every optional part: the ServiceMonitor (with its
+// scraper identity), the PodMonitor, the Grafana dashboard ConfigMap, Redis and the
+// metrics-reader binding.
 func TestChartRendersAllFeatures(t *testing.T) {
 	objs := objects(t, renderChart(t, chartDir, "qwen", "mon", allFeatures...))
 
@@ -196,10 +209,29 @@ func TestChartRendersAllFeatures(t *testing.T) {
 	if len(eps) != 1 || eps[0].(map[string]any)["port"] != "https" || eps[0].(map[string]any)["scheme"] != "https" {
 		t.Errorf("ServiceMonitor endpoints %v", eps)
 	}
+	// The scrape authenticates with the scraper ServiceAccount's token Secret, bound to the
+	// metrics-reader ClusterRole; no deprecated bearerTokenFile.
+	ep := eps[0].(map[string]any)
+	secret, _, _ := unstructured.NestedString(ep, "authorization", "credentials", "name")
+	if typ, _, _ := unstructured.NestedString(ep, "authorization", "type"); typ != "Bearer" || ep["bearerTokenFile"] != nil || ep["bearerTokenSecret"] != nil {
+		t.Errorf("ServiceMonitor endpoint %v: want authorization Bearer and no bearerToken* field", ep)
+	}
+	token := convert[corev1.Secret](t, find(t, objs, "Secret", secret))
+	scraper := token.Annotations[corev1.ServiceAccountNameKey]
+	find(t, objs, "ServiceAccount", scraper)
+	binding := convert[rbacv1.ClusterRoleBinding](t, find(t, objs, "ClusterRoleBinding", scraper))
+	if token.Type != corev1.SecretTypeServiceAccountToken || binding.RoleRef.Name != "qwen-qwen-operator-metrics-reader" ||
+		len(binding.Subjects) != 1 || binding.Subjects[0].Name != scraper || binding.Subjects[0].Namespace != "mon" {
+		t.Errorf("scraper token %s (%s) bound by %+v", secret, token.Type, binding)
+	}
 	smSel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
 	svc := find(t, objs, "Service", "qwen-qwen-operator-metrics")
 	if !selects(smSel, svc.GetLabels()) {
 		t.Errorf("ServiceMonitor selector %v does not select the metrics Service %v", smSel, svc.GetLabels())
+	}
+	pm := find(t, objs, "PodMonitor", "qwen-qwen-operator-workloads")
+	if pm.GetLabels()["release"] != "kube-prometheus-stack" {
+		t.Errorf("PodMonitor labels %v", pm.GetLabels())
 	}
 
 	cm := convert[corev1.ConfigMap](t, find(t, objs, "ConfigMap", "qwen-qwen-operator-dashboard"))
@@ -270,14 +302,14 @@ func TestChartValues(t *testing.T) {
 	t.Run("plain http metrics", func(t *testing.T) {
 		objs := objects(t, renderChart(t, chartDir, "qwen-operator", "x", "--set", "metrics.secure=false", "--set", "serviceMonitor.enabled=true"))
 		for _, o := range objs {
-			if strings.Contains(o.GetName(), "metrics-auth") || strings.Contains(o.GetName(), "metrics-reader") {
+			if strings.Contains(o.GetName(), "metrics-auth") || strings.Contains(o.GetName(), "metrics-reader") || strings.Contains(o.GetName(), "metrics-scraper") {
 				t.Errorf("insecure metrics still render %s %s", o.GetKind(), o.GetName())
 			}
 		}
 		svc := convert[corev1.Service](t, find(t, objs, "Service", "qwen-operator-metrics"))
 		sm := find(t, objs, "ServiceMonitor", "qwen-operator")
 		eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
-		if svc.Spec.Ports[0].Name != "http" || eps[0].(map[string]any)["scheme"] != "http" || eps[0].(map[string]any)["bearerTokenFile"] != nil {
+		if svc.Spec.Ports[0].Name != "http" || eps[0].(map[string]any)["scheme"] != "http" || eps[0].(map[string]any)["authorization"] != nil {
 			t.Errorf("plain metrics: Service port %q, ServiceMonitor endpoint %v", svc.Spec.Ports[0].Name, eps[0])
 		}
 	})
@@ -354,7 +386,7 @@ func TestChartManagerRulesComeFromRoleFile(t *testing.T) {
 func TestChartInstalls(t *testing.T) {
 	const ns, release = "qwen-helm", "qwen"
 	createNamespace(t, ns)
-	manifest := renderChart(t, chartDir, release, ns, "--include-crds")
+	manifest := renderChart(t, chartDir, release, ns)
 	objs := objects(t, manifest)
 	var crds []string
 	for _, o := range objs {
@@ -363,10 +395,10 @@ func TestChartInstalls(t *testing.T) {
 		}
 	}
 	if len(crds) != 3 {
-		t.Fatalf("--include-crds rendered %d CRDs, want 3", len(crds))
+		t.Fatalf("the default values render %d CRDs, want 3", len(crds))
 	}
 	apply(t, manifest)
-	kubectl(t, nil, append([]string{"wait", "--for=condition=Established", "--timeout=60s"}, crds...)...)
+	waitEstablished(t, crds...)
 	kubectl(t, []byte(manifest), "get", "-f", "-")
 
 	sa := "system:serviceaccount:" + ns + ":" + release + "-qwen-operator"
@@ -380,24 +412,54 @@ func TestChartInstalls(t *testing.T) {
 }
 
 // TestChartInstallsAllFeatures applies the render with every optional part on, after installing
-// a stand-in ServiceMonitor CRD.
+// the Prometheus Operator's own ServiceMonitor and PodMonitor CRDs: the API server checks the
+// monitors against the real schemas, refusing unknown fields.
 func TestChartInstallsAllFeatures(t *testing.T) {
 	const ns, release = "qwen-helm-all", "qwen-all"
-	smCRD, err := os.ReadFile("testdata/servicemonitor-crd.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	apply(t, string(smCRD))
-	kubectl(t, nil, "wait", "--for=condition=Established", "--timeout=60s", "crd/servicemonitors.monitoring.coreos.com")
+	installPrometheusOperatorCRDs(t)
 	createNamespace(t, ns)
 	manifest := renderChart(t, chartDir, release, ns, allFeatures...)
-	apply(t, manifest)
+	kubectl(t, []byte(manifest), "apply", "--server-side", "--force-conflicts", "--validate=strict", "--field-manager=qwen-install-test", "-f", "-")
 	kubectl(t, []byte(manifest), "get", "-f", "-")
-	for _, name := range []string{"servicemonitor/" + release + "-qwen-operator", "configmap/" + release + "-qwen-operator-dashboard",
-		"deployment/" + release + "-qwen-operator-redis", "service/" + release + "-qwen-operator-redis"} {
+	for _, name := range []string{"servicemonitor/" + release + "-qwen-operator", "podmonitor/" + release + "-qwen-operator-workloads",
+		"configmap/" + release + "-qwen-operator-dashboard", "deployment/" + release + "-qwen-operator-redis", "service/" + release + "-qwen-operator-redis"} {
 		kubectl(t, nil, "-n", ns, "get", name)
 	}
 	checkCan(t, "system:serviceaccount:monitoring:prometheus", "", true, "get", "/metrics")
+	checkCan(t, "system:serviceaccount:"+ns+":"+release+"-qwen-operator-metrics-scraper", "", true, "get", "/metrics")
+}
+
+// waitEstablished polls until each CRD ("crd/<name>") is Established (kubectl wait fails
+// instead of waiting while a new CRD has no status yet).
+func waitEstablished(t *testing.T, crds ...string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for _, crd := range crds {
+		for {
+			out, err := env.KubectlRun(nil, "get", crd, "-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`)
+			if err == nil && out == "True" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not established after a minute: %v %s", crd, err, out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// installPrometheusOperatorCRDs installs the ServiceMonitor and PodMonitor CRDs of the
+// Prometheus Operator version hack/versions.sh pins.
+func installPrometheusOperatorCRDs(t *testing.T) {
+	t.Helper()
+	for _, name := range []string{"servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com"} {
+		b, err := os.ReadFile(tools.CRDFile(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		apply(t, string(b))
+		waitEstablished(t, "crd/"+name)
+	}
 }
 
 // TestChartValuesDocumented checks that README.md's values table documents every value in
@@ -447,10 +509,11 @@ func TestChartValuesDocumented(t *testing.T) {
 	}
 }
 
-// apply applies a manifest to the test API server with server-side apply (for real).
+// apply applies a manifest to the test API server with server-side apply (for real), taking
+// over fields another test's release set (the CRDs are shared by every test).
 func apply(t *testing.T, manifest string) {
 	t.Helper()
-	kubectl(t, []byte(manifest), "apply", "--server-side", "--field-manager=qwen-install-test", "-f", "-")
+	kubectl(t, []byte(manifest), "apply", "--server-side", "--force-conflicts", "--field-manager=qwen-install-test", "-f", "-")
 }
 
 // checkCan asks the API server, with a SubjectAccessReview, whether the ServiceAccount user

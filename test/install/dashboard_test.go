@@ -18,36 +18,58 @@ import (
 	"github.com/qwenops/qwen-operator/internal/testutil/promtest"
 )
 
-// apiMetrics are the metrics the design's API reference (API.md, "The gateway" and operator
-// metrics) names; a dashboard expression may use only these, their histogram series and the
-// DCGM exporter's DCGM_* series.
-var apiMetrics = map[string]bool{
-	"qwen_gateway_requests_total":                 false,
-	"qwen_gateway_request_duration_seconds":       true, // histogram
-	"qwen_gateway_time_to_first_token_seconds":    true, // histogram
-	"qwen_gateway_rate_limited_total":             false,
-	"qwen_gateway_tokens_total":                   false,
-	"qwen_gateway_inflight_requests":              false,
-	"qwen_gateway_degradation_level":              false,
-	"qwen_gateway_upstream_circuit_state":         false,
-	"qwen_gateway_limiter_backend_errors_total":   false,
-	"qwen_gateway_config_reloads_total":           false,
-	"qwen_operator_effective_requests_per_minute": false,
-	"qwen_operator_degradation_level":             false,
-	"qwen_operator_telemetry_query_errors_total":  false,
+// documented is docs/metrics.md: the labels of each metric the gateway and the operator serve
+// (their tables: metric, type, labels), whether it is a histogram, and the engine series the
+// "Read by the operator" table names. A dashboard expression may use only these, their
+// histogram series and the DCGM exporter's DCGM_* series.
+type documented struct {
+	labels    map[string][]string
+	histogram map[string]bool
+	engine    map[string]bool
 }
 
-// knownMetric reports whether name is an API.md metric (or one of its histogram series) or a
-// DCGM exporter metric.
-func knownMetric(name string) bool {
-	if strings.HasPrefix(name, "DCGM_") {
+func readMetricsDoc(t *testing.T) documented {
+	t.Helper()
+	b, err := os.ReadFile(repoPath(t, "docs/metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := documented{labels: map[string][]string{}, histogram: map[string]bool{}, engine: map[string]bool{}}
+	row := regexp.MustCompile("^\\| `(qwen_[a-z_]+)` \\| ([a-z]+) \\|([^|]*)\\|")
+	quoted := regexp.MustCompile("`([A-Za-z_:]+)`")
+	paren := regexp.MustCompile(`\([^)]*\)`)
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := row.FindStringSubmatch(line); m != nil {
+			d.labels[m[1]] = []string{}
+			for _, l := range quoted.FindAllStringSubmatch(paren.ReplaceAllString(m[3], ""), -1) {
+				d.labels[m[1]] = append(d.labels[m[1]], l[1])
+			}
+			d.histogram[m[1]] = m[2] == "histogram"
+			continue
+		}
+		for _, m := range quoted.FindAllStringSubmatch(line, -1) {
+			if strings.HasPrefix(m[1], "vllm:") || strings.HasPrefix(m[1], "sglang:") {
+				d.engine[strings.TrimSuffix(m[1], "_bucket")] = true
+			}
+		}
+	}
+	if len(d.labels) < 13 || len(d.engine) < 6 {
+		t.Fatalf("docs/metrics.md: read %d gateway and operator metrics and %d engine metrics", len(d.labels), len(d.engine))
+	}
+	return d
+}
+
+// known reports whether name is a documented metric (or one of its histogram series), an
+// engine metric the operator reads, or a DCGM exporter metric.
+func (d documented) known(name string) bool {
+	if strings.HasPrefix(name, "DCGM_") || d.engine[name] {
 		return true
 	}
-	if _, ok := apiMetrics[name]; ok {
+	if _, ok := d.labels[name]; ok {
 		return true
 	}
 	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-		if base, ok := strings.CutSuffix(name, suffix); ok && apiMetrics[base] {
+		if base, ok := strings.CutSuffix(name, suffix); ok && (d.histogram[base] || d.engine[base]) {
 			return true
 		}
 	}
@@ -74,9 +96,10 @@ type panel struct {
 }
 
 type target struct {
-	Expr       string         `json:"expr"`
-	RefID      string         `json:"refId"`
-	Datasource *datasourceRef `json:"datasource"`
+	Expr         string         `json:"expr"`
+	RefID        string         `json:"refId"`
+	LegendFormat string         `json:"legendFormat"`
+	Datasource   *datasourceRef `json:"datasource"`
 }
 
 type datasourceRef struct {
@@ -122,9 +145,18 @@ func allPanels(ps []panel) []panel {
 // queries returns every panel query as "panel title/refId" -> expression.
 func (d dashboard) queries() map[string]string {
 	out := map[string]string{}
+	for key, tg := range d.targets() {
+		out[key] = tg.Expr
+	}
+	return out
+}
+
+// targets returns every panel query as "panel title/refId" -> target.
+func (d dashboard) targets() map[string]target {
+	out := map[string]target{}
 	for _, p := range allPanels(d.Panels) {
 		for _, tg := range p.Targets {
-			out[p.Title+"/"+tg.RefID] = tg.Expr
+			out[p.Title+"/"+tg.RefID] = tg
 		}
 	}
 	return out
@@ -183,10 +215,11 @@ func TestMetricNames(t *testing.T) {
 }
 
 // TestDashboard checks the dashboard's structure: it parses, its data source is a variable,
-// it has the namespace and QwenService variables, every expression names only API.md or DCGM
-// metrics, and the seed's panels are all there.
+// it has the namespace and QwenService variables, every expression names only metrics
+// docs/metrics.md documents or DCGM metrics, and the seed's panels are all there.
 func TestDashboard(t *testing.T) {
 	d := loadDashboard(t)
+	doc := readMetricsDoc(t)
 	if d.UID == "" || d.Title == "" {
 		t.Errorf("dashboard uid %q title %q", d.UID, d.Title)
 	}
@@ -209,8 +242,8 @@ func TestDashboard(t *testing.T) {
 			continue
 		}
 		for _, m := range metricNames(sel) {
-			if !knownMetric(m) {
-				t.Errorf("variable %s reads %s, which API.md does not list", name, m)
+			if !doc.known(m) {
+				t.Errorf("variable %s reads %s, which docs/metrics.md does not list", name, m)
 			}
 		}
 	}
@@ -240,8 +273,8 @@ func TestDashboard(t *testing.T) {
 			}
 			for _, m := range names {
 				used[m] = true
-				if !knownMetric(m) {
-					t.Errorf("panel %q query %s uses %s, which is neither in API.md nor DCGM_*: %s", p.Title, tg.RefID, m, tg.Expr)
+				if !doc.known(m) {
+					t.Errorf("panel %q query %s uses %s, which is neither in docs/metrics.md nor DCGM_*: %s", p.Title, tg.RefID, m, tg.Expr)
 				}
 			}
 			for _, v := range promVar.FindAllString(tg.Expr, -1) {
@@ -255,13 +288,16 @@ func TestDashboard(t *testing.T) {
 	}
 	// The seed's panels: request rate and success rate, P50/P95/P99, time to first token,
 	// rate-limited count, GPU utilisation/memory/temperature, tokens in/out, degradation level
-	// (gateway and operator), breaker state, effective limit and active schedule.
+	// (gateway and operator), breaker state, effective limit and active schedule; and the
+	// engines' KV cache, queue and time to first token, vLLM's and SGLang's (docs/metrics.md).
 	for _, m := range []string{
 		"qwen_gateway_requests_total", "qwen_gateway_request_duration_seconds_bucket",
 		"qwen_gateway_time_to_first_token_seconds_bucket", "qwen_gateway_rate_limited_total",
 		"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_GPU_TEMP",
 		"qwen_gateway_tokens_total", "qwen_gateway_degradation_level", "qwen_operator_degradation_level",
-		"qwen_gateway_upstream_circuit_state", "qwen_operator_effective_requests_per_minute",
+		"qwen_gateway_upstream_circuit_state", "qwen_operator_effective_requests_per_minute", "qwen_operator_active_schedule_info",
+		"vllm:kv_cache_usage_perc", "sglang:token_usage", "vllm:num_requests_waiting", "sglang:num_queue_reqs",
+		"vllm:time_to_first_token_seconds_bucket", "sglang:time_to_first_token_seconds_bucket",
 	} {
 		if !used[m] {
 			t.Errorf("no panel uses %s", m)
@@ -272,7 +308,8 @@ func TestDashboard(t *testing.T) {
 		titles[p.Title] = true
 	}
 	for _, title := range []string{"Active schedule and effective limit", "Circuit breaker state", "Degradation level",
-		"Request latency P50 / P95 / P99", "Time to first token P50 / P95 / P99", "Success rate", "Rate-limited requests per minute"} {
+		"Request latency P50 / P95 / P99", "Time to first token P50 / P95 / P99", "Success rate", "Rate-limited requests per minute",
+		"KV cache usage", "Queued requests", "Engine time to first token P95"} {
 		if !titles[title] {
 			t.Errorf("no panel %q", title)
 		}
@@ -287,7 +324,9 @@ func TestDashboard(t *testing.T) {
 
 // Fixture series: one QwenService "qwen3" in namespace "ai" with one gateway pod, an engine GPU
 // scraped with pod mapping (namespace, pod) and a fallback GPU scraped without honor_labels
-// (exported_namespace, exported_pod), and the operator's series.
+// (exported_namespace, exported_pod), the engine serving vLLM's metrics and the fallback
+// SGLang's, and the operator's series. Every qwen_* series has exactly the labels
+// docs/metrics.md gives it (TestFixtureMatchesMetricsDoc), plus the namespace and pod the scrape adds.
 const (
 	fixtureGatewayPod = "qwen3-gateway-7d9f8b6c5d-x2x4z"
 	fixtureEnginePod  = "qwen3-engine-5f6d7c8b9-abcde"
@@ -332,10 +371,30 @@ func fixtureMetrics(n int) string {
 	p(`qwen_gateway_config_reloads_total{%s,result="failure"} 0`, gw)
 	p("# TYPE qwen_operator_effective_requests_per_minute gauge")
 	p(`qwen_operator_effective_requests_per_minute{%s,policy="qwen3-limits"} 50`, op)
+	p("# TYPE qwen_operator_active_schedule_info gauge")
+	p(`qwen_operator_active_schedule_info{%s,policy="qwen3-limits",schedule="daytime"} 1`, op)
 	p("# TYPE qwen_operator_degradation_level gauge")
 	p(`qwen_operator_degradation_level{%s,plan="qwen3-degrade"} 1`, op)
 	p("# TYPE qwen_operator_telemetry_query_errors_total counter")
-	p(`qwen_operator_telemetry_query_errors_total{%s} 0`, op)
+	p(`qwen_operator_telemetry_query_errors_total{%s,reason="PrometheusUnavailable"} 0`, op)
+	engine := `namespace="ai",pod="` + fixtureEnginePod + `",model_name="Qwen3-1.7B"`
+	sglang := `namespace="ai",pod="` + fixtureFallback + `",model_name="Qwen3-0.6B"`
+	p("# TYPE vllm:kv_cache_usage_perc gauge")
+	p(`vllm:kv_cache_usage_perc{%s} 0.42`, engine)
+	p("# TYPE vllm:num_requests_waiting gauge")
+	p(`vllm:num_requests_waiting{%s} 3`, engine)
+	p("# TYPE sglang:token_usage gauge")
+	p(`sglang:token_usage{%s} 0.3`, sglang)
+	p("# TYPE sglang:num_queue_reqs gauge")
+	p(`sglang:num_queue_reqs{%s} 1`, sglang)
+	for _, h := range []struct{ name, labels string }{{"vllm:time_to_first_token_seconds", engine}, {"sglang:time_to_first_token_seconds", sglang}} {
+		p("# TYPE %s histogram", h.name)
+		for i, le := range []string{"0.1", "0.5", "1", "+Inf"} {
+			p(`%s_bucket{%s,le="%s"} %d`, h.name, h.labels, le, (i+1)*3*n)
+		}
+		p(`%s_sum{%s} %d`, h.name, h.labels, 2*n)
+		p(`%s_count{%s} %d`, h.name, h.labels, 12*n)
+	}
 	mapped := `gpu="0",namespace="ai",pod="` + fixtureEnginePod + `"`
 	exported := `gpu="0",namespace="gpu-operator",pod="nvidia-dcgm-exporter-5xk2p",exported_namespace="ai",exported_pod="` + fixtureFallback + `"`
 	for _, m := range []struct {
@@ -376,6 +435,8 @@ func TestDashboardQueriesRun(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
+	t.Run("every grouping label exists", func(t *testing.T) { checkGroupingLabels(t, prom, loadDashboard(t)) })
+
 	d := loadDashboard(t)
 	builtins := map[string]string{"__rate_interval": "1m", "__range": "5m", "__interval": "15s"}
 	all := map[string]string{"namespace": ".*", "service": ".+", "policy": ".*", "plan": ".*"}
@@ -408,6 +469,119 @@ func TestDashboardQueriesRun(t *testing.T) {
 	}
 }
 
+var (
+	promGrouping = regexp.MustCompile(`\b(by|on|group_left|group_right)\s*\(([^)]*)\)`)
+	legendLabel  = regexp.MustCompile(`\{\{\s*(\w+)\s*\}\}`)
+	// labelReplaceDst finds the destination of label_replace(v, "dst", "replacement", "src", "regex").
+	labelReplaceDst = regexp.MustCompile(`,\s*"(\w+)"\s*,\s*"[^"]*"\s*,\s*"\w+"\s*,\s*"`)
+)
+
+// missingLabels returns the labels an expression groups or matches by (by, on, group_left,
+// group_right) or its legend shows, that none of its metrics carries (labelsOf gives the label
+// names of a metric's series) and no label_replace in it creates. Such a panel shows one
+// unlabelled series, or nothing where a join should match.
+func missingLabels(expr, legend string, labelsOf func(metric string) map[string]bool) []string {
+	have := map[string]bool{}
+	for _, m := range labelReplaceDst.FindAllStringSubmatch(expr, -1) {
+		have[m[1]] = true
+	}
+	for _, m := range metricNames(expr) {
+		for l := range labelsOf(m) {
+			have[l] = true
+		}
+	}
+	var want []string
+	for _, m := range promGrouping.FindAllStringSubmatch(promString.ReplaceAllString(expr, `""`), -1) {
+		for _, l := range strings.Split(m[2], ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				want = append(want, l)
+			}
+		}
+	}
+	for _, m := range legendLabel.FindAllStringSubmatch(legend, -1) {
+		want = append(want, m[1])
+	}
+	var missing []string
+	for _, l := range want {
+		if !have[l] && !slices.Contains(missing, l) {
+			missing = append(missing, l)
+		}
+	}
+	return missing
+}
+
+// checkGroupingLabels runs missingLabels on every panel query against the label names the
+// fixture's series have in Prometheus, after checking it catches the mistake it is for: a
+// panel that grouped the effective limit by a schedule label that metric never had.
+func checkGroupingLabels(t *testing.T, prom *promServer, d dashboard) {
+	cache := map[string]map[string]bool{}
+	labelsOf := func(metric string) map[string]bool {
+		if l, ok := cache[metric]; ok {
+			return l
+		}
+		names, err := prom.labelNames(metric)
+		if err != nil {
+			t.Fatalf("label names of %s: %v", metric, err)
+		}
+		cache[metric] = names
+		return names
+	}
+	if got := missingLabels(`max by (policy, schedule) (qwen_operator_effective_requests_per_minute{policy=~"$policy"})`, "{{policy}}", labelsOf); !slices.Equal(got, []string{"schedule"}) {
+		t.Fatalf("the check misses a grouping by a label the metric lacks: %v", got)
+	}
+	if got := missingLabels(`sum by (code) (rate(x_total[1m]))`, "{{reason}}", func(string) map[string]bool { return map[string]bool{"code": true} }); !slices.Equal(got, []string{"reason"}) {
+		t.Fatalf("the check misses a legend label the metric lacks: %v", got)
+	}
+	for key, tg := range d.targets() {
+		if missing := missingLabels(tg.Expr, tg.LegendFormat, labelsOf); len(missing) > 0 {
+			t.Errorf("%s groups by or shows %v, which none of its metrics %v has: %s (legend %q)", key, missing, metricNames(tg.Expr), tg.Expr, tg.LegendFormat)
+		}
+	}
+}
+
+// TestFixtureMatchesMetricsDoc checks the dashboard fixture's qwen_* series carry exactly the
+// labels docs/metrics.md gives each metric (plus the namespace and pod the scrape adds, and le
+// on histogram buckets), so the grouping check above is against the labels production serves.
+func TestFixtureMatchesMetricsDoc(t *testing.T) {
+	doc := readMetricsDoc(t)
+	series := regexp.MustCompile(`^(qwen_[a-z_]+)\{([^}]*)\}`)
+	seen := map[string]bool{}
+	for _, line := range strings.Split(fixtureMetrics(1), "\n") {
+		m := series.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		name := m[1]
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if base, ok := strings.CutSuffix(name, suffix); ok && doc.histogram[base] {
+				name = base
+			}
+		}
+		want, ok := doc.labels[name]
+		if !ok {
+			t.Errorf("the fixture serves %s, which docs/metrics.md does not list", name)
+			continue
+		}
+		seen[name] = true
+		var got []string
+		for _, kv := range strings.Split(m[2], ",") {
+			if l, _, _ := strings.Cut(kv, "="); l != "namespace" && l != "pod" && l != "le" {
+				got = append(got, l)
+			}
+		}
+		slices.Sort(got)
+		want = slices.Sorted(slices.Values(want))
+		if !slices.Equal(got, want) {
+			t.Errorf("fixture %s has labels %v, docs/metrics.md says %v", line, got, want)
+		}
+	}
+	for name := range doc.labels {
+		if !seen[name] {
+			t.Errorf("the fixture serves no %s", name)
+		}
+	}
+}
+
 var grafanaVar = regexp.MustCompile(`\$\{(\w+)(?::\w+)?\}|\$(\w+)`)
 
 // interpolate replaces Grafana variables; an unknown one fails the test. "$1" (a regex group
@@ -433,6 +607,29 @@ func interpolate(t *testing.T, expr string, vars, builtins map[string]string) st
 
 // promServer is the HTTP API of a running prometheus.
 type promServer struct{ url string }
+
+// labelNames returns the label names of the series of metric.
+func (p *promServer) labelNames(metric string) (map[string]bool, error) {
+	resp, err := http.Get(p.url + "/api/v1/series?" + url.Values{"match[]": {metric}}.Encode())
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string              `json:"status"`
+		Data   []map[string]string `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for _, s := range body.Data {
+		for l := range s {
+			names[l] = true
+		}
+	}
+	return names, nil
+}
 
 // query runs an instant query and returns the result series (or an error naming Prometheus'
 // complaint, e.g. a parse error).

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -24,6 +25,7 @@ import (
 // Paths inside the repository.
 const (
 	chartDir       = "charts/qwen-operator"
+	chartCRDDir    = "charts/qwen-operator/files/crds"
 	crdDir         = "config/crd/bases"
 	roleFile       = "config/rbac/role.yaml"
 	chartRoleFile  = "charts/qwen-operator/files/manager-role.yaml"
@@ -36,6 +38,8 @@ const (
 var allFeatures = []string{
 	"--set", "serviceMonitor.enabled=true",
 	"--set", "serviceMonitor.labels.release=kube-prometheus-stack",
+	"--set", "podMonitor.enabled=true",
+	"--set", "podMonitor.labels.release=kube-prometheus-stack",
 	"--set", "grafanaDashboard.enabled=true",
 	"--set", "redis.enabled=true",
 	"--set", "redis.passwordSecret.name=qwen-redis",
@@ -70,8 +74,18 @@ func helm(t testing.TB, args ...string) string {
 	return out
 }
 
+// helmRun runs helm like helm does, but returns the error. `helm template` renders for the
+// Kubernetes version the tests run (Chart.yaml's kubeVersion is checked against it; a helm
+// built without version stamping would assume Kubernetes 1.20).
 func helmRun(t testing.TB, args ...string) (string, error) {
 	t.Helper()
+	if len(args) > 0 && args[0] == "template" && !slices.Contains(args, "--kube-version") {
+		v, err := tools.Versions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--kube-version", "v"+v["K8S_VERSION"])
+	}
 	home := t.TempDir()
 	cmd := exec.Command(tools.Path(t, "helm"), args...)
 	cmd.Dir = repoRoot(t)

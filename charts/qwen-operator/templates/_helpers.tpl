@@ -47,12 +47,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* An image reference: repository@digest when a digest is set, else repository:tag (tag default: the appVersion). */}}
+{{- define "qwen-operator.imageRef" -}}
+{{- if .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
+{{- else }}
+{{- printf "%s:%s" .image.repository (.image.tag | default .appVersion) }}
+{{- end }}
+{{- end }}
+
 {{- define "qwen-operator.image" -}}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- include "qwen-operator.imageRef" (dict "image" .Values.image "appVersion" .Chart.AppVersion) }}
 {{- end }}
 
 {{- define "qwen-operator.gatewayImage" -}}
-{{- printf "%s:%s" .Values.gatewayImage.repository (.Values.gatewayImage.tag | default .Chart.AppVersion) }}
+{{- include "qwen-operator.imageRef" (dict "image" .Values.gatewayImage "appVersion" .Chart.AppVersion) }}
 {{- end }}
 
 {{/* The ServiceAccount as an RBAC subject. */}}
@@ -60,4 +69,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - kind: ServiceAccount
   name: {{ include "qwen-operator.serviceAccountName" . }}
   namespace: {{ .Release.Namespace }}
+{{- end }}
+
+{{/* The ServiceAccount (and its token Secret) the ServiceMonitor authenticates as. */}}
+{{- define "qwen-operator.metricsScraper" -}}
+{{- printf "%s-metrics-scraper" (include "qwen-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}

@@ -18,7 +18,9 @@ import (
 //     0 of the pod, labelled namespace/pod/container (the exporter's pod mapping), or, after
 //     SetExportedLabels(true), exported_namespace/exported_pod/exported_container with the
 //     exporter's own namespace and pod, as stored when scraped without honor_labels;
-//   - vLLM engine gauges (vllm:num_requests_waiting, vllm:kv_cache_usage_perc);
+//   - engine metrics: the gauges vllm:num_requests_waiting and vllm:kv_cache_usage_perc and the
+//     histogram vllm:time_to_first_token_seconds, or, for a pod set with SetSGLang, SGLang's
+//     sglang:num_queue_reqs, sglang:token_usage and sglang:time_to_first_token_seconds;
 //   - gateway traffic (qwen_gateway_requests_total, qwen_gateway_request_duration_seconds),
 //     advanced by a fixed amount on every scrape so rates are steady.
 //
@@ -32,6 +34,15 @@ type Exporter struct {
 	exported bool
 	gauges   map[seriesKey]float64
 	traffic  map[string]*traffic // by gateway pod
+	ttft     map[string]*traffic // by engine pod: first tokens per scrape (ok) and their time (latency)
+	sglang   map[string]bool     // engine pods that serve SGLang's names
+}
+
+// sglangNames are SGLang's names for the vLLM engine metrics the exporter serves.
+var sglangNames = map[string]string{
+	"vllm:num_requests_waiting":        "sglang:num_queue_reqs",
+	"vllm:kv_cache_usage_perc":         "sglang:token_usage",
+	"vllm:time_to_first_token_seconds": "sglang:time_to_first_token_seconds",
 }
 
 type seriesKey struct{ name, pod string }
@@ -49,7 +60,8 @@ var GatewayBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10,
 
 // NewExporter starts an exporter whose pods are in namespace; it stops when the test ends.
 func NewExporter(tb testing.TB, namespace string) *Exporter {
-	e := &Exporter{namespace: namespace, gauges: map[seriesKey]float64{}, traffic: map[string]*traffic{}}
+	e := &Exporter{namespace: namespace, gauges: map[seriesKey]float64{}, traffic: map[string]*traffic{},
+		ttft: map[string]*traffic{}, sglang: map[string]bool{}}
 	e.srv = httptest.NewServer(http.HandlerFunc(e.serve))
 	tb.Cleanup(e.srv.Close)
 	return e
@@ -90,6 +102,22 @@ func (e *Exporter) SetQueueDepth(pod string, waiting float64) {
 // SetKVCacheUsage sets vllm:kv_cache_usage_perc (0..1) of the engine pod.
 func (e *Exporter) SetKVCacheUsage(pod string, fraction float64) {
 	e.set("vllm:kv_cache_usage_perc", pod, fraction)
+}
+
+// SetSGLang makes the engine pod serve its engine metrics under SGLang's names.
+func (e *Exporter) SetSGLang(pod string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.sglang[pod] = true
+}
+
+// SetTimeToFirstToken makes the engine pod's vllm:time_to_first_token_seconds histogram (or
+// SGLang's) count n more first tokens on every scrape, each after seconds; p95 is then
+// interpolated inside that bucket of GatewayBuckets, as for SetGatewayTraffic.
+func (e *Exporter) SetTimeToFirstToken(pod string, n int, seconds float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ttft[pod] = &traffic{ok: n, latency: seconds}
 }
 
 // SetGatewayTraffic makes the gateway pod's counters advance on every scrape by ok requests
@@ -151,15 +179,25 @@ func (e *Exporter) serve(w http.ResponseWriter, _ *http.Request) {
 	})
 	family := ""
 	for _, k := range keys {
-		if k.name != family {
-			family = k.name
-			fmt.Fprintf(&b, "# TYPE %s gauge\n", k.name)
+		name := e.name(k.name, k.pod)
+		if name != family {
+			family = name
+			fmt.Fprintf(&b, "# TYPE %s gauge\n", name)
 		}
-		fmt.Fprintf(&b, "%s{%s} %s\n", k.name, e.labels(k), fmtFloat(e.gauges[k]))
+		fmt.Fprintf(&b, "%s{%s} %s\n", name, e.labels(k), fmtFloat(e.gauges[k]))
 	}
 	e.writeTraffic(&b)
+	e.writeTTFT(&b)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	_, _ = w.Write([]byte(b.String()))
+}
+
+// name is the metric name the pod serves for a vLLM engine metric.
+func (e *Exporter) name(metric, pod string) string {
+	if n, ok := sglangNames[metric]; ok && e.sglang[pod] {
+		return n
+	}
+	return metric
 }
 
 // labels renders a series' labels.
@@ -175,18 +213,21 @@ func (e *Exporter) labels(k seriesKey) string {
 	return fmt.Sprintf(`%s,container="engine",namespace=%s,pod=%s`, gpu, ns, pod)
 }
 
-// writeTraffic advances and writes the gateway counters and histogram.
-func (e *Exporter) writeTraffic(b *strings.Builder) {
-	pods := make([]string, 0, len(e.traffic))
-	for pod := range e.traffic {
+// advance counts one more scrape's requests of every pod and returns the pods, sorted.
+func advance(byPod map[string]*traffic) []string {
+	pods := make([]string, 0, len(byPod))
+	for pod, tr := range byPod {
 		pods = append(pods, pod)
-	}
-	slices.Sort(pods)
-	for _, pod := range pods {
-		tr := e.traffic[pod]
 		tr.okTotal += tr.ok
 		tr.failTotal += tr.failed
 	}
+	slices.Sort(pods)
+	return pods
+}
+
+// writeTraffic advances and writes the gateway counters and histogram.
+func (e *Exporter) writeTraffic(b *strings.Builder) {
+	pods := advance(e.traffic)
 	if len(pods) == 0 {
 		return
 	}
@@ -204,19 +245,34 @@ func (e *Exporter) writeTraffic(b *strings.Builder) {
 	b.WriteString("# TYPE qwen_gateway_request_duration_seconds histogram\n")
 	for _, pod := range pods {
 		tr := e.traffic[pod]
-		n := tr.okTotal + tr.failTotal
-		lbl := fmt.Sprintf("namespace=%s,pod=%q,model=\"Qwen3-1.7B\"", ns, pod)
-		for _, le := range GatewayBuckets {
-			count := 0
-			if tr.latency <= le {
-				count = n
-			}
-			fmt.Fprintf(b, "qwen_gateway_request_duration_seconds_bucket{%s,le=%q} %d\n", lbl, fmtFloat(le), count)
-		}
-		fmt.Fprintf(b, "qwen_gateway_request_duration_seconds_bucket{%s,le=\"+Inf\"} %d\n", lbl, n)
-		fmt.Fprintf(b, "qwen_gateway_request_duration_seconds_sum{%s} %s\n", lbl, fmtFloat(float64(n)*tr.latency))
-		fmt.Fprintf(b, "qwen_gateway_request_duration_seconds_count{%s} %d\n", lbl, n)
+		writeHistogram(b, "qwen_gateway_request_duration_seconds", fmt.Sprintf("namespace=%s,pod=%q,model=\"Qwen3-1.7B\"", ns, pod),
+			tr.okTotal+tr.failTotal, tr.latency)
 	}
+}
+
+// writeTTFT advances and writes the engines' time-to-first-token histograms.
+func (e *Exporter) writeTTFT(b *strings.Builder) {
+	for _, pod := range advance(e.ttft) {
+		tr := e.ttft[pod]
+		name := e.name("vllm:time_to_first_token_seconds", pod)
+		fmt.Fprintf(b, "# TYPE %s histogram\n", name)
+		writeHistogram(b, name, fmt.Sprintf("namespace=%q,pod=%q,model_name=\"Qwen3-1.7B\"", e.namespace, pod), tr.okTotal, tr.latency)
+	}
+}
+
+// writeHistogram writes the series of a histogram (buckets GatewayBuckets) that has seen n
+// observations, each of value.
+func writeHistogram(b *strings.Builder, name, lbl string, n int, value float64) {
+	for _, le := range GatewayBuckets {
+		count := 0
+		if value <= le {
+			count = n
+		}
+		fmt.Fprintf(b, "%s_bucket{%s,le=%q} %d\n", name, lbl, fmtFloat(le), count)
+	}
+	fmt.Fprintf(b, "%s_bucket{%s,le=\"+Inf\"} %d\n", name, lbl, n)
+	fmt.Fprintf(b, "%s_sum{%s} %s\n", name, lbl, fmtFloat(float64(n)*value))
+	fmt.Fprintf(b, "%s_count{%s} %d\n", name, lbl, n)
 }
 
 func fmtFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }

@@ -36,6 +36,11 @@ type Prometheus struct {
 	host    string
 	port    int
 	targets int
+	// web is the --web.config.file ("" without one), sec what it asks of clients and hc the
+	// client that meets it.
+	web string
+	sec *Security
+	hc  *http.Client
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -50,7 +55,7 @@ type Prometheus struct {
 // test ends. It fails the test if prometheus is not installed, naming the install command.
 func Start(tb testing.TB, scrapeTargets ...string) *Prometheus {
 	tb.Helper()
-	return start(tb, "127.0.0.1", staticJob(scrapeTargets), len(scrapeTargets))
+	return start(tb, "127.0.0.1", staticJob(scrapeTargets), len(scrapeTargets), false)
 }
 
 // Options configure StartWith.
@@ -60,6 +65,9 @@ type Options struct {
 	// ScrapeConfigs is the YAML list of scrape_configs (service discovery and relabelling of
 	// the caller's choice), written under the 1s global intervals.
 	ScrapeConfigs string
+	// Secure makes Prometheus serve HTTPS and require basic auth (its --web.config.file), as
+	// a Prometheus reachable beyond its own namespace does; see Security.
+	Secure bool
 }
 
 // StartWith runs prometheus like Start, with the caller's scrape configs and listen host; it
@@ -69,16 +77,26 @@ func StartWith(tb testing.TB, o Options) *Prometheus {
 	if o.Host == "" {
 		o.Host = "127.0.0.1"
 	}
-	return start(tb, o.Host, o.ScrapeConfigs, 0)
+	return start(tb, o.Host, o.ScrapeConfigs, 0, o.Secure)
 }
 
-func start(tb testing.TB, host, scrapeConfigs string, targets int) *Prometheus {
+// StartSecure is Start with Options.Secure: Prometheus serves HTTPS with a certificate of its
+// own CA and refuses requests without the basic-auth credentials of its Security.
+func StartSecure(tb testing.TB, scrapeTargets ...string) *Prometheus {
+	tb.Helper()
+	return start(tb, "127.0.0.1", staticJob(scrapeTargets), len(scrapeTargets), true)
+}
+
+func start(tb testing.TB, host, scrapeConfigs string, targets int, secure bool) *Prometheus {
 	dir := tb.TempDir()
 	p := &Prometheus{tb: tb, bin: tools.Path(tb, "prometheus"), host: host,
-		config: filepath.Join(dir, "prometheus.yml"), data: filepath.Join(dir, "data"), targets: targets}
+		config: filepath.Join(dir, "prometheus.yml"), data: filepath.Join(dir, "data"), targets: targets, hc: http.DefaultClient}
 	global := "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
 	if err := os.WriteFile(p.config, []byte(global+scrapeConfigs), 0o600); err != nil {
 		tb.Fatal(err)
+	}
+	if secure {
+		p.secure(dir, host)
 	}
 	tb.Cleanup(func() {
 		p.Stop()
@@ -115,9 +133,13 @@ func staticJob(targets []string) string {
 	return b.String()
 }
 
-// URL is the base URL of the HTTP API, such as http://127.0.0.1:40123.
+// URL is the base URL of the HTTP API, such as http://127.0.0.1:40123 (https:// when secure).
 func (p *Prometheus) URL() string {
-	return "http://" + net.JoinHostPort(p.host, strconv.Itoa(p.port))
+	scheme := "http://"
+	if p.sec != nil {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(p.host, strconv.Itoa(p.port))
 }
 
 // Stop kills prometheus (an outage); Restart brings it back on the same port with its data.
@@ -169,18 +191,22 @@ func (p *Prometheus) signal(sig syscall.Signal) {
 func (p *Prometheus) start() error {
 	begin := time.Now()
 	log := &proc.Log{}
-	cmd := exec.Command(p.bin,
-		"--config.file="+p.config,
-		"--storage.tsdb.path="+p.data,
-		"--web.listen-address="+net.JoinHostPort(p.host, strconv.Itoa(p.port)),
-		"--log.level=warn")
+	args := []string{
+		"--config.file=" + p.config,
+		"--storage.tsdb.path=" + p.data,
+		"--web.listen-address=" + net.JoinHostPort(p.host, strconv.Itoa(p.port)),
+		"--log.level=warn"}
+	if p.web != "" {
+		args = append(args, "--web.config.file="+p.web)
+	}
+	cmd := exec.Command(p.bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	if err := waitReady(p.URL(), exited); err != nil {
+	if err := waitReady(p.hc, p.URL(), exited); err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
 		return fmt.Errorf("%v; output:\n%s", err, log.String())
@@ -201,11 +227,11 @@ func (p *Prometheus) start() error {
 	return nil
 }
 
-// waitReady polls /-/ready until it answers 200, prometheus exits, or 30s pass.
-func waitReady(base string, exited <-chan struct{}) error {
+// waitReady polls /-/ready with hc's transport until it answers 200, prometheus exits, or 30s pass.
+func waitReady(hc *http.Client, base string, exited <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := &http.Client{Timeout: time.Second}
+	client := &http.Client{Timeout: time.Second, Transport: hc.Transport}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var last error
@@ -248,7 +274,7 @@ func (p *Prometheus) WaitForAbsent(ctx context.Context, query string) error {
 }
 
 func (p *Prometheus) waitFor(ctx context.Context, query, what string, done func(model.Value) bool) error {
-	c, err := api.NewClient(api.Config{Address: p.URL()})
+	c, err := api.NewClient(api.Config{Address: p.URL(), Client: p.hc})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ package tools
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -181,4 +182,41 @@ func nonEmpty(ss []string) []string {
 		}
 	}
 	return out
+}
+
+// CRDs of other projects the tests install, by the module that ships them (pinned in
+// hack/versions.sh, downloaded by hack/setup.sh) and the file's path inside it.
+var crdFiles = map[string]struct{ module, version, path string }{
+	"servicemonitors.monitoring.coreos.com": {"github.com/prometheus-operator/prometheus-operator", "PROMETHEUS_OPERATOR_VERSION",
+		"example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"},
+	"podmonitors.monitoring.coreos.com": {"github.com/prometheus-operator/prometheus-operator", "PROMETHEUS_OPERATOR_VERSION",
+		"example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml"},
+	"backendtrafficpolicies.gateway.envoyproxy.io": {"github.com/envoyproxy/gateway", "ENVOY_GATEWAY_VERSION",
+		"charts/gateway-helm/charts/crds/crds/generated/gateway.envoyproxy.io_backendtrafficpolicies.yaml"},
+}
+
+// CRDFile returns the path of a known CRD (by name, such as servicemonitors.monitoring.coreos.com)
+// in the Go module cache, or fails the test with the install command. The CRDs come from the
+// projects' own Go modules at the versions hack/versions.sh pins, so the tests check rendered
+// objects against the real schemas.
+func CRDFile(tb testing.TB, name string) string {
+	tb.Helper()
+	f, ok := crdFiles[name]
+	if !ok {
+		tb.Fatalf("tools: unknown CRD %q", name)
+	}
+	v, err := Versions()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	mod := f.module + "@v" + v[f.version]
+	out, err := exec.Command("go", "mod", "download", "-json", mod).Output()
+	var info struct{ Dir, Error string }
+	if err == nil {
+		err = json.Unmarshal(out, &info)
+	}
+	if err != nil || info.Dir == "" {
+		tb.Fatalf("tools: module %s is not in the module cache (%v %s); fetch it with: %s", mod, err, info.Error, SetupHint)
+	}
+	return filepath.Join(info.Dir, filepath.FromSlash(f.path))
 }
