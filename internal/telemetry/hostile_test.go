@@ -20,6 +20,7 @@ func TestErrorBodiesStayOut(t *testing.T) {
 	const secret = "db-password=hunter2"
 	for name, reply := range map[string]func(w http.ResponseWriter){
 		"500 with a body":  func(w http.ResponseWriter) { w.WriteHeader(500); io.WriteString(w, secret) },
+		"401 with a body":  func(w http.ResponseWriter) { w.WriteHeader(401); io.WriteString(w, secret) },
 		"404 html":         func(w http.ResponseWriter) { w.WriteHeader(404); io.WriteString(w, "<html>"+secret+"</html>") },
 		"200 not json":     func(w http.ResponseWriter) { io.WriteString(w, secret) },
 		"400 not json":     func(w http.ResponseWriter) { w.WriteHeader(400); io.WriteString(w, secret) },
