@@ -13,7 +13,7 @@ for f in "$KUBEBUILDER_ASSETS/kube-apiserver" "$KUBEBUILDER_ASSETS/etcd" "$KUBEB
   [ -x "$f" ] || missing+=("$f")
 done
 export PATH="$PATH:/usr/sbin:/sbin"
-for c in redis-server redis-sentinel prometheus nginx containerd ctr runc iptables ip; do
+for c in redis-server redis-sentinel redis-cli prometheus nginx containerd ctr runc iptables ip; do
   command -v "$c" >/dev/null || missing+=("$c")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -187,20 +187,71 @@ type FallbackSpec struct {
 	Resources ResourcesSpec `json:"resources,omitempty"`
 }
 
-// RedisSpec points the gateway at a Redis for global (cross-replica) limits.
+// RedisSpec points the gateway at a Redis for global (cross-replica) limits: a standalone
+// server (address), a master found through Redis Sentinel (sentinel), or a Redis Cluster
+// (cluster).
+// +kubebuilder:validation:XValidation:rule="(has(self.address) ? 1 : 0) + (has(self.sentinel) ? 1 : 0) + (has(self.cluster) ? 1 : 0) == 1",message="redis needs exactly one of address (a standalone Redis), sentinel or cluster"
+// +kubebuilder:validation:XValidation:rule="!has(self.caSecretRef) || self.tls",message="redis.caSecretRef applies only with tls: true"
 type RedisSpec struct {
-	// address is host:port.
+	// address is host:port of a standalone Redis.
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=261
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$`
-	// +required
-	Address string `json:"address"`
-	// passwordSecretRef selects the Redis password.
+	// +optional
+	Address string `json:"address,omitempty"`
+	// sentinel finds the master through Redis Sentinel and follows its failovers.
+	// +optional
+	Sentinel *RedisSentinelSpec `json:"sentinel,omitempty"`
+	// cluster connects to a Redis Cluster. Every Redis key of one client carries the
+	// client as its hash tag, so each decision stays one round trip to one node.
+	// +optional
+	Cluster *RedisClusterSpec `json:"cluster,omitempty"`
+	// passwordSecretRef selects the password of the Redis servers.
 	// +optional
 	PasswordSecretRef *SecretKeyRef `json:"passwordSecretRef,omitempty"`
-	// tls connects with TLS.
+	// tls connects with TLS (to the sentinels too).
 	// +optional
 	TLS bool `json:"tls,omitempty"`
+	// caSecretRef selects a PEM bundle of the certificate authorities that sign the Redis
+	// servers' certificates; without it, the system's are trusted. Needs tls.
+	// +optional
+	CASecretRef *SecretKeyRef `json:"caSecretRef,omitempty"`
+}
+
+// RedisSentinelSpec names a master monitored by Redis Sentinel.
+type RedisSentinelSpec struct {
+	// masterName is the name the sentinels monitor the master under.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	MasterName string `json:"masterName"`
+	// addresses are host:port of sentinels; the gateway learns the others from them.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=3
+	// +kubebuilder:validation:items:MaxLength=261
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$`
+	// +listType=atomic
+	// +required
+	Addresses []string `json:"addresses"`
+	// passwordSecretRef selects the sentinels' own password (their requirepass); absent
+	// means the sentinels need none.
+	// +optional
+	PasswordSecretRef *SecretKeyRef `json:"passwordSecretRef,omitempty"`
+}
+
+// RedisClusterSpec is a Redis Cluster.
+type RedisClusterSpec struct {
+	// addresses are host:port of some of the cluster's nodes (seeds); the gateway learns
+	// the rest of the cluster, and every change to it, from them.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=3
+	// +kubebuilder:validation:items:MaxLength=261
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$`
+	// +listType=atomic
+	// +required
+	Addresses []string `json:"addresses"`
 }
 
 // GatewaySpec configures the policy gateway in front of the engines.

@@ -80,6 +80,12 @@ func invalidCases() []invalidCase {
 		{"qs too many trusted hops", qs, map[string]any{"spec.gateway.trustedHops": int64(11)}, []string{"spec.gateway.trustedHops", "less than or equal to 10"}},
 		{"qs tiny body limit", qs, map[string]any{"spec.gateway.maxRequestBodyBytes": int64(10)}, []string{"spec.gateway.maxRequestBodyBytes", "greater than or equal to 1024"}},
 		{"qs redis address without port", qs, map[string]any{"spec.gateway.redis": map[string]any{"address": "redis"}}, []string{"spec.gateway.redis.address", "should match"}},
+		{"qs redis without a topology", qs, map[string]any{"spec.gateway.redis": map[string]any{"tls": true}}, []string{"spec.gateway.redis", "exactly one of address (a standalone Redis), sentinel or cluster"}},
+		{"qs redis address and cluster", qs, map[string]any{"spec.gateway.redis": map[string]any{"address": "r:6379", "cluster": map[string]any{"addresses": []any{"c:6379"}}}}, []string{"spec.gateway.redis", "exactly one of address"}},
+		{"qs redis sentinel without master name", qs, map[string]any{"spec.gateway.redis": map[string]any{"sentinel": map[string]any{"addresses": []any{"s:26379"}}}}, []string{"spec.gateway.redis.sentinel.masterName", "Required"}},
+		{"qs redis sentinel without addresses", qs, map[string]any{"spec.gateway.redis": map[string]any{"sentinel": map[string]any{"masterName": "m", "addresses": []any{}}}}, []string{"spec.gateway.redis.sentinel.addresses", "at least 1"}},
+		{"qs redis cluster address without port", qs, map[string]any{"spec.gateway.redis": map[string]any{"cluster": map[string]any{"addresses": []any{"c:6379", "redis-c"}}}}, []string{"spec.gateway.redis.cluster.addresses[1]", "should match"}},
+		{"qs redis CA without TLS", qs, map[string]any{"spec.gateway.redis": map[string]any{"address": "r:6379", "caSecretRef": map[string]any{"name": "ca"}}}, []string{"spec.gateway.redis", "caSecretRef applies only with tls"}},
 		{"qs api keys secret without name", qs, map[string]any{"spec.gateway.apiKeysSecretRef": map[string]any{}}, []string{"spec.gateway.apiKeysSecretRef.name", "Required"}},
 		{"qs empty exposure", qs, map[string]any{"spec.exposure": map[string]any{}}, []string{"spec.exposure", "needs ingress, httpRoute or both"}},
 		{"qs ingress bad host", qs, map[string]any{"spec.exposure.ingress": map[string]any{"host": "Bad_Host!"}}, []string{"spec.exposure.ingress.host", "should match"}},
@@ -256,6 +262,27 @@ func TestFullConnectionSettingsAreAccepted(t *testing.T) {
 		if a, ok, _ := unstructured.NestedMap(obj.Object, "spec", "prometheus", "authorization"); ok && (a["type"] != "Bearer" ||
 			a["credentials"].(map[string]any)["key"] != "token") {
 			t.Errorf("authorization defaults: %v", a)
+		}
+	}
+}
+
+// TestRedisTopologiesAreAccepted: each Redis topology, with its passwords and a CA, is valid.
+func TestRedisTopologiesAreAccepted(t *testing.T) {
+	ns := namespace(t)
+	pw := map[string]any{"name": "redis", "key": "password"}
+	for i, redis := range []map[string]any{
+		{"address": "redis.ai:6379", "passwordSecretRef": pw},
+		{"sentinel": map[string]any{"masterName": "mymaster", "addresses": []any{"s-0.s:26379", "s-1.s:26379", "s-2.s:26379"},
+			"passwordSecretRef": map[string]any{"name": "sentinel"}}, "passwordSecretRef": pw, "tls": true,
+			"caSecretRef": map[string]any{"name": "redis-ca", "key": "ca.crt"}},
+		{"cluster": map[string]any{"addresses": []any{"c-0.c:6379", "[fd00::1]:6379"}}, "tls": true},
+	} {
+		obj := decode(t, minimalQwenService)
+		obj.SetNamespace(ns)
+		obj.SetName(fmt.Sprintf("redis-%d", i))
+		setPath(t, obj.Object, "spec.gateway.redis", redis)
+		if err := env.Client.Create(context.Background(), obj); err != nil {
+			t.Errorf("redis %v refused: %v", redis, err)
 		}
 	}
 }

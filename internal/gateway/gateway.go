@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"k8s.io/utils/clock"
 
 	"github.com/qwenops/qwen-operator/internal/gateway/breaker"
@@ -23,9 +23,14 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives reload and error events. Default slog.Default().
 	Logger *slog.Logger
-	// Timers start the wall-clock timers of upstream reads (the idle timeout). Default the
-	// real clock; tests step a fake one.
+	// Timers start the gateway's wall-clock timers: the upstream idle timeout, and the renewals
+	// and release retries of Redis concurrency slots. Default the real clock; tests step a
+	// fake one.
 	Timers clock.WithDelayedExecution
+	// RedisAtNow decides Redis limits at the instants Now gives instead of on the Redis
+	// server's clock. Tests use it to decide at fixed instants; gateways serving traffic must
+	// not, since their clocks disagree.
+	RedisAtNow bool
 	// Resolve maps upstream "host:port" addresses to the "address:port" to connect to instead,
 	// like curl --resolve; the URLs and Host headers are unchanged. It lets a gateway outside
 	// the cluster (the local demo) reach engines whose rendered URLs are cluster DNS names.
@@ -54,6 +59,8 @@ type Gateway struct {
 	transportCfg gatewayconfig.Timeouts
 	// resolve is Options.Resolve, used by every transport.
 	resolve map[string]string
+	// redisAtNow is Options.RedisAtNow.
+	redisAtNow bool
 }
 
 // state is one applied configuration; requests read it once and use it throughout.
@@ -72,27 +79,32 @@ type state struct {
 	idleTimeout time.Duration
 }
 
+// redisFirstConnect bounds how long applying a config waits for the first connection to a
+// new Redis; past it, the failure mode applies until the connection is made.
+const redisFirstConnect = 2 * time.Second
+
 // redisRetireAfter is how long a replaced Redis client stays open at least (requests admitted
 // through it still true up); it stays open longer while one of its slots is held.
 const redisRetireAfter = 10 * time.Minute
 
 type redisBackend struct {
 	cfg    gatewayconfig.Redis
-	client *redis.Client
-	lim    *ratelimit.Redis
+	lim    *redisLimiter
+	cached *ratelimit.OverLimitCache // lim behind the over-limit cache: what policies use
 	tmo    time.Duration
 }
 
 // New returns an unconfigured Gateway: it answers 503 until a config is applied.
 func New(opts Options) *Gateway {
 	g := &Gateway{
-		now:      opts.Now,
-		timers:   opts.Timers,
-		log:      opts.Logger,
-		resolve:  opts.Resolve,
-		m:        newMetrics(),
-		memory:   ratelimit.NewMemory(ratelimit.MemoryOptions{}),
-		breakers: map[string]*breaker.Breaker{},
+		now:        opts.Now,
+		timers:     opts.Timers,
+		log:        opts.Logger,
+		resolve:    opts.Resolve,
+		redisAtNow: opts.RedisAtNow,
+		m:          newMetrics(),
+		memory:     ratelimit.NewMemory(ratelimit.MemoryOptions{}),
+		breakers:   map[string]*breaker.Breaker{},
 	}
 	if g.now == nil {
 		g.now = time.Now
@@ -184,7 +196,7 @@ func (g *Gateway) Close() error {
 		g.transport.CloseIdleConnections()
 	}
 	if g.redis != nil {
-		return g.redis.client.Close()
+		g.redis.lim.Close()
 	}
 	return nil
 }
@@ -292,10 +304,10 @@ func (g *Gateway) limiterFor(rl *gatewayconfig.RateLimit) (limiter, error) {
 		return g.memory, nil
 	}
 	tmo := rl.BackendTimeout.Duration
-	if g.redis != nil && g.redis.cfg == *rl.Redis && g.redis.tmo == tmo {
-		return g.redis.lim, nil
+	if g.redis != nil && reflect.DeepEqual(g.redis.cfg, *rl.Redis) && g.redis.tmo == tmo {
+		return g.redis.cached, nil
 	}
-	client, err := newRedisClient(rl.Redis, tmo)
+	opt, err := redisClientOption(rl.Redis, tmo)
 	if err != nil {
 		return nil, fmt.Errorf("rateLimit.redis: %w", err)
 	}
@@ -303,9 +315,12 @@ func (g *Gateway) limiterFor(rl *gatewayconfig.RateLimit) (limiter, error) {
 		// Requests admitted through the old client still true up, renew and release their
 		// concurrency slots through it: close it once no request can be using it, and not
 		// before its last slot is released.
-		time.AfterFunc(redisRetireAfter, func() { old.lim.CloseWhenIdle(func() { old.client.Close() }) })
+		time.AfterFunc(redisRetireAfter, old.lim.CloseWhenIdle)
 	}
-	g.redis = &redisBackend{cfg: *rl.Redis, client: client, tmo: tmo,
-		lim: ratelimit.NewRedis(client, ratelimit.RedisOptions{Timeout: tmo, Clock: g.timers})}
-	return g.redis.lim, nil
+	lim := newRedisLimiter(opt, ratelimit.RedisOptions{Timeout: tmo, UseClientClock: g.redisAtNow, Clock: g.timers}, g.log)
+	// A gateway that starts with Redis up decides through it from its first request.
+	lim.waitFirst(redisFirstConnect)
+	g.redis = &redisBackend{cfg: *rl.Redis, lim: lim, tmo: tmo,
+		cached: ratelimit.NewOverLimitCache(lim, ratelimit.OverLimitCacheOptions{})}
+	return g.redis.cached, nil
 }

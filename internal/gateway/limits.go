@@ -19,6 +19,12 @@ type limiter interface {
 	Acquire(ctx context.Context, key string, max int64, now time.Time) (release func(), ok bool, err error)
 }
 
+// overChecker is a limiter that knows, without asking its backend, some quotas that are
+// over (ratelimit.OverLimitCache in front of Redis).
+type overChecker interface {
+	Over(key string, r ratelimit.Rule, n int64, now time.Time) (ratelimit.Decision, bool)
+}
+
 // quotaKind is what a quota counts; its name is the rate_limited_total reason.
 type quotaKind int
 
@@ -264,6 +270,16 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 	defer cancel()
 	t := p.tierFor(c)
 	a := &admission{p: p, key: c.key}
+	if oc, ok := p.lim.(overChecker); ok && !p.shadow {
+		// A quota this gateway already knows to be over rejects before any backend call
+		// (nothing to charge, nothing to refund): a flood from one client costs Redis nothing.
+		for i := range t.quotas {
+			q := &t.quotas[i]
+			if d, over := oc.Over(q.prefix+c.key, q.rule, estimate(q.kind, req, p.assumed, q.rule.Limit), now); over {
+				return nil, p.over(ctx, a, &rejection{reason: q.kind.String(), t: t, q: q, d: d}, now, rec)
+			}
+		}
+	}
 	for i := range t.quotas {
 		q := &t.quotas[i]
 		n := estimate(q.kind, req, p.assumed, q.rule.Limit)

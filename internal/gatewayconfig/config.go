@@ -202,15 +202,42 @@ type Override struct {
 	Limits Limits `json:"limits,omitzero"`
 }
 
-// Redis is the shared limiter backend.
+// Redis is the shared limiter backend: exactly one of a standalone server (Address), a
+// master found through Redis Sentinel (Sentinel) or a Redis Cluster (Cluster).
 type Redis struct {
-	// Address is host:port.
-	Address string `json:"address"`
-	// PasswordEnv names the environment variable holding the password (empty value: none).
-	// Default QWEN_REDIS_PASSWORD.
+	// Address is host:port of a standalone Redis.
+	Address string `json:"address,omitempty"`
+	// Sentinel finds the master through Redis Sentinel and follows its failovers.
+	Sentinel *RedisSentinel `json:"sentinel,omitempty"`
+	// Cluster connects to a Redis Cluster.
+	Cluster *RedisCluster `json:"cluster,omitempty"`
+	// PasswordEnv names the environment variable holding the password of the Redis servers
+	// (empty value: none). Default QWEN_REDIS_PASSWORD.
 	PasswordEnv string `json:"passwordEnv,omitempty"`
-	// TLS turns on TLS to Redis.
+	// TLS turns on TLS to Redis (and to the sentinels).
 	TLS bool `json:"tls,omitempty"`
+	// CAFile is a PEM file of the certificate authorities that sign the servers'
+	// certificates, for TLS; empty means the system's.
+	CAFile string `json:"caFile,omitempty"`
+}
+
+// RedisSentinel names a master monitored by Redis Sentinel.
+type RedisSentinel struct {
+	// MasterName is the name the sentinels monitor the master under.
+	MasterName string `json:"masterName"`
+	// Addresses are host:port of sentinels; the client asks them for the master and
+	// learns the others from them.
+	Addresses []string `json:"addresses"`
+	// PasswordEnv names the environment variable holding the sentinels' own password
+	// (requirepass of the sentinels); empty: the sentinels need none.
+	PasswordEnv string `json:"passwordEnv,omitempty"`
+}
+
+// RedisCluster is a Redis Cluster.
+type RedisCluster struct {
+	// Addresses are host:port of some of the cluster's nodes (seeds); the client learns
+	// the rest of the cluster from them.
+	Addresses []string `json:"addresses"`
 }
 
 // Degradation is the level the DegradationPlan currently asks for.

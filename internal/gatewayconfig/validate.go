@@ -3,6 +3,7 @@ package gatewayconfig
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -192,11 +193,53 @@ func (v *validator) rateLimit(path string, r *RateLimit) {
 		v.add(path+".failureMode", fmt.Sprintf("must be FailOpen or FailClosed, not %q", r.FailureMode))
 	}
 	v.positive(path+".backendTimeout", r.BackendTimeout.Duration)
-	if r.Redis != nil && r.Redis.Address == "" {
-		v.add(path+".redis.address", "must be set")
+	if r.Redis != nil {
+		v.redis(path+".redis", r.Redis)
 	}
 	if r.Replicas < 1 {
 		v.add(path+".replicas", "must be >= 1")
+	}
+}
+
+func (v *validator) redis(path string, r *Redis) {
+	set := 0
+	for _, ok := range []bool{r.Address != "", r.Sentinel != nil, r.Cluster != nil} {
+		if ok {
+			set++
+		}
+	}
+	if set != 1 {
+		v.add(path+".address", "exactly one of address, sentinel and cluster must be set")
+	}
+	if r.Address != "" {
+		v.hostPort(path+".address", r.Address)
+	}
+	if s := r.Sentinel; s != nil {
+		if s.MasterName == "" {
+			v.add(path+".sentinel.masterName", "must be set")
+		}
+		v.hostPorts(path+".sentinel.addresses", s.Addresses)
+	}
+	if c := r.Cluster; c != nil {
+		v.hostPorts(path+".cluster.addresses", c.Addresses)
+	}
+	if r.CAFile != "" && !r.TLS {
+		v.add(path+".caFile", "applies only with tls: true")
+	}
+}
+
+func (v *validator) hostPorts(path string, addrs []string) {
+	if len(addrs) == 0 {
+		v.add(path, "must list at least one host:port")
+	}
+	for i, a := range addrs {
+		v.hostPort(fmt.Sprintf("%s[%d]", path, i), a)
+	}
+}
+
+func (v *validator) hostPort(path, addr string) {
+	if host, port, err := net.SplitHostPort(addr); err != nil || host == "" || port == "" {
+		v.add(path, fmt.Sprintf("must be host:port, not %q", addr))
 	}
 }
 

@@ -4,8 +4,9 @@ import "math/bits"
 
 // The algorithms as pure functions on a state, in integers: time in µs since the Unix epoch,
 // window counts in units, bucket levels in units×window-µs (so a refill of limit per window
-// is exactly `limit` per µs). lua/decide.lua is a line-by-line mirror of this file; the
-// conformance suite runs the same step tables against both.
+// is exactly `limit` per µs). lua/decide.lua mirrors this file (same names, same arithmetic,
+// written out inline for Redis's CPU); the conformance suite runs the same step tables against
+// both, and TestBackendsAgree random sequences.
 
 // state is the whole per-(key, rule) state of every algorithm; Hybrid uses all fields.
 type state struct {
@@ -28,6 +29,9 @@ type outcome struct {
 func (s *state) roll(p *params, now int64) (elapsed int64) {
 	if now < s.start {
 		now = s.start
+	}
+	if el := now - s.start; el < p.window { // still the stored window (start is aligned)
+		return el
 	}
 	start := now - floorMod(now, p.window)
 	switch {
@@ -86,7 +90,12 @@ func (s *state) windowRetry(p *params, n, elapsed int64) int64 {
 
 // windowStatus returns the units that still fit and the time until the window state is empty.
 func (s *state) windowStatus(p *params, elapsed int64) (remaining, reset int64) {
-	if free := p.limit*p.window - s.windowUsed(p, elapsed); free > 0 {
+	return s.windowStatusUsed(p, elapsed, s.windowUsed(p, elapsed))
+}
+
+// windowStatusUsed is windowStatus given windowUsed.
+func (s *state) windowStatusUsed(p *params, elapsed, used int64) (remaining, reset int64) {
+	if free := p.limit*p.window - used; free > 0 {
 		remaining = free / p.window
 	}
 	switch {
@@ -110,22 +119,24 @@ func (s *state) bucketStatus(p *params) (remaining, reset int64) {
 func (s *state) allow(p *params, n, now int64) outcome {
 	var (
 		o                  outcome
-		elapsed            int64
+		elapsed, used      int64 // window: the time into it, its weighted count in units×µs
 		never              bool
 		retryWin, retryBkt int64
+		window, bucket     = p.hasWindow, p.hasBucket
 	)
 	o.ok = true
-	if p.alg.window() {
+	if window {
 		elapsed = s.roll(p, now)
+		used = s.windowUsed(p, elapsed)
 		switch {
 		case n > p.limit:
 			o.ok, never = false, true
-		case s.windowUsed(p, elapsed)+n*p.window > p.limit*p.window:
+		case used+n*p.window > p.limit*p.window:
 			o.ok = false
 			retryWin = s.windowRetry(p, n, elapsed)
 		}
 	}
-	if p.alg.bucket() {
+	if bucket {
 		s.drain(p, now)
 		switch {
 		case n > p.burst:
@@ -136,14 +147,25 @@ func (s *state) allow(p *params, n, now int64) outcome {
 		}
 	}
 	if o.ok {
-		if p.alg.window() {
+		if window {
 			s.cur += n
+			used += n * p.window
 		}
-		if p.alg.bucket() {
+		if bucket {
 			s.level += n * p.window
 		}
 	}
-	o.remaining, o.reset = s.status(p, elapsed)
+	// status: the smaller remaining and the later reset of the rule's parts
+	switch {
+	case window && bucket:
+		rw, tw := s.windowStatusUsed(p, elapsed, used)
+		rb, tb := s.bucketStatus(p)
+		o.remaining, o.reset = min(rw, rb), max(tw, tb)
+	case window:
+		o.remaining, o.reset = s.windowStatusUsed(p, elapsed, used)
+	default:
+		o.remaining, o.reset = s.bucketStatus(p)
+	}
 	if !o.ok {
 		o.retry = max(retryWin, retryBkt)
 		if never {
@@ -169,7 +191,7 @@ func (s *state) status(p *params, elapsed int64) (remaining, reset int64) {
 // adjust charges (delta > 0) or refunds (delta < 0) units at now. Charges saturate at
 // maxScaled; refunds stop at an empty state.
 func (s *state) adjust(p *params, delta, now int64) {
-	if p.alg.window() {
+	if p.hasWindow {
 		s.roll(p, now)
 		if delta > 0 {
 			s.cur = min(s.cur+min(delta, maxScaled), maxScaled/p.window)
@@ -180,7 +202,7 @@ func (s *state) adjust(p *params, delta, now int64) {
 			s.cur = 0
 		}
 	}
-	if p.alg.bucket() {
+	if p.hasBucket {
 		s.drain(p, now)
 		if delta > 0 {
 			s.level = min(s.level+mulSat(delta, p.window), maxScaled)
@@ -194,10 +216,10 @@ func (s *state) adjust(p *params, delta, now int64) {
 // touched more than two windows ago, so it can be dropped.
 func (s *state) idle(p *params, now int64) bool {
 	w := p.window
-	if p.alg.window() && now-s.start < 3*w { // touched at or after start, empty after start+2w
+	if p.hasWindow && now-s.start < 3*w { // touched at or after start, empty after start+2w
 		return false
 	}
-	if p.alg.bucket() {
+	if p.hasBucket {
 		el := now - s.last
 		if el <= 2*w || !covers(el, p.limit, s.level) {
 			return false

@@ -264,6 +264,26 @@ func TestConformanceRuleChangeIsFreshState(t *testing.T) {
 	})
 }
 
+// TestConformanceRuleSpellings: the spellings of one rule share its state (Algorithm "" is
+// Hybrid, Burst 0 is Limit, a Window is truncated to whole µs), in either order.
+func TestConformanceRuleSpellings(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, lim Limiter) {
+		spellings := [][]Rule{
+			{{Limit: 4, Window: time.Minute}, {Algorithm: Hybrid, Limit: 4, Window: time.Minute, Burst: 4}},
+			{{Algorithm: TokenBucket, Limit: 4, Window: sec, Burst: 4}, {Algorithm: TokenBucket, Limit: 4, Window: sec}},
+			{{Algorithm: FixedWindow, Limit: 4, Window: sec + 999}, {Algorithm: FixedWindow, Limit: 4, Window: sec}},
+		}
+		for i, rules := range spellings {
+			key := "spelled-" + string(rune('a'+i))
+			for j := range 4 {
+				mustAllow(t, lim, key, rules[j%2], 1, t0, true)
+			}
+			mustAllow(t, lim, key, rules[0], 1, t0, false)
+			mustAllow(t, lim, key, rules[1], 1, t0, false)
+		}
+	})
+}
+
 func TestConformanceKeyIsolation(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, lim Limiter) {
 		for _, alg := range []Algorithm{TokenBucket, SlidingWindow, FixedWindow, LeakyBucket, Hybrid} {
@@ -367,7 +387,7 @@ func TestBackendsAgree(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(r.Limit)))
 			now := t0.Add(time.Duration(rng.Int64N(int64(time.Hour))))
 			var allowed, rejected int
-			for i := range 600 {
+			for i := range 2000 {
 				if rng.IntN(4) != 0 { // else the same instant again
 					now = now.Add(time.Duration(rng.Int64N(int64(r.Window / 4))))
 				}

@@ -8,16 +8,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/qwenops/qwen-operator/internal/testutil/redisserver"
 )
 
-// leaseCount is the number of leases held for key.
-func leaseCount(t *testing.T, srv *redisserver.Server, prefix, key string) int64 {
+// leaseCount is the number of leases lim holds for key.
+func leaseCount(t *testing.T, srv *redisserver.Server, lim *Redis, key string) int64 {
 	t.Helper()
-	n, err := srv.Client().ZCard(context.Background(), prefix+"cc:"+key).Result()
+	reply, err := srv.Do("ZCARD", lim.leaseKey(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := reply.AsInt64()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +67,10 @@ func TestRedisReleaseRetried(t *testing.T) {
 	ctx := context.Background()
 	srv := redisserver.Start(t)
 	link := newCuttableLink(t, srv.Addr())
-	client := redis.NewClient(&redis.Options{Addr: link.addr, MaxRetries: -1, ContextTimeoutEnabled: true, DisableIdentity: true})
+	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{link.addr}, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer client.Close()
 	clk := clocktesting.NewFakeClock(t0)
 	lim := NewRedis(client, RedisOptions{UseClientClock: true, LeaseTTL: 10 * time.Minute, Timeout: 50 * time.Millisecond, Clock: clk})
@@ -76,7 +83,7 @@ func TestRedisReleaseRetried(t *testing.T) {
 	link.cut()
 	release() // fails: Redis cannot be reached
 	link.restore()
-	if n := leaseCount(t, srv, "qwen:rl:", "k"); n != 1 {
+	if n := leaseCount(t, srv, lim, "k"); n != 1 {
 		t.Fatalf("%d leases after the failed release, want it still there", n)
 	}
 	select {
@@ -86,7 +93,7 @@ func TestRedisReleaseRetried(t *testing.T) {
 	}
 	waitFor(t, "the retry scheduled", func() bool { return clk.HasWaiters() })
 	clk.Step(time.Second)
-	waitFor(t, "the retried release", func() bool { return leaseCount(t, srv, "qwen:rl:", "k") == 0 })
+	waitFor(t, "the retried release", func() bool { return leaseCount(t, srv, lim, "k") == 0 })
 	<-closed
 }
 

@@ -24,18 +24,25 @@ type Memory struct {
 	shards []shard
 }
 
+// A shard maps the hash of a key to the states of that key, one per rule (and, in the rare
+// case of a 64-bit hash collision, of the other keys with that hash). The key is hashed once,
+// for the shard and the map alike, and a state found under its key whose rule the caller's
+// Rule spells is used without validating that Rule again.
 type shard struct {
 	mu     sync.Mutex
-	states map[stateKey]*state
+	states map[uint64]*node
 	slots  map[string]int64 // Acquire: slots taken per key
-	added  int              // states created since the last sweep
-	_      [128 - 32]byte   // keep shards on separate cache lines
+	count  int              // nodes held
+	added  int              // nodes created since the last sweep
+	_      [128 - 40]byte   // keep shards on separate cache lines
 }
 
-// stateKey is comparable, so looking up an existing key does not allocate.
-type stateKey struct {
-	key string
-	p   params
+// node is the state of one (key, rule); nodes with the same key hash form a list.
+type node struct {
+	st   state
+	p    params
+	key  string
+	next *node
 }
 
 // lazySweepMin is the shard size below which no lazy sweep runs.
@@ -54,75 +61,117 @@ func NewMemory(opts MemoryOptions) *Memory {
 	}
 	m := &Memory{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard, n)}
 	for i := range m.shards {
-		m.shards[i].states = map[stateKey]*state{}
+		m.shards[i].states = map[uint64]*node{}
 		m.shards[i].slots = map[string]int64{}
 	}
 	return m
 }
 
-func (m *Memory) shard(key string) *shard {
-	return &m.shards[maphash.String(m.seed, key)&m.mask]
+func (m *Memory) shard(key string) (*shard, uint64) {
+	h := maphash.String(m.seed, key)
+	return &m.shards[h&m.mask], h
 }
 
 // Allow decides whether n units for key fit r at now, consuming them only if allowed.
 func (m *Memory) Allow(_ context.Context, key string, r Rule, n int64, now time.Time) (Decision, error) {
-	p, err := r.params()
-	if err != nil {
-		return Decision{}, err
-	}
 	if n < 0 {
+		if err := r.Validate(); err != nil {
+			return Decision{}, err
+		}
 		return Decision{}, errNegativeN
 	}
 	t := now.UnixMicro()
-	sh := m.shard(key)
+	sh, h := m.shard(key)
 	sh.mu.Lock()
-	st := sh.get(key, &p, t)
-	o := st.allow(&p, n, t)
+	nd := sh.findRule(h, key, &r)
+	if nd == nil {
+		var err error
+		if nd, err = sh.get(h, key, &r, t, true); err != nil {
+			sh.mu.Unlock()
+			return Decision{}, err
+		}
+	}
+	o := nd.st.allow(&nd.p, n, t)
 	sh.mu.Unlock()
 	return o.decision(r.Limit), nil
 }
 
 // Adjust charges (delta>0) or refunds (delta<0) units for key under r at now.
 func (m *Memory) Adjust(_ context.Context, key string, r Rule, delta int64, now time.Time) error {
-	p, err := r.params()
-	if err != nil {
-		return err
-	}
 	t := now.UnixMicro()
-	sh := m.shard(key)
+	sh, h := m.shard(key)
 	sh.mu.Lock()
-	if st := sh.states[stateKey{key, p}]; st != nil {
-		st.adjust(&p, delta, t)
-	} else if delta > 0 {
-		sh.get(key, &p, t).adjust(&p, delta, t)
+	nd := sh.findRule(h, key, &r)
+	if nd == nil {
+		var err error
+		if nd, err = sh.get(h, key, &r, t, delta > 0); err != nil || nd == nil {
+			sh.mu.Unlock()
+			return err
+		}
 	}
+	nd.st.adjust(&nd.p, delta, t)
 	sh.mu.Unlock()
 	return nil
 }
 
-// get returns the state of (key, p), creating it; the caller holds sh.mu.
-func (sh *shard) get(key string, p *params, now int64) *state {
-	k := stateKey{key, *p}
-	if st := sh.states[k]; st != nil {
-		return st
+// findRule returns the node of (key, r), key hashed to h, or nil, without validating r (a
+// node's rule is valid); nil can also mean r must be validated first (see get). The caller
+// holds sh.mu. Skipping the validation is most of what makes a decision on an existing key
+// as cheap as x/time/rate's.
+func (sh *shard) findRule(h uint64, key string, r *Rule) *node {
+	for nd := sh.states[h]; nd != nil; nd = nd.next {
+		if nd.p.spelledBy(r) && nd.key == key {
+			return nd
+		}
 	}
-	if sh.added++; sh.added > len(sh.states)/2 && len(sh.states) >= lazySweepMin {
+	return nil
+}
+
+// get validates r and returns the node of (key, r) under any spelling of r, creating it
+// when create is set (else it may return nil); the caller holds sh.mu.
+func (sh *shard) get(h uint64, key string, r *Rule, now int64, create bool) (*node, error) {
+	p, err := r.params()
+	if err != nil {
+		return nil, err
+	}
+	for nd := sh.states[h]; nd != nil; nd = nd.next {
+		if nd.p == p && nd.key == key {
+			return nd, nil
+		}
+	}
+	if !create {
+		return nil, nil
+	}
+	if sh.added++; sh.added > sh.count/2 && sh.count >= lazySweepMin {
 		sh.sweep(now)
 	}
-	st := new(state)
-	sh.states[k] = st
-	return st
+	nd := &node{p: p, key: key, next: sh.states[h]}
+	sh.states[h] = nd
+	sh.count++
+	return nd, nil
 }
 
 // sweep drops idle states; the caller holds sh.mu.
 func (sh *shard) sweep(now int64) int {
 	dropped := 0
-	for k, st := range sh.states {
-		if st.idle(&k.p, now) {
-			delete(sh.states, k)
-			dropped++
+	for h, first := range sh.states {
+		head, link := first, &first
+		for nd := first; nd != nil; nd = nd.next {
+			if nd.st.idle(&nd.p, now) {
+				*link = nd.next
+				dropped++
+				continue
+			}
+			link = &nd.next
+		}
+		switch {
+		case first == nil:
+			delete(sh.states, h)
+		case first != head:
+			sh.states[h] = first
 		}
 	}
+	sh.count -= dropped
 	sh.added = 0
 	return dropped
 }
@@ -148,7 +197,7 @@ func (m *Memory) Acquire(_ context.Context, key string, max int64, _ time.Time) 
 	if max <= 0 {
 		return nil, false, errNonPositive
 	}
-	sh := m.shard(key)
+	sh, _ := m.shard(key)
 	sh.mu.Lock()
 	taken := sh.slots[key]
 	if taken >= max {
@@ -178,7 +227,7 @@ func (m *Memory) len() int {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		n += len(sh.states)
+		n += sh.count
 		sh.mu.Unlock()
 	}
 	return n

@@ -112,6 +112,51 @@ func TestMemoryEviction(t *testing.T) {
 	}
 }
 
+// TestMemoryHashCollision: keys whose 64-bit hashes collide share a list, stay apart, and
+// a sweep unlinks idle states from anywhere in the list.
+func TestMemoryHashCollision(t *testing.T) {
+	sh := &NewMemory(MemoryOptions{Shards: 1}).shards[0]
+	const h = 42
+	r := Rule{Algorithm: FixedWindow, Limit: 3, Window: time.Second}
+	now := t0.UnixMicro()
+	get := func(key string) *node {
+		t.Helper()
+		nd := sh.findRule(h, key, &r)
+		if nd == nil {
+			var err error
+			if nd, err = sh.get(h, key, &r, now, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return nd
+	}
+	p := mustParams(t, r)
+	for i, key := range []string{"a", "b", "c"} {
+		for range i + 1 {
+			if o := get(key).st.allow(p, 1, now); !o.ok {
+				t.Fatalf("%s rejected", key)
+			}
+		}
+	}
+	for i, key := range []string{"a", "b", "c"} {
+		if o := get(key).st.allow(p, 0, now); o.remaining != int64(2-i) {
+			t.Errorf("%s: remaining %d, want %d", key, o.remaining, 2-i)
+		}
+	}
+	later := now + 2*time.Second.Microseconds()
+	get("b").st.allow(p, 1, later) // b stays; a and c (the list's tail and head) go
+	if n := sh.sweep(later + time.Second.Microseconds()); n != 2 || sh.count != 1 {
+		t.Fatalf("sweep dropped %d, kept %d; want 2 and 1", n, sh.count)
+	}
+	if sh.findRule(h, "a", &r) != nil || sh.findRule(h, "c", &r) != nil || sh.findRule(h, "b", &r) == nil {
+		t.Error("the sweep unlinked the wrong states")
+	}
+	sh.sweep(later + 3*time.Second.Microseconds())
+	if len(sh.states) != 0 || sh.count != 0 {
+		t.Errorf("an empty list stayed in the map: %d entries, count %d", len(sh.states), sh.count)
+	}
+}
+
 // TestMemoryLazyEviction: without Sweep, a shard sweeps itself as it grows, so keys that
 // come and go do not accumulate.
 func TestMemoryLazyEviction(t *testing.T) {

@@ -81,13 +81,26 @@ func (a algCode) window() bool {
 }
 func (a algCode) bucket() bool { return a == algHybrid || a == algToken || a == algLeaky }
 
-// params is a validated Rule in the units the algorithms use; it is comparable and is part
-// of the state's map key.
+// params is a validated Rule in the units the algorithms use; it is comparable, and with
+// the key it identifies a state.
 type params struct {
 	limit  int64 // units per window
 	window int64 // µs
 	burst  int64 // bucket capacity in units (Burst, or Limit when 0)
 	alg    algCode
+	// whether alg has a window part and a bucket part (alg.window(), alg.bucket())
+	hasWindow, hasBucket bool
+}
+
+var algNames = [...]Algorithm{algHybrid: Hybrid, algToken: TokenBucket, algSliding: SlidingWindow, algFixed: FixedWindow, algLeaky: LeakyBucket}
+
+// spelledBy reports whether r validates to p, without validating r: a state found by its key
+// and this check needs no validation. It may report false for a spelling of p (a Window that
+// is not a whole number of µs), never true for another rule or an invalid one.
+func (p *params) spelledBy(r *Rule) bool {
+	return r.Limit == p.limit && int64(r.Window) == p.window*int64(time.Microsecond) &&
+		(r.Burst == p.burst || r.Burst == 0 && p.burst == p.limit) &&
+		(r.Algorithm == algNames[p.alg] || r.Algorithm == "" && p.alg == algHybrid)
 }
 
 func (r Rule) params() (params, error) {
@@ -116,6 +129,7 @@ func (r Rule) params() (params, error) {
 		return p, fmt.Errorf("ratelimit: rule.burst must be >= 0, got %d", r.Burst)
 	}
 	p.limit, p.window, p.burst = r.Limit, r.Window.Microseconds(), r.Burst
+	p.hasWindow, p.hasBucket = p.alg.window(), p.alg.bucket()
 	if p.burst == 0 {
 		p.burst = p.limit
 	}
@@ -147,7 +161,12 @@ type Decision struct {
 	Reset time.Duration
 }
 
-// Limiter is implemented by *Memory and *Redis.
+// Limiter is implemented by *Memory and *Redis. State is kept per (key, rule).
+//
+// A key is any string; a key of the form "quota:client" (split at the first ':', both sides
+// non-empty) names one quota of one client, and Redis keeps every key of one client in one
+// Redis Cluster hash slot (the client is the hash tag), so the concurrency leases and the
+// rate states of a client live together on one node.
 type Limiter interface {
 	// Allow decides whether n units for key fit r at now, consuming them only if allowed.
 	Allow(ctx context.Context, key string, r Rule, n int64, now time.Time) (Decision, error)

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"path"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -82,6 +83,13 @@ func gatewayDeployment(qs *v1alpha1.QwenService, d Defaults) *appsv1.Deployment 
 			Secret: &corev1.SecretVolumeSource{SecretName: ref.Name},
 		}})
 	}
+	if rd := gw.Redis; rd != nil && rd.CASecretRef != nil {
+		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: "redis-ca", MountPath: path.Dir(RedisCAFile), ReadOnly: true})
+		volumes = append(volumes, corev1.Volume{Name: "redis-ca", VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{SecretName: rd.CASecretRef.Name,
+				Items: []corev1.KeyToPath{{Key: secretKey(rd.CASecretRef.Key), Path: path.Base(RedisCAFile)}}},
+		}})
+	}
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: objectMeta(qs, GatewayName(qs), ComponentGateway),
@@ -111,15 +119,24 @@ func gatewayDeployment(qs *v1alpha1.QwenService, d Defaults) *appsv1.Deployment 
 	}
 }
 
-// gatewayEnv passes the Redis password from its Secret, when one is set.
+// gatewayEnv passes the Redis password (and the sentinels') from its Secret, when one is set.
 func gatewayEnv(gw v1alpha1.GatewaySpec) []corev1.EnvVar {
-	if gw.Redis == nil || gw.Redis.PasswordSecretRef == nil {
+	if gw.Redis == nil {
 		return nil
 	}
-	r := gw.Redis.PasswordSecretRef
-	return []corev1.EnvVar{{Name: RedisPasswordEnv, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-		LocalObjectReference: corev1.LocalObjectReference{Name: r.Name}, Key: secretKey(r.Key),
-	}}}}
+	var env []corev1.EnvVar
+	fromSecret := func(name string, r *v1alpha1.SecretKeyRef) {
+		env = append(env, corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: r.Name}, Key: secretKey(r.Key),
+		}}})
+	}
+	if r := gw.Redis.PasswordSecretRef; r != nil {
+		fromSecret(RedisPasswordEnv, r)
+	}
+	if s := gw.Redis.Sentinel; s != nil && s.PasswordSecretRef != nil {
+		fromSecret(RedisSentinelPasswordEnv, s.PasswordSecretRef)
+	}
+	return env
 }
 
 // gatewayResources are the spec's, else a small request that fits a Go proxy.

@@ -74,7 +74,7 @@ func rateLimitConfig(p *v1alpha1.RateLimitPolicy, e *v1alpha1.EffectivePolicy, g
 		})
 	}
 	if r := gw.Redis; r != nil {
-		rl.Redis = &gatewayconfig.Redis{Address: r.Address, PasswordEnv: RedisPasswordEnv, TLS: r.TLS}
+		rl.Redis = redisConfig(r)
 	} else {
 		rl.Replicas = gatewayReplicas(gw)
 	}
@@ -92,6 +92,25 @@ func TrustedHops(qs *v1alpha1.QwenService) int32 {
 		return 1
 	}
 	return 0
+}
+
+// redisConfig is the gateway's view of spec.gateway.redis: the passwords come from the
+// environment (gatewayEnv), the CA bundle from a mounted file.
+func redisConfig(r *v1alpha1.RedisSpec) *gatewayconfig.Redis {
+	c := &gatewayconfig.Redis{Address: r.Address, PasswordEnv: RedisPasswordEnv, TLS: r.TLS}
+	if s := r.Sentinel; s != nil {
+		c.Sentinel = &gatewayconfig.RedisSentinel{MasterName: s.MasterName, Addresses: append([]string(nil), s.Addresses...)}
+		if s.PasswordSecretRef != nil {
+			c.Sentinel.PasswordEnv = RedisSentinelPasswordEnv
+		}
+	}
+	if cl := r.Cluster; cl != nil {
+		c.Cluster = &gatewayconfig.RedisCluster{Addresses: append([]string(nil), cl.Addresses...)}
+	}
+	if r.CASecretRef != nil {
+		c.CAFile = RedisCAFile
+	}
+	return c
 }
 
 func limits(l v1alpha1.LimitSet) gatewayconfig.Limits {

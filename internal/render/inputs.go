@@ -57,8 +57,16 @@ func SecretRefs(qs *v1alpha1.QwenService) []SecretRef {
 	if r := qs.Spec.Gateway.APIKeysSecretRef; r != nil {
 		refs = append(refs, SecretRef{r.Name, "spec.gateway.apiKeysSecretRef"})
 	}
-	if rd := qs.Spec.Gateway.Redis; rd != nil && rd.PasswordSecretRef != nil {
-		refs = append(refs, SecretRef{rd.PasswordSecretRef.Name, "spec.gateway.redis.passwordSecretRef"})
+	if rd := qs.Spec.Gateway.Redis; rd != nil {
+		if rd.PasswordSecretRef != nil {
+			refs = append(refs, SecretRef{rd.PasswordSecretRef.Name, "spec.gateway.redis.passwordSecretRef"})
+		}
+		if s := rd.Sentinel; s != nil && s.PasswordSecretRef != nil {
+			refs = append(refs, SecretRef{s.PasswordSecretRef.Name, "spec.gateway.redis.sentinel.passwordSecretRef"})
+		}
+		if rd.CASecretRef != nil {
+			refs = append(refs, SecretRef{rd.CASecretRef.Name, "spec.gateway.redis.caSecretRef"})
+		}
 	}
 	sort.Slice(refs, func(i, j int) bool {
 		if refs[i].Name != refs[j].Name {

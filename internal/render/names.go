@@ -44,6 +44,10 @@ const (
 	GatewayKeysDir = "/etc/qwen-gateway/keys"
 	// RedisPasswordEnv is the gateway's environment variable holding the Redis password.
 	RedisPasswordEnv = "QWEN_REDIS_PASSWORD"
+	// RedisSentinelPasswordEnv holds the sentinels' own password.
+	RedisSentinelPasswordEnv = "QWEN_REDIS_SENTINEL_PASSWORD"
+	// RedisCAFile is where the Redis CA bundle (spec.gateway.redis.caSecretRef) is mounted.
+	RedisCAFile = "/etc/qwen-gateway/redis-ca/ca.crt"
 	// HFCacheDir is the Hugging Face cache inside engine pods.
 	HFCacheDir = "/root/.cache/huggingface"
 )

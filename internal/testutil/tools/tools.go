@@ -111,7 +111,7 @@ func Lookup(name string) (string, error) {
 		candidates = append(candidates, os.Getenv("CONTROLLER_GEN"), filepath.Join(cache, "controller-gen-v"+v["CONTROLLER_TOOLS_VERSION"], name))
 	case "helm":
 		candidates = append(candidates, os.Getenv("HELM"), filepath.Join(cache, "helm-v"+v["HELM_VERSION"], name))
-	case "redis-server", "redis-sentinel", "redis-cli", "prometheus", "curl", "nginx", "containerd", "ctr", "runc", "iptables", "ip":
+	case "redis-server", "redis-sentinel", "redis-cli", "prometheus", "curl", "nginx", "containerd", "ctr", "runc", "iptables", "ip", "valgrind", "callgrind_control":
 		if p, err := exec.LookPath(name); err == nil {
 			return p, nil
 		}
@@ -156,7 +156,7 @@ func KubeBinDir() string {
 var debianPackage = map[string]string{
 	"redis-server": "redis-server", "redis-sentinel": "redis-sentinel", "redis-cli": "redis-tools",
 	"prometheus": "prometheus", "curl": "curl", "nginx": "nginx", "containerd": "containerd", "ctr": "containerd",
-	"runc": "runc", "iptables": "iptables", "ip": "iproute2",
+	"runc": "runc", "iptables": "iptables", "ip": "iproute2", "valgrind": "valgrind", "callgrind_control": "valgrind",
 }
 
 func isExecutable(p string) bool {
