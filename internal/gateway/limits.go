@@ -353,7 +353,8 @@ func (p *policy) backendFailed(ctx context.Context, a *admission, t *tier, now t
 // over handles a limit the request is over: in Shadow mode it only notes it and returns nil;
 // in Enforce mode it refunds what the request was already charged and returns rej. The refunds
 // get a backend timeout of their own: the decision's may be spent (the call that failed used
-// it up), and a refund that is not made is a charge the client never used.
+// it up), and a refund that is not made is a charge the client never used. (A refund that
+// fails anyway is not counted as a backend error: those count the decisions' calls.)
 func (p *policy) over(ctx context.Context, a *admission, rej *rejection, now time.Time, rec *record) *rejection {
 	rec.overLimits, rec.mode = append(rec.overLimits, rej.reason), string(gatewayconfig.ModeEnforce)
 	if p.shadow {
@@ -364,9 +365,7 @@ func (p *policy) over(ctx context.Context, a *admission, rej *rejection, now tim
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
 		defer cancel()
 		for _, c := range a.charged {
-			if err := p.lim.Adjust(rctx, c.q.prefix+a.key, c.q.rule, -c.n, now); err != nil {
-				rec.limiterErrors++
-			}
+			_ = p.lim.Adjust(rctx, c.q.prefix+a.key, c.q.rule, -c.n, now)
 		}
 	}
 	return rej
