@@ -24,7 +24,7 @@ func CacheOptions() cache.Options {
 	for _, o := range []client.Object{
 		&appsv1.Deployment{}, &corev1.Service{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{},
 		&rbacv1.Role{}, &rbacv1.RoleBinding{}, &policyv1.PodDisruptionBudget{},
-		&corev1.PersistentVolumeClaim{}, &networkingv1.Ingress{},
+		&corev1.PersistentVolumeClaim{}, &networkingv1.Ingress{}, &networkingv1.NetworkPolicy{},
 	} {
 		byObject[o] = cache.ByObject{Label: managed}
 	}

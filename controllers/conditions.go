@@ -25,6 +25,17 @@ const (
 	// ReasonNoReadyReplicas: the Deployment counts as available (its maxUnavailable allows
 	// zero ready pods, as a one-replica GPU engine's does) but no pod is ready to serve.
 	ReasonNoReadyReplicas = "NoReadyReplicas"
+	// ReasonConflict: an object the service renders exists and is not the service's; it is
+	// left alone.
+	ReasonConflict = "Conflict"
+	// ClientsIdentified: how the gateway tells clients apart, or (ReasonProxyAddressOnly) why
+	// it cannot.
+	ReasonNoRateLimit      = "NoRateLimit"
+	ReasonKeyedByAPIKey    = "KeyedByAPIKey"
+	ReasonKeyedByHeader    = "KeyedByHeader"
+	ReasonPeerAddress      = "PeerAddress"
+	ReasonForwardedFor     = "ForwardedFor"
+	ReasonProxyAddressOnly = "ProxyAddressOnly"
 
 	// RateLimitPolicy and DegradationPlan: Accepted, Enforced, Degraded.
 	ReasonAccepted        = "Accepted"

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
@@ -30,12 +32,21 @@ type DegradationPlanReconciler struct {
 	Clock clock.PassiveClock
 	// PrometheusURL is used when a plan sets no spec.prometheus.url.
 	PrometheusURL string
+	// AllowedPrometheusURLs are the Prometheus URLs plans may name (scheme and host must
+	// match an entry); empty allows any. PrometheusURL is always allowed.
+	AllowedPrometheusURLs []string
 	// Queriers returns the telemetry client of a URL and credentials. Default: one
-	// telemetry.Client per URL and credentials.
+	// telemetry.Client per URL and credentials, for the URLs AllowedPrometheusURLs allows.
 	Queriers QuerierFactory
 	// APIReader reads the Secrets and ConfigMaps spec.prometheus names, uncached. Default:
 	// the manager's API reader.
 	APIReader client.Reader
+	// QueryBudget bounds the total time of one plan's telemetry read. Default
+	// DefaultQueryBudget.
+	QueryBudget time.Duration
+	// MaxConcurrentReconciles is the number of plans reconciled at once. Default
+	// DefaultTelemetryReconciles.
+	MaxConcurrentReconciles int
 
 	mu     sync.Mutex
 	states map[types.NamespacedName]planMemory
@@ -49,6 +60,9 @@ type planMemory struct {
 
 // +kubebuilder:rbac:groups=serving.qwenops.io,resources=degradationplans,verbs=get;list;watch
 // +kubebuilder:rbac:groups=serving.qwenops.io,resources=degradationplans/status,verbs=get;patch
+// Secrets and ConfigMaps: get, uncached and only the keys spec.prometheus names (its
+// credentials and CA), at each telemetry read.
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get
 
 // Reconcile reads the plan's signals, evaluates the level and writes status when it changed,
 // then comes back after spec.prometheus.interval. Invalid input is reported in conditions
@@ -89,7 +103,7 @@ func (r *DegradationPlanReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 // read queries the plan's triggers.
 func (r *DegradationPlanReconciler) read(ctx context.Context, p *v1alpha1.DegradationPlan, plan *degrade.Plan) readings {
 	return readTelemetry(ctx, r.Client, r.APIReader, r.Queriers, p.Namespace, p.Spec.TargetRef.Name,
-		&p.Spec.Prometheus.PrometheusConnection, r.PrometheusURL, plan.Inputs())
+		&p.Spec.Prometheus.PrometheusConnection, r.PrometheusURL, plan.Inputs(), r.QueryBudget)
 }
 
 // state is the evaluator's memory of p, restored from status after a restart.
@@ -144,7 +158,13 @@ func (r *DegradationPlanReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = clock.RealClock{}
 	}
 	if r.Queriers == nil {
-		r.Queriers = cachedQueriers(telemetry.DefaultTimeout)
+		r.Queriers = cachedQueriers(telemetry.DefaultTimeout, allowedURLs(r.AllowedPrometheusURLs, r.PrometheusURL))
+	}
+	if r.QueryBudget == 0 {
+		r.QueryBudget = DefaultQueryBudget
+	}
+	if r.MaxConcurrentReconciles == 0 {
+		r.MaxConcurrentReconciles = DefaultTelemetryReconciles
 	}
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
@@ -152,6 +172,7 @@ func (r *DegradationPlanReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.states = map[types.NamespacedName]planMemory{}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("degradationplan").
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		For(&v1alpha1.DegradationPlan{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.DegradationPlan{}, targeting(r.Client, newPlanList), builder.WithPredicates(createOrDelete())).
 		Watches(&v1alpha1.QwenService{}, targeting(r.Client, newPlanList), builder.WithPredicates(createOrDelete())).

@@ -40,8 +40,9 @@ func (c *offsetClock) set(t time.Time) { c.offset.Store(int64(time.Until(t))) }
 func (c *offsetClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // startPolicyManager runs the RateLimitPolicy and DegradationPlan reconcilers (the suite's
-// manager runs the QwenService reconciler) with clk and promURL until the test ends.
-func startPolicyManager(t testing.TB, clk *offsetClock, promURL string) {
+// manager runs the QwenService reconciler) with clk and promURL until the test ends; tweaks
+// change the DegradationPlan reconciler's settings.
+func startPolicyManager(t testing.TB, clk *offsetClock, promURL string, tweaks ...func(*DegradationPlanReconciler)) {
 	t.Helper()
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 env.Scheme,
@@ -56,6 +57,9 @@ func startPolicyManager(t testing.TB, clk *offsetClock, promURL string) {
 	rlp := &RateLimitPolicyReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("qwen-operator"), Clock: clk,
 		PrometheusURL: promURL, TelemetryInterval: time.Second}
 	dp := &DegradationPlanReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("qwen-operator"), Clock: clk, PrometheusURL: promURL}
+	for _, tweak := range tweaks {
+		tweak(dp)
+	}
 	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		t.Fatal(err)
 	}
@@ -215,12 +219,18 @@ const enginePod = "qwen3-engine-7d9f8-x2k4p"
 // offset clock reading that Prometheus.
 func telemetryStack(tb testing.TB) (string, *promtest.Exporter, *promtest.Prometheus, *offsetClock) {
 	tb.Helper()
+	return telemetryStackWith(tb)
+}
+
+// telemetryStackWith is telemetryStack with tweaks to the DegradationPlan reconciler.
+func telemetryStackWith(tb testing.TB, tweaks ...func(*DegradationPlanReconciler)) (string, *promtest.Exporter, *promtest.Prometheus, *offsetClock) {
+	tb.Helper()
 	ns := newNamespace(tb)
 	exp := promtest.NewExporter(tb, ns)
 	exp.SetGPUTemperature(enginePod, 60)
 	prom := promtest.Start(tb, exp.Target())
 	clk := &offsetClock{}
-	startPolicyManager(tb, clk, prom.URL())
+	startPolicyManager(tb, clk, prom.URL(), tweaks...)
 	create(tb, qwen3(ns))
 	return ns, exp, prom, clk
 }

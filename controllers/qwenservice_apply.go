@@ -38,7 +38,7 @@ func (r *QwenServiceReconciler) childLists() []client.ObjectList {
 	lists := []client.ObjectList{
 		&appsv1.DeploymentList{}, &corev1.ServiceList{}, &corev1.ConfigMapList{}, &corev1.ServiceAccountList{},
 		&rbacv1.RoleList{}, &rbacv1.RoleBindingList{}, &policyv1.PodDisruptionBudgetList{},
-		&corev1.PersistentVolumeClaimList{}, &networkingv1.IngressList{},
+		&corev1.PersistentVolumeClaimList{}, &networkingv1.IngressList{}, &networkingv1.NetworkPolicyList{},
 	}
 	if r.httpRoute.Served() {
 		lists = append(lists, &gatewayv1.HTTPRouteList{})
@@ -52,18 +52,30 @@ func (r *QwenServiceReconciler) childLists() []client.ObjectList {
 }
 
 // apply server-side applies every desired object with the operator's field manager, taking
-// ownership of any field someone else changed, then deletes the children no longer desired:
-// the prune is decided as a plan (prunePlan, pure) before it is executed. An object the API
-// server refuses does not stop the others; pruning waits until all apply.
+// ownership of any field someone else changed in an object the QwenService controls, then
+// deletes the children no longer desired: the prune is decided as a plan (prunePlan, pure)
+// before it is executed. An object of the same name that the QwenService does not control is
+// left alone and reported as a *conflictError. An object the API server refuses does not stop
+// the others; pruning waits until all apply.
 func (r *QwenServiceReconciler) apply(ctx context.Context, qs *v1alpha1.QwenService, desired []client.Object) error {
 	rendered := map[childKey]bool{}
 	var errs []error
+	conflict := &conflictError{}
 	for _, obj := range desired {
 		u, err := render.ToUnstructured(obj)
 		if err != nil {
 			return err
 		}
 		rendered[keyOf(u.GetKind(), u)] = true
+		foreign, err := r.foreign(ctx, qs, obj)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("reading %s %s: %w", u.GetKind(), u.GetName(), err))
+			continue
+		case foreign:
+			conflict.objects = append(conflict.objects, u.GetKind()+" "+u.GetName())
+			continue
+		}
 		if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(render.ManagedBy), client.ForceOwnership); err != nil {
 			errs = append(errs, fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err))
 		}
@@ -71,11 +83,44 @@ func (r *QwenServiceReconciler) apply(ctx context.Context, qs *v1alpha1.QwenServ
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
+	if len(conflict.objects) > 0 {
+		return conflict
+	}
 	children, err := r.children(ctx, qs)
 	if err != nil {
 		return err
 	}
 	return r.prune(ctx, prunePlan(qs, rendered, children))
+}
+
+// conflictError names the objects the render wants that exist and are not controlled by the
+// QwenService (a hand-made object, another controller's): applying would have taken them over.
+type conflictError struct{ objects []string }
+
+func (e *conflictError) Error() string {
+	return fmt.Sprintf("%s already exist and are not owned by this QwenService; they were left alone: delete or rename them, and the service renders its own",
+		strings.Join(e.objects, ", "))
+}
+
+// foreign reports whether an object named like obj exists that qs does not control. The
+// cache holds only the operator's (labelled) objects, so an object it lacks is looked up on
+// the API server, metadata only.
+func (r *QwenServiceReconciler) foreign(ctx context.Context, qs *v1alpha1.QwenService, obj client.Object) (bool, error) {
+	key := client.ObjectKeyFromObject(obj)
+	live := obj.DeepCopyObject().(client.Object)
+	err := r.Get(ctx, key, live)
+	if apierrors.IsNotFound(err) {
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(obj.GetObjectKind().GroupVersionKind())
+		live, err = m, r.APIReader.Get(ctx, key, m)
+	}
+	switch {
+	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return !metav1.IsControlledBy(live, qs), nil
 }
 
 // childKey identifies a child by kind and name.
@@ -123,9 +168,10 @@ type deletion struct {
 
 // prunedBecause says why the render no longer produces a child, by its component label.
 var prunedBecause = map[string]string{
-	render.ComponentFallback: "spec.fallback is not set",
-	render.ComponentCache:    "spec.modelCache asks for no PVC of its own",
-	render.ComponentExposure: "spec.exposure or the rate limit no longer renders it",
+	render.ComponentFallback:      "spec.fallback is not set",
+	render.ComponentCache:         "spec.modelCache asks for no PVC of its own",
+	render.ComponentExposure:      "spec.exposure or the rate limit no longer renders it",
+	render.ComponentNetworkPolicy: "spec.networkPolicy.enabled is false",
 }
 
 // prunePlan decides which children to delete: those qs controls (by UID, so a namesake's or

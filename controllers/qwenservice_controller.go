@@ -36,6 +36,9 @@ import (
 // them and reports their state in its status.
 type QwenServiceReconciler struct {
 	client.Client
+	// APIReader reads what the cache does not hold (objects without the operator's labels).
+	// Default: the manager's API reader.
+	APIReader client.Reader
 	// Recorder records Events on the QwenService. Default: the manager's "qwen-operator".
 	Recorder events.EventRecorder
 	// Defaults are the images a spec leaves empty.
@@ -44,6 +47,10 @@ type QwenServiceReconciler struct {
 	Clock clock.PassiveClock
 	// MaxConcurrentReconciles is the number of services reconciled at once. Default 4.
 	MaxConcurrentReconciles int
+	// ConflictRecheck is how often a service whose children conflict with objects it does
+	// not own looks again (the cache does not watch objects without the operator's labels).
+	// Default 30s.
+	ConflictRecheck time.Duration
 
 	httpRoute, btp *servedProbe
 }
@@ -53,10 +60,12 @@ type QwenServiceReconciler struct {
 // +kubebuilder:rbac:groups=serving.qwenops.io,resources=ratelimitpolicies;degradationplans,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;configmaps;serviceaccounts;persistentvolumeclaims,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// Secrets: list and watch, by a metadata-only informer, to report a missing one and re-render
+// when it appears (docs/qwenservice.md, "What the operator may do").
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=list;watch
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=gateway.envoyproxy.io,resources=backendtrafficpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -93,6 +102,11 @@ func (r *QwenServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	var invalid *render.InvalidError
 	if errors.As(renderErr, &invalid) {
 		return ctrl.Result{}, nil
+	}
+	var conflict *conflictError
+	if errors.As(applyErr, &conflict) {
+		// Not an error to retry at once: the foreign object goes when someone removes it.
+		return ctrl.Result{RequeueAfter: r.ConflictRecheck}, nil
 	}
 	return ctrl.Result{}, errors.Join(renderErr, applyErr)
 }
@@ -141,8 +155,14 @@ func (r *QwenServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.MaxConcurrentReconciles == 0 {
 		r.MaxConcurrentReconciles = 4
 	}
+	if r.ConflictRecheck == 0 {
+		r.ConflictRecheck = 30 * time.Second
+	}
 	if r.Recorder == nil {
 		r.Recorder = mgr.GetEventRecorder("qwen-operator")
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
 	}
 	r.httpRoute = newServedProbe(mgr.GetRESTMapper(), httpRouteGVK, r.Clock, time.Minute)
 	r.btp = newServedProbe(mgr.GetRESTMapper(), backendTrafficPolicyGVK, r.Clock, time.Minute)
@@ -158,6 +178,7 @@ func (r *QwenServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&corev1.PersistentVolumeClaim{}).
 		Owns(&networkingv1.Ingress{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&v1alpha1.RateLimitPolicy{}, handler.EnqueueRequestsFromMapFunc(targetOf), builder.WithPredicates(policyStatusChanged())).
 		Watches(&v1alpha1.DegradationPlan{}, handler.EnqueueRequestsFromMapFunc(targetOf)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.servicesUsingSecret), builder.OnlyMetadata).

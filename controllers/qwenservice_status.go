@@ -43,6 +43,7 @@ func computeStatus(qs *v1alpha1.QwenService, in render.Inputs, obs observed, pro
 	set(gateway)
 	set(fallbackCondition(qs, obs.fallback))
 	set(degradedCondition(qs, in.Plan))
+	set(clientsCondition(qs, in.Policy))
 	set(readyCondition(qs, engine, gateway, problem))
 	return *st
 }
@@ -112,14 +113,45 @@ func degradedCondition(qs *v1alpha1.QwenService, plan *v1alpha1.DegradationPlan)
 	return c
 }
 
+// clientsCondition says how the gateway tells the clients of the enforced policy apart. It is
+// False when the policy keys by ClientIP, the service is exposed through a proxy, and the
+// gateway trusts no X-Forwarded-For: every client then has the proxy's address and they all
+// share one limit.
+func clientsCondition(qs *v1alpha1.QwenService, policy *v1alpha1.RateLimitPolicy) metav1.Condition {
+	c := metav1.Condition{Type: v1alpha1.ConditionClientsIdentified, Status: metav1.ConditionTrue}
+	e := render.Enforced(policy)
+	gw := qs.Spec.Gateway
+	switch {
+	case e == nil:
+		c.Reason, c.Message = ReasonNoRateLimit, "no RateLimitPolicy is enforced"
+	case e.Key.Source == v1alpha1.KeyAPIKey:
+		c.Reason, c.Message = ReasonKeyedByAPIKey, fmt.Sprintf("RateLimitPolicy %q limits per API key", policy.Name)
+	case e.Key.Source == v1alpha1.KeyHeader:
+		c.Reason = ReasonKeyedByHeader
+		c.Message = fmt.Sprintf("RateLimitPolicy %q limits per value of the %s header: meaningful only when a proxy in front of the gateway sets it, since a client that reaches the gateway can send any value", policy.Name, e.Key.Header)
+	case qs.Spec.Exposure == nil:
+		c.Reason, c.Message = ReasonPeerAddress, "clients reach the gateway Service directly and are limited by their own addresses"
+	case render.TrustedHops(qs) > 0 || len(gw.TrustedProxies) > 0:
+		c.Reason = ReasonForwardedFor
+		c.Message = fmt.Sprintf("the client address is read from X-Forwarded-For (trustedHops %d, %d trusted proxies)", render.TrustedHops(qs), len(gw.TrustedProxies))
+	default:
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonProxyAddressOnly
+		c.Message = fmt.Sprintf("RateLimitPolicy %q limits per client IP, but spec.exposure sends every client through a proxy and spec.gateway sets trustedHops 0 and no trustedProxies: the gateway sees only the proxy's address, so all clients share one limit; set trustedHops (1 behind ingress-nginx or Envoy Gateway) or trustedProxies", policy.Name)
+	}
+	return c
+}
+
 // readyCondition is True when the spec rendered and applied and both the engine and the
 // gateway are available. An invalid spec's reason names the problem.
 func readyCondition(qs *v1alpha1.QwenService, engine, gateway metav1.Condition, problem error) metav1.Condition {
 	c := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse}
 	var invalid *render.InvalidError
+	var conflict *conflictError
 	switch {
 	case errors.As(problem, &invalid):
 		c.Reason, c.Message = invalid.Reason, invalid.Message
+	case errors.As(problem, &conflict):
+		c.Reason, c.Message = ReasonConflict, conflict.Error()
 	case problem != nil:
 		c.Reason, c.Message = ReasonApplyFailed, truncate(problem.Error(), 1024)
 	case engine.Status != metav1.ConditionTrue:

@@ -12,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
@@ -31,18 +32,30 @@ type RateLimitPolicyReconciler struct {
 	Clock clock.PassiveClock
 	// PrometheusURL is where adaptive rules read telemetry when spec.prometheus names no url.
 	PrometheusURL string
+	// AllowedPrometheusURLs are the Prometheus URLs policies may name (scheme and host must
+	// match an entry); empty allows any. PrometheusURL is always allowed.
+	AllowedPrometheusURLs []string
 	// Queriers returns the telemetry client of a URL and credentials. Default: one
-	// telemetry.Client per URL and credentials.
+	// telemetry.Client per URL and credentials, for the URLs AllowedPrometheusURLs allows.
 	Queriers QuerierFactory
 	// APIReader reads the Secrets and ConfigMaps spec.prometheus names, uncached. Default:
 	// the manager's API reader.
 	APIReader client.Reader
 	// TelemetryInterval is how often adaptive rules are re-read. Default 15s.
 	TelemetryInterval time.Duration
+	// QueryBudget bounds the total time of one policy's telemetry read. Default
+	// DefaultQueryBudget.
+	QueryBudget time.Duration
+	// MaxConcurrentReconciles is the number of policies reconciled at once. Default
+	// DefaultTelemetryReconciles.
+	MaxConcurrentReconciles int
 }
 
 // +kubebuilder:rbac:groups=serving.qwenops.io,resources=ratelimitpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=serving.qwenops.io,resources=ratelimitpolicies/status,verbs=get;patch
+// Secrets and ConfigMaps: get, uncached and only the keys spec.prometheus names (its
+// credentials and CA), at each telemetry read.
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get
 
 // Reconcile evaluates one policy at the clock's instant and writes its status when it changed.
 // Invalid input (unknown timezone, missing target, conflict) is reported in conditions and
@@ -81,7 +94,7 @@ func (r *RateLimitPolicyReconciler) readAdaptive(ctx context.Context, p *v1alpha
 	for i, a := range p.Spec.Adaptive {
 		triggers[i] = a.Trigger
 	}
-	return readTelemetry(ctx, r.Client, r.APIReader, r.Queriers, p.Namespace, p.Spec.TargetRef.Name, p.Spec.Prometheus, r.PrometheusURL, triggers)
+	return readTelemetry(ctx, r.Client, r.APIReader, r.Queriers, p.Namespace, p.Spec.TargetRef.Name, p.Spec.Prometheus, r.PrometheusURL, triggers, r.QueryBudget)
 }
 
 // writeStatus patches the status when it changed, with an Event when the schedule switched.
@@ -114,7 +127,7 @@ func (r *RateLimitPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = clock.RealClock{}
 	}
 	if r.Queriers == nil {
-		r.Queriers = cachedQueriers(telemetry.DefaultTimeout)
+		r.Queriers = cachedQueriers(telemetry.DefaultTimeout, allowedURLs(r.AllowedPrometheusURLs, r.PrometheusURL))
 	}
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
@@ -122,8 +135,15 @@ func (r *RateLimitPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.TelemetryInterval == 0 {
 		r.TelemetryInterval = 15 * time.Second
 	}
+	if r.QueryBudget == 0 {
+		r.QueryBudget = DefaultQueryBudget
+	}
+	if r.MaxConcurrentReconciles == 0 {
+		r.MaxConcurrentReconciles = DefaultTelemetryReconciles
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("ratelimitpolicy").
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		For(&v1alpha1.RateLimitPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.RateLimitPolicy{}, targeting(r.Client, newPolicyList), builder.WithPredicates(createOrDelete())).
 		Watches(&v1alpha1.QwenService{}, targeting(r.Client, newPolicyList), builder.WithPredicates(createOrDelete())).

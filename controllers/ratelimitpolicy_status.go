@@ -100,7 +100,8 @@ func effectivePolicy(spec v1alpha1.RateLimitPolicySpec, scheduled v1alpha1.Limit
 	if err != nil {
 		return nil, err
 	}
-	e := &v1alpha1.EffectivePolicy{Mode: spec.Mode, Key: spec.Key, Algorithm: spec.Algorithm, FailureMode: spec.FailureMode, Limits: base}
+	e := &v1alpha1.EffectivePolicy{Mode: spec.Mode, Key: spec.Key, Algorithm: spec.Algorithm, FailureMode: spec.FailureMode,
+		AssumedMaxTokens: spec.AssumedMaxTokens, Limits: base}
 	for _, o := range spec.Overrides {
 		limits, err := schedule.Scale(schedule.Merge(scheduled, o.Limits), scale)
 		if err != nil {

@@ -103,7 +103,8 @@ func startManager(ctx context.Context, admin *rest.Config, adminClient client.Cl
 	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, nil, err
 	}
-	r := &QwenServiceReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("qwen-operator"), Defaults: testDefaults}
+	r := &QwenServiceReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("qwen-operator"), Defaults: testDefaults,
+		ConflictRecheck: time.Second}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -32,12 +33,26 @@ type QuerierFactory func(telemetry.Access) (Querier, error)
 // a new one.
 const maxCachedQueriers = 256
 
+// Telemetry bounds of the reconcilers that read Prometheus.
+const (
+	// DefaultQueryBudget bounds the total time one plan's (or policy's) telemetry read may take
+	// in one reconcile, however many triggers it has and however slow its Prometheus is.
+	DefaultQueryBudget = 15 * time.Second
+	// DefaultTelemetryReconciles is how many plans (or policies) are reconciled at once, so
+	// a plan whose Prometheus hangs holds up none of the others.
+	DefaultTelemetryReconciles = 4
+)
+
 // cachedQueriers returns a QuerierFactory that keeps one telemetry.Client per URL and set of
-// credentials (Access.Key), so connections are reused until a credential changes.
-func cachedQueriers(timeout time.Duration) QuerierFactory {
+// credentials (Access.Key), so connections are reused until a credential changes, and refuses
+// URLs outside allowed (see telemetry.Allowed; empty allows every URL).
+func cachedQueriers(timeout time.Duration, allowed []string) QuerierFactory {
 	var mu sync.Mutex
 	clients := map[string]Querier{}
 	return func(a telemetry.Access) (Querier, error) {
+		if err := telemetry.Allowed(a.URL, allowed); err != nil {
+			return nil, err
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		key := a.Key()
@@ -54,6 +69,15 @@ func cachedQueriers(timeout time.Duration) QuerierFactory {
 		clients[key] = c
 		return c, nil
 	}
+}
+
+// allowedURLs is an allow-list with the operator's default URL added; empty stays empty (any
+// URL is allowed).
+func allowedURLs(allowed []string, defaultURL string) []string {
+	if len(allowed) == 0 || defaultURL == "" {
+		return allowed
+	}
+	return append(slices.Clip(allowed), defaultURL)
 }
 
 // telemetryTarget scopes the queries of a policy or plan to the pods of the QwenService
@@ -134,9 +158,12 @@ func credential(ctx context.Context, r client.Reader, namespace string, obj clie
 }
 
 // readTelemetry reads triggers from the Prometheus of a policy or plan in namespace,
-// scoped to its target service; a connection that cannot be made fails every trigger.
+// scoped to its target service, all within budget; a connection that cannot be made fails
+// every trigger.
 func readTelemetry(ctx context.Context, c, credentials client.Reader, queriers QuerierFactory, namespace, service string,
-	conn *v1alpha1.PrometheusConnection, defaultURL string, triggers []v1alpha1.Trigger) readings {
+	conn *v1alpha1.PrometheusConnection, defaultURL string, triggers []v1alpha1.Trigger, budget time.Duration) readings {
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
 	a, err := prometheusAccess(ctx, credentials, namespace, conn, defaultURL)
 	var q Querier
 	if err == nil {
@@ -167,8 +194,9 @@ func (r readings) unavailable() bool {
 }
 
 // readTriggers queries every distinct trigger once, at Prometheus's own now (telemetry is a
-// live measurement; the injected clock only decides what the values mean). Failures are
-// collected, not returned early: one bad query must not hide the others' values.
+// live measurement; the injected clock only decides what the values mean); a query ctx's
+// deadline leaves no time for fails as unavailable. Failures are collected, not returned
+// early: one bad query must not hide the others' values.
 func readTriggers(ctx context.Context, q Querier, triggers []v1alpha1.Trigger, target telemetry.Target) readings {
 	r := readings{values: map[string]float64{}}
 	var errs []error

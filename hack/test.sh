@@ -33,3 +33,14 @@ fi
 go vet ./...
 # -race on every package: the gateway and the limiters are concurrent by nature.
 go test -race -count=1 -timeout 20m "$@" ./...
+
+# Every fuzz target, for a bounded time each (QWEN_FUZZTIME, default 10s), so CI keeps
+# exploring what the seeds in testdata/fuzz/ started; an input that fails is written to the
+# package's testdata/fuzz/<target>/ and fails the run.
+fuzztime=${QWEN_FUZZTIME:-10s}
+git grep -h --full-name -E '^func Fuzz[A-Za-z0-9_]*\(' -- '*_test.go' >/dev/null || { echo "no fuzz targets found" >&2; exit 1; }
+git grep -E '^func Fuzz[A-Za-z0-9_]*\(' -- '*_test.go' | sed -E 's#^(.*)/[^/]*_test\.go:func (Fuzz[A-Za-z0-9_]*)\(.*#\1 \2#' |
+  while read -r dir target; do
+    echo "fuzzing ${target} in ./${dir} for ${fuzztime}"
+    go test -run='^$' -fuzz="^${target}\$" -fuzztime="${fuzztime}" "./${dir}"
+  done

@@ -110,6 +110,10 @@ const (
 	ConditionFallbackAvailable = "FallbackAvailable"
 	// ConditionDegraded is True while a degradation level above 0 is in force.
 	ConditionDegraded = "Degraded"
+	// ConditionClientsIdentified is False when the enforced RateLimitPolicy limits per client
+	// IP but the gateway cannot tell clients apart: exposed through a proxy with no trust
+	// setting, every client shares the proxy's limit.
+	ConditionClientsIdentified = "ClientsIdentified"
 	// ConditionAccepted is True when a policy is valid and not in conflict with another.
 	ConditionAccepted = "Accepted"
 	// ConditionEnforced is True when a RateLimitPolicy's limits are rendered into the gateway.

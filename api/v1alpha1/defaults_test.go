@@ -28,6 +28,7 @@ func TestMinimalManifestsGetDocumentedDefaults(t *testing.T) {
 	checkEqual(t, "spec.resources.gpuResourceName", qs.Spec.Resources.GPUResourceName, "nvidia.com/gpu")
 	checkEqual(t, "spec.gateway.replicas", deref(qs.Spec.Gateway.Replicas), int32(2))
 	checkEqual(t, "spec.gateway.maxRequestBodyBytes", deref(qs.Spec.Gateway.MaxRequestBodyBytes), int64(1048576))
+	checkEqual(t, "spec.networkPolicy.enabled", deref(qs.Spec.NetworkPolicy.Enabled), true)
 
 	rlp := createAndRead(t, ns, minimalRateLimitPolicy, &v1.RateLimitPolicy{})
 	checkEqual(t, "spec.mode", rlp.Spec.Mode, v1.ModeEnforce)
@@ -35,6 +36,8 @@ func TestMinimalManifestsGetDocumentedDefaults(t *testing.T) {
 	checkEqual(t, "spec.algorithm", rlp.Spec.Algorithm, v1.AlgorithmHybrid)
 	checkEqual(t, "spec.timezone", rlp.Spec.Timezone, "UTC")
 	checkEqual(t, "spec.failureMode", rlp.Spec.FailureMode, v1.FailOpen)
+	checkEqual(t, "spec.key.ipv6PrefixLength", deref(rlp.Spec.Key.IPv6PrefixLength), int32(64))
+	checkEqual(t, "spec.assumedMaxTokens", deref(rlp.Spec.AssumedMaxTokens), int64(4096))
 
 	dp := createAndRead(t, ns, minimalDegradationPlan, &v1.DegradationPlan{})
 	checkEqual(t, "spec.prometheus.interval", dp.Spec.Prometheus.Interval.Duration, 15*time.Second)

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -273,10 +274,25 @@ type GatewaySpec struct {
 	// limits locally with the limit divided by the replica count.
 	// +optional
 	Redis *RedisSpec `json:"redis,omitempty"`
-	// trustedProxies are the CIDRs whose X-Forwarded-For is believed for the client IP.
+	// trustedHops is the number of proxies in front of the gateway that each append the
+	// address they were called from to X-Forwarded-For: the client is that many entries from
+	// the right (Envoy's xff_num_trusted_hops). ingress-nginx and Envoy Gateway are one hop
+	// each; a cloud L7 load balancer in front of them adds one. Default: 1 when spec.exposure
+	// is set, 0 (X-Forwarded-For ignored) otherwise. Anyone who can reach the gateway Service
+	// directly can then choose the address it is limited as: list the proxies in
+	// trustedProxies too to believe the header only from them.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+	// +optional
+	TrustedHops *int32 `json:"trustedHops,omitempty"`
+	// trustedProxies are the addresses (CIDRs or IPs) of the proxies in front of the gateway,
+	// such as the ingress controller's pods. With trustedHops, X-Forwarded-For is believed only
+	// on connections from them; without, the client is the right-most X-Forwarded-For entry that
+	// is not one of them. Keep them narrow: every address listed can claim to be any client
+	// (a pod CIDR such as 10.0.0.0/8 lets any pod in the cluster do so).
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=64
-	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self) || isIP(self)",message="trustedProxies entries must be CIDRs such as 10.0.0.0/8 or IP addresses"
+	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self) || isIP(self)",message="trustedProxies entries must be CIDRs such as 10.96.4.0/28 or IP addresses"
 	// +listType=set
 	// +optional
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
@@ -382,6 +398,22 @@ type ExposureSpec struct {
 	HTTPRoute *HTTPRouteExposure `json:"httpRoute,omitempty"`
 }
 
+// NetworkPolicySpec restricts who reaches the engine and fallback pods.
+type NetworkPolicySpec struct {
+	// enabled renders a NetworkPolicy that admits to the engine and fallback pods only the
+	// gateway pods of this service and the metrics scrapers of metricsFrom, on the engine port.
+	// It needs a network plugin that enforces NetworkPolicy (Calico, Cilium, ...).
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+	// metricsFrom are the peers allowed to scrape the engines' /metrics (which is on the
+	// engine's API port). Default: pods labelled app.kubernetes.io/name=prometheus in any
+	// namespace, as the Prometheus Operator labels its Prometheus pods.
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	MetricsFrom []networkingv1.NetworkPolicyPeer `json:"metricsFrom,omitempty"`
+}
+
 // QwenServiceSpec is the desired state of a Qwen3 model service.
 type QwenServiceSpec struct {
 	// model to serve.
@@ -414,6 +446,10 @@ type QwenServiceSpec struct {
 	// exposure outside the cluster; absent means cluster-internal only.
 	// +optional
 	Exposure *ExposureSpec `json:"exposure,omitempty"`
+	// networkPolicy restricts who reaches the engines; on unless enabled is false.
+	// +kubebuilder:default={}
+	// +optional
+	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
 }
 
 // QwenServiceStatus is the observed state of a QwenService.
@@ -421,7 +457,8 @@ type QwenServiceStatus struct {
 	// observedGeneration is the spec generation this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// conditions: Ready, EngineAvailable, GatewayAvailable, FallbackAvailable, Degraded.
+	// conditions: Ready, EngineAvailable, GatewayAvailable, FallbackAvailable, Degraded,
+	// ClientsIdentified.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

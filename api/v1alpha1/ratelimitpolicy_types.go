@@ -26,7 +26,9 @@ const (
 	KeyAPIKey KeySource = "APIKey"
 	// KeyClientIP limits per client IP (X-Forwarded-For only from trusted proxies).
 	KeyClientIP KeySource = "ClientIP"
-	// KeyHeader limits per value of a request header.
+	// KeyHeader limits per value of a request header (at most 256 bytes; the gateway keys by
+	// its hash). Meaningful only behind a proxy that sets the header: a client that reaches the
+	// gateway directly can send any value and be limited as anyone.
 	KeyHeader KeySource = "Header"
 )
 
@@ -77,6 +79,14 @@ type KeySpec struct {
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`
 	// +optional
 	Header string `json:"header,omitempty"`
+	// ipv6PrefixLength is how many leading bits of an IPv6 client address make its key (source
+	// ClientIP, and the fallback to the client address of the other sources): one host usually
+	// holds a whole /64, so per-address keys would give it 2^64 buckets. 128 keys per address.
+	// +kubebuilder:default=64
+	// +kubebuilder:validation:Minimum=16
+	// +kubebuilder:validation:Maximum=128
+	// +optional
+	IPv6PrefixLength *int32 `json:"ipv6PrefixLength,omitempty"`
 }
 
 // LimitSet is a set of per-key limits; an absent field means no limit on that dimension.
@@ -93,19 +103,22 @@ type LimitSet struct {
 	// +kubebuilder:validation:Maximum=1000000
 	// +optional
 	Burst *int32 `json:"burst,omitempty"`
-	// tokensPerMinute caps prompt + completion tokens per key.
+	// tokensPerMinute caps prompt + completion tokens per key. At most 18,000,000, the most the limiters count
+	// exactly in a minute (adaptive scaling stops there too).
 	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=1000000000
+	// +kubebuilder:validation:Maximum=18000000
 	// +optional
 	TokensPerMinute *int64 `json:"tokensPerMinute,omitempty"`
-	// inputTokensPerMinute caps prompt tokens per key.
+	// inputTokensPerMinute caps prompt tokens per key. At most 18,000,000, the most the limiters count
+	// exactly in a minute (adaptive scaling stops there too).
 	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=1000000000
+	// +kubebuilder:validation:Maximum=18000000
 	// +optional
 	InputTokensPerMinute *int64 `json:"inputTokensPerMinute,omitempty"`
-	// outputTokensPerMinute caps completion tokens per key.
+	// outputTokensPerMinute caps completion tokens per key. At most 18,000,000, the most the limiters count
+	// exactly in a minute (adaptive scaling stops there too).
 	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=1000000000
+	// +kubebuilder:validation:Maximum=18000000
 	// +optional
 	OutputTokensPerMinute *int64 `json:"outputTokensPerMinute,omitempty"`
 	// maxConcurrentRequests in flight per key.
@@ -227,6 +240,16 @@ type RateLimitPolicySpec struct {
 	// +kubebuilder:default=FailOpen
 	// +optional
 	FailureMode FailureMode `json:"failureMode,omitempty"`
+	// assumedMaxTokens is what the token limits charge up front, per choice, for a request
+	// that sets neither max_tokens nor max_completion_tokens (most SDKs send neither). A request
+	// is charged its prompt (bytes / 4) plus max_tokens × max(n, best_of) before it runs, at
+	// most the limit, and trued up to the usage the engine reports; a stream cut short before
+	// its usage is charged a token per chunk it streamed.
+	// +kubebuilder:default=4096
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +optional
+	AssumedMaxTokens *int64 `json:"assumedMaxTokens,omitempty"`
 }
 
 // RateLimitPolicyStatus is what the controller computed. It is the whole interface between
@@ -277,6 +300,9 @@ type EffectivePolicy struct {
 	// failureMode when Redis cannot be reached.
 	// +optional
 	FailureMode FailureMode `json:"failureMode,omitempty"`
+	// assumedMaxTokens charged per choice for a request that sets no max_tokens.
+	// +optional
+	AssumedMaxTokens *int64 `json:"assumedMaxTokens,omitempty"`
 	// limits of every key outside the override tiers.
 	// +required
 	Limits LimitSet `json:"limits"`

@@ -42,6 +42,7 @@ func TestReplicasShareExactLimits(t *testing.T) {
 	for _, alg := range []string{"TokenBucket", "SlidingWindow", "FixedWindow", "LeakyBucket", "Hybrid"} {
 		t.Run(alg, func(t *testing.T) {
 			cfg := fmt.Sprintf(`listen: 127.0.0.1:0
+adminListen: 127.0.0.1:0
 upstream: {url: %q, model: Qwen3-1.7B}
 rateLimit:
   policy: p
@@ -194,7 +195,7 @@ func startGatewayProcess(t *testing.T, config string) string {
 	must(t, err)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	logs := &proc.Log{}
-	cmd := exec.Command(os.Args[0], "--config", config, "--listen", addr, "--log-level", "warn")
+	cmd := exec.Command(os.Args[0], "--config", config, "--listen", addr, "--log-level", "warn", "--shutdown-delay", "0s")
 	// a race-instrumented binary sleeps 1 s on exit unless told not to
 	cmd.Env = append(os.Environ(), childEnv+"=1", "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	cmd.Stdout, cmd.Stderr = logs, logs

@@ -28,8 +28,8 @@ func TestResolveFlag(t *testing.T) {
 }
 
 // TestResolveAndListen runs the gateway as the local demo does: the config names the engine by
-// its cluster DNS name and a listen address that is taken; --resolve reaches the local
-// simulator and --listen serves on loopback instead.
+// its cluster DNS name and listen addresses that are taken; --resolve reaches the local
+// simulator and --listen and --admin-listen serve on loopback instead.
 func TestResolveAndListen(t *testing.T) {
 	sim := simulator.Start(t, simulator.Options{Model: "Qwen3-1.7B"})
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
@@ -37,11 +37,16 @@ func TestResolveAndListen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	c := newConfigDir(t, fmt.Sprintf("listen: %q\nupstream: {url: 'http://qwen3-engine.ai.svc:8000', model: Qwen3-1.7B}\n", taken.Addr()))
-	p := start(t, context.Background(), "--config", c.path(), "--listen", "127.0.0.1:0",
+	takenAdmin, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer takenAdmin.Close()
+	c := newConfigDir(t, fmt.Sprintf("listen: %q\nadminListen: %q\nupstream: {url: 'http://qwen3-engine.ai.svc:8000', model: Qwen3-1.7B}\n", taken.Addr(), takenAdmin.Addr()))
+	p := start(t, context.Background(), "--config", c.path(), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
 		"--resolve", "qwen3-engine.ai.svc:8000="+strings.TrimPrefix(sim.URL, "http://"))
-	if !strings.HasPrefix(p.addr, "127.0.0.1:") || p.addr == taken.Addr().String() {
-		t.Fatalf("serving on %s", p.addr)
+	if !strings.HasPrefix(p.addr, "127.0.0.1:") || p.addr == taken.Addr().String() || p.admin == takenAdmin.Addr().String() {
+		t.Fatalf("serving on %s, admin %s", p.addr, p.admin)
 	}
 	if resp, body := chat(t, p.addr, false); resp.StatusCode != 200 || resp.Header.Get("X-Qwen-Upstream") != "primary" {
 		t.Fatalf("chat through --resolve: %d %s", resp.StatusCode, body)

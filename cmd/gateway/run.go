@@ -28,9 +28,11 @@ type flags struct {
 	config          string
 	configMap       string
 	kubeconfig      string
+	shutdownDelay   time.Duration
 	shutdownTimeout time.Duration
 	logLevel        slog.Level
 	listen          string
+	adminListen     string
 	resolve         resolveFlag
 }
 
@@ -41,9 +43,11 @@ func parseFlags(args []string, out io.Writer) (*flags, error) {
 	fs.StringVar(&f.config, "config", "", "config file (YAML, internal/gatewayconfig), reloaded on change")
 	fs.StringVar(&f.configMap, "configmap", "", "NAMESPACE/NAME of a ConfigMap whose key "+gatewayconfig.ConfigMapKey+" is the config, watched through the API")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for --configmap (default: in-cluster)")
-	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 25*time.Second, "how long in-flight requests and streams may take to finish on SIGTERM")
+	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 5*time.Second, "on SIGTERM, how long to keep accepting requests while /readyz answers 503, so that the Service's endpoints drop the pod before its listener closes")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 25*time.Second, "after the shutdown delay, how long in-flight requests and streams may take to finish")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	fs.StringVar(&f.listen, "listen", "", "address to serve on, overriding the config's listen (for a gateway run outside the cluster, e.g. 127.0.0.1:8080)")
+	fs.StringVar(&f.adminListen, "admin-listen", "", "address of the admin port (/metrics), overriding the config's adminListen")
 	f.resolve = resolveFlag{}
 	fs.Var(f.resolve, "resolve", "HOST:PORT=ADDR:PORT: connect to ADDR:PORT whenever an upstream URL names HOST:PORT, like curl --resolve (repeatable; for a gateway run outside the cluster, whose rendered upstream URLs are cluster DNS names)")
 	if err := fs.Parse(args); err != nil {
@@ -85,8 +89,12 @@ func (r resolveFlag) Set(v string) error {
 type hooks struct {
 	// ready receives the listening address once the first config is in force.
 	ready chan<- string
+	// admin receives the admin port's address at the same time.
+	admin chan<- string
 	// reloaded receives the result of every config delivered after the first.
 	reloaded chan<- error
+	// after starts the shutdown delay; default time.After.
+	after func(time.Duration) <-chan time.Time
 }
 
 // run serves until ctx is done, then shuts down gracefully. The first config must be valid;
@@ -98,7 +106,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, h hooks) error {
 	}
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: f.logLevel}))
 	g := gateway.New(gateway.Options{Logger: log, Resolve: f.resolve})
-	defer g.Close()
+	defer g.Close() // after serve: once every request has released what it holds
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -149,35 +157,70 @@ func run(ctx context.Context, args []string, logOut io.Writer, h hooks) error {
 	}
 
 	mu.Lock()
-	addr := listen
+	addr, adminAddr := listen, g.Config().AdminListen
 	mu.Unlock()
+	if f.adminListen != "" {
+		adminAddr = f.adminListen
+	}
+	return serve(ctx, g, f, log, h, addr, adminAddr)
+}
+
+// maxHeaderBytes bounds a request's header block; a larger one gets 431.
+const maxHeaderBytes = 64 << 10
+
+// serve runs the API and admin servers until ctx is done, then shuts down in order: /readyz
+// answers 503 while requests are still accepted for the shutdown delay (so endpoints drop the
+// pod first), then the listeners close and in-flight requests and streams drain for up to the
+// shutdown timeout; those still running then are cut off. The gateway (its Redis client) is
+// closed last, by run, once every request has released what it holds.
+func serve(ctx context.Context, g *gateway.Gateway, f *flags, log *slog.Logger, h hooks, addr, adminAddr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	serveErr := make(chan error, 1)
+	aln, err := net.Listen("tcp", adminAddr)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: maxHeaderBytes}
+	admin := &http.Server{Handler: g.Admin(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: maxHeaderBytes}
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("gateway serving", "addr", ln.Addr().String())
+	go func() { serveErr <- admin.Serve(aln) }()
+	log.Info("gateway serving", "addr", ln.Addr().String(), "admin", aln.Addr().String())
 	if h.ready != nil {
 		h.ready <- ln.Addr().String()
+	}
+	if h.admin != nil {
+		h.admin <- aln.Addr().String()
 	}
 
 	select {
 	case err := <-serveErr:
+		srv.Close()
+		admin.Close()
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: draining in-flight requests", "timeout", f.shutdownTimeout)
 	g.SetReady(false)
+	log.Info("shutting down: not ready, still serving", "delay", f.shutdownDelay)
+	after := h.after
+	if after == nil {
+		after = time.After
+	}
+	<-after(f.shutdownDelay)
+	log.Info("shutting down: draining in-flight requests", "timeout", f.shutdownTimeout)
 	sctx, scancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
 	defer scancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-		return fmt.Errorf("shutdown: %w", err)
+	err = srv.Shutdown(sctx)
+	if err != nil {
+		srv.Close() // cancels the requests still running; g.Close waits for them to release
+		err = fmt.Errorf("shutdown: %w", err)
 	}
+	admin.Close()
 	log.Info("gateway stopped")
-	return nil
+	return err
 }
 
 // watch delivers configs from the file or the ConfigMap until ctx is done.

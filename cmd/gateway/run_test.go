@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qwenops/qwen-operator/internal/testutil/redisserver"
 	"github.com/qwenops/qwen-operator/internal/testutil/simulator"
 )
 
@@ -61,6 +63,7 @@ func must(t *testing.T, err error) {
 // process is run() in a goroutine with its hooks.
 type process struct {
 	addr     string
+	admin    string
 	reloaded chan error
 	done     chan error
 	cancel   context.CancelFunc
@@ -69,12 +72,20 @@ type process struct {
 
 func start(t *testing.T, ctx context.Context, args ...string) *process {
 	t.Helper()
-	ready := make(chan string, 1)
+	return startWith(t, ctx, hooks{}, args...)
+}
+
+// startWith is start with hooks; ready, admin and reloaded are set here.
+func startWith(t *testing.T, ctx context.Context, h hooks, args ...string) *process {
+	t.Helper()
+	ready, admin := make(chan string, 1), make(chan string, 1)
 	p := &process{reloaded: make(chan error, 16), done: make(chan error, 1), logs: &syncBuf{}}
 	ctx, p.cancel = context.WithCancel(ctx)
-	go func() { p.done <- run(ctx, args, p.logs, hooks{ready: ready, reloaded: p.reloaded}) }()
+	h.ready, h.admin, h.reloaded = ready, admin, p.reloaded
+	go func() { p.done <- run(ctx, args, p.logs, h) }()
 	select {
 	case p.addr = <-ready:
+		p.admin = <-admin
 	case err := <-p.done:
 		t.Fatalf("gateway exited: %v\n%s", err, p.logs)
 	case <-time.After(30 * time.Second):
@@ -111,7 +122,7 @@ func chat(t *testing.T, addr string, stream bool) (*http.Response, string) {
 }
 
 func gatewayConfig(simURL string, level int) string {
-	return fmt.Sprintf("listen: 127.0.0.1:0\nupstream: {url: %q, model: Qwen3-1.7B}\ndegradation: {level: %d, staticResponse: {message: static-reply}}\n", simURL, level)
+	return fmt.Sprintf("listen: 127.0.0.1:0\nadminListen: 127.0.0.1:0\nupstream: {url: %q, model: Qwen3-1.7B}\ndegradation: {level: %d, staticResponse: {message: static-reply}}\n", simURL, level)
 }
 
 func TestFlags(t *testing.T) {
@@ -157,7 +168,7 @@ func TestFileReload(t *testing.T) {
 	if _, body := chat(t, p.addr, false); !strings.Contains(body, "static-reply") {
 		t.Fatalf("last good config not serving: %s", body)
 	}
-	resp, err := http.Get("http://" + p.addr + "/metrics")
+	resp, err := http.Get("http://" + p.admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,14 +181,17 @@ func TestFileReload(t *testing.T) {
 	}
 }
 
-// TestSIGTERMDuringStream sends SIGTERM (caught as main does) while a stream is in flight:
-// the listener closes at once, the stream still runs to [DONE], then run returns.
-func TestSIGTERMDuringStream(t *testing.T) {
+// TestGracefulShutdown sends SIGTERM (caught as main does) while a stream is in flight: first
+// /readyz answers 503 while new requests are still served (the shutdown delay, ended here by
+// the test), then the listener closes, the stream still runs to [DONE], and run returns.
+func TestGracefulShutdown(t *testing.T) {
 	sim := simulator.Start(t, simulator.Options{Model: "Qwen3-1.7B", InterTokenLatency: 20 * time.Millisecond})
 	c := newConfigDir(t, gatewayConfig(sim.URL, 0))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	p := start(t, ctx, "--config", c.path(), "--shutdown-timeout", "20s")
+	delay, delayAsked := make(chan time.Time), make(chan time.Duration, 1)
+	p := startWith(t, ctx, hooks{after: func(d time.Duration) <-chan time.Time { delayAsked <- d; return delay }},
+		"--config", c.path(), "--shutdown-timeout", "20s", "--shutdown-delay", "7s")
 
 	body := `{"model":"Qwen3-1.7B","stream":true,"max_tokens":40,"ignore_eos":true,"messages":[{"role":"user","content":"tell a long story"}]}`
 	resp, err := http.Post("http://"+p.addr+"/v1/chat/completions", "application/json", strings.NewReader(body))
@@ -190,6 +204,19 @@ func TestSIGTERMDuringStream(t *testing.T) {
 		t.Fatalf("first chunk: %q %v", line, err)
 	}
 	must(t, syscall.Kill(os.Getpid(), syscall.SIGTERM))
+	if d := <-delayAsked; d != 7*time.Second {
+		t.Fatalf("shutdown delay %s, want the flag's 7s", d)
+	}
+	// During the delay: not ready on either port, yet a new connection is served.
+	for _, addr := range []string{p.addr, p.admin} {
+		if code := getCode(t, "http://"+addr+"/readyz"); code != http.StatusServiceUnavailable {
+			t.Fatalf("%s/readyz during the shutdown delay: %d, want 503", addr, code)
+		}
+	}
+	if r, _ := chat(t, p.addr, false); r.StatusCode != http.StatusOK {
+		t.Fatalf("a request during the shutdown delay: %d", r.StatusCode)
+	}
+	close(delay)
 
 	// New connections are refused once the listener is closed (poll: process state).
 	deadline := time.Now().Add(10 * time.Second)
@@ -200,7 +227,7 @@ func TestSIGTERMDuringStream(t *testing.T) {
 		}
 		conn.Close()
 		if time.Now().After(deadline) {
-			t.Fatal("listener still accepting after SIGTERM")
+			t.Fatal("listener still accepting after the shutdown delay")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -226,6 +253,100 @@ func TestSIGTERMDuringStream(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after the stream finished")
 	}
+}
+
+// TestShutdownReleasesRedisSlotsBeforeClosing: a stream still running when the shutdown timeout
+// ends is cut off, and it releases its Redis concurrency slot before the gateway closes its
+// Redis client, so the slot is not held for the lease time.
+func TestShutdownReleasesRedisSlotsBeforeClosing(t *testing.T) {
+	rs := redisserver.Start(t)
+	hold := make(chan struct{})
+	defer close(hold)
+	engine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	defer engine.Close()
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadminListen: 127.0.0.1:0\nupstream: {url: %q, model: Qwen3-1.7B}\n"+
+		"rateLimit: {policy: p, limits: {maxConcurrentRequests: 5}, redis: {address: %q}}\n", engine.URL, rs.Addr())
+	p := start(t, context.Background(), "--config", newConfigDir(t, cfg).path(), "--shutdown-delay", "0s", "--shutdown-timeout", "100ms")
+	resp, err := http.Post("http://"+p.addr+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"Qwen3-1.7B","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || !strings.HasPrefix(line, "data: ") {
+		t.Fatalf("first chunk: %q %v", line, err)
+	}
+	slots := func() int64 {
+		reply, err := rs.Do("KEYS", "*:cc")
+		keys, _ := reply.AsStrSlice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, k := range keys {
+			c, err := rs.Do("ZCARD", k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _ := c.AsInt64()
+			n += v
+		}
+		return n
+	}
+	if n := slots(); n != 1 {
+		t.Fatalf("%d slots held in Redis during the stream, want 1", n)
+	}
+	p.cancel()
+	if err := <-p.done; err == nil || !strings.Contains(err.Error(), "shutdown") {
+		t.Fatalf("run: %v, want the shutdown timeout reported", err)
+	}
+	p.done <- nil
+	if n := slots(); n != 0 {
+		t.Fatalf("%d slots still held in Redis after shutdown\n%s", n, p.logs)
+	}
+}
+
+// TestHeaderAndMetricsPorts: a header block over the cap gets 431, and /metrics is served on
+// the admin port only.
+func TestHeaderAndMetricsPorts(t *testing.T) {
+	c := newConfigDir(t, "listen: 127.0.0.1:0\nadminListen: 127.0.0.1:0\nupstream: {url: 'http://127.0.0.1:1', model: Qwen3-1.7B}\n")
+	p := start(t, context.Background(), "--config", c.path())
+	for _, size := range []int{100 << 10, 2 << 20} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+p.addr+"/v1/models", nil)
+		req.Header.Set("X-Big", strings.Repeat("x", size))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%d-byte header: %v", size, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("%d-byte header: %d, want 431", size, resp.StatusCode)
+		}
+	}
+	if code := getCode(t, "http://"+p.addr+"/metrics"); code != http.StatusNotFound {
+		t.Fatalf("/metrics on the API port: %d, want 404", code)
+	}
+	if code := getCode(t, "http://"+p.admin+"/metrics"); code != http.StatusOK {
+		t.Fatalf("/metrics on the admin port: %d", code)
+	}
+}
+
+func getCode(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func tail(s string) string {

@@ -18,8 +18,9 @@ func setupControllers(mgr ctrl.Manager, d Defaults) error {
 	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
 		&controllers.QwenServiceReconciler{Client: mgr.GetClient(), Recorder: recorder, Defaults: d.Defaults},
 		&controllers.RateLimitPolicyReconciler{Client: mgr.GetClient(), Recorder: recorder,
-			PrometheusURL: d.PrometheusURL, TelemetryInterval: d.AdaptiveInterval},
-		&controllers.DegradationPlanReconciler{Client: mgr.GetClient(), Recorder: recorder, PrometheusURL: d.PrometheusURL},
+			PrometheusURL: d.PrometheusURL, TelemetryInterval: d.AdaptiveInterval, AllowedPrometheusURLs: d.AllowedPrometheusURLs},
+		&controllers.DegradationPlanReconciler{Client: mgr.GetClient(), Recorder: recorder, PrometheusURL: d.PrometheusURL,
+			AllowedPrometheusURLs: d.AllowedPrometheusURLs},
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err

@@ -7,7 +7,9 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -40,6 +42,9 @@ type Defaults struct {
 	// Defaults are the images, handed to the renderer as they are.
 	render.Defaults
 	PrometheusURL string
+	// AllowedPrometheusURLs restricts the Prometheus URLs DegradationPlans and
+	// RateLimitPolicies may name (scheme and host); empty allows any.
+	AllowedPrometheusURLs []string
 	// AdaptiveInterval is how often RateLimitPolicies with adaptive rules re-read telemetry.
 	AdaptiveInterval time.Duration
 }
@@ -59,6 +64,18 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, zap.Options, error) {
 	fs.StringVar(&o.defaults.SimulatorImage, "simulator-image", "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2", "default engine image for engine.type Simulator")
 	fs.StringVar(&o.defaults.GatewayImage, "gateway-image", buildinfo.GatewayImage(), "default gateway image (the one this release publishes)")
 	fs.StringVar(&o.defaults.PrometheusURL, "prometheus-url", "http://prometheus-operated.monitoring.svc:9090", "default Prometheus URL for DegradationPlans and adaptive rules")
+	fs.Func("allowed-prometheus-urls", "comma-separated Prometheus URLs (scheme://host:port) a DegradationPlan's or RateLimitPolicy's spec.prometheus.url may name; empty: any. The operator queries them from inside the cluster, so whoever may create a plan or policy can make it query any URL allowed here; --prometheus-url is always allowed", func(v string) error {
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				pu, err := url.Parse(u)
+				if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+					return fmt.Errorf("%q: want an absolute http(s) URL", u)
+				}
+				o.defaults.AllowedPrometheusURLs = append(o.defaults.AllowedPrometheusURLs, u)
+			}
+		}
+		return nil
+	})
 	fs.DurationVar(&o.defaults.AdaptiveInterval, "adaptive-interval", 15*time.Second, "how often RateLimitPolicies with adaptive rules re-read telemetry")
 	zo := zap.Options{}
 	zo.BindFlags(fs)

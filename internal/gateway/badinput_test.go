@@ -87,6 +87,11 @@ func TestHealthReadyMetrics(t *testing.T) {
 		g.ServeHTTP(w, mustRequest("GET", path))
 		return w.Code
 	}
+	admin := func(path string) int {
+		w := newRecorder()
+		g.Admin().ServeHTTP(w, mustRequest("GET", path))
+		return w.Code
+	}
 	if rec("/readyz") != 503 || rec("/healthz") != 200 {
 		t.Fatal("unconfigured gateway must be live but not ready")
 	}
@@ -94,11 +99,15 @@ func TestHealthReadyMetrics(t *testing.T) {
 	if err := g.Load([]byte("upstream: {url: '" + e.srv.URL + "', model: m}\n")); err != nil {
 		t.Fatal(err)
 	}
-	if rec("/readyz") != 200 || rec("/metrics") != 200 {
+	if rec("/readyz") != 200 || admin("/readyz") != 200 || admin("/metrics") != 200 {
 		t.Fatal("configured gateway not ready")
 	}
+	// The API port, which the Ingress routes, does not serve the metrics.
+	if rec("/metrics") != 404 || rec("/debug/pprof/") != 404 {
+		t.Fatal("the API port serves /metrics or pprof")
+	}
 	g.SetReady(false)
-	if rec("/readyz") != 503 {
+	if rec("/readyz") != 503 || admin("/readyz") != 503 {
 		t.Fatal("draining gateway still ready")
 	}
 	for _, body := range []string{`{"model":"m","messages":[{}]}`, `{"model":"m","stream":true,"messages":[{}]}`} {
@@ -106,7 +115,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 		g.ServeHTTP(newRecorder(), r)
 	}
 	w := newRecorder()
-	g.ServeHTTP(w, mustRequest("GET", "/metrics"))
+	g.Admin().ServeHTTP(w, mustRequest("GET", "/metrics"))
 	for _, name := range []string{"requests_total", "request_duration_seconds", "time_to_first_token_seconds", "rate_limited_total",
 		"tokens_total", "inflight_requests", "degradation_level", "upstream_circuit_state", "limiter_backend_errors_total", "config_reloads_total"} {
 		if !strings.Contains(w.Body.String(), "qwen_gateway_"+name) {

@@ -31,7 +31,7 @@ func benchTargets(b *testing.B, limits bool) []benchTarget {
 	sim := simulator.Start(b, simulator.Options{Model: "Qwen3-1.7B"})
 	rl := ""
 	if limits {
-		rl = "rateLimit: {policy: p, limits: {requestsPerMinute: 100000000, tokensPerMinute: 1000000000, maxConcurrentRequests: 1000}}\n"
+		rl = "rateLimit: {policy: p, limits: {requestsPerMinute: 1000000, burst: 1000000, tokensPerMinute: 18000000, maxConcurrentRequests: 1000}}\n"
 	}
 	gwFake := startGateway(b, nil, fmt.Sprintf("upstream: {url: %q, model: Qwen3-1.7B}\n%s", e.srv.URL, rl))
 	gwSim := startGateway(b, nil, fmt.Sprintf("upstream: {url: %q, model: Qwen3-1.7B}\n%s", sim.URL, rl))

@@ -130,3 +130,32 @@ func TestBreakerExact(t *testing.T) {
 	}
 	openAIError(t, body)
 }
+
+// TestClientErrorDoesNotCloseHalfOpen: a half-open probe the engine refuses with a 4xx (the
+// client's fault) says nothing about the engine: the breaker stays half-open and the next
+// request probes again.
+func TestClientErrorDoesNotCloseHalfOpen(t *testing.T) {
+	e := newFakeEngine(t, "engine-model")
+	clock := newClock()
+	tg := startGateway(t, clock, basicConfig(e.srv.URL)+"breaker: {failureThreshold: 1, recoveryTimeout: 10s}\n")
+	send := func(status int32) int {
+		e.status.Store(status)
+		resp := tg.post(t, "/v1/chat/completions", chatBody)
+		readAll(t, resp)
+		return resp.StatusCode
+	}
+	state := func() breaker.State { return tg.state.Load().primary.breaker.State(clock.Now()) }
+	send(500)
+	if state() != breaker.Open {
+		t.Fatal("not open after a failure")
+	}
+	clock.Advance(10 * time.Second)
+	for _, code := range []int32{400, 404, 422} {
+		if got := send(code); got != int(code) || state() != breaker.HalfOpen {
+			t.Fatalf("a %d probe: answered %d, breaker %s, want half-open", code, got, state())
+		}
+	}
+	if send(0) != 200 || state() != breaker.Closed {
+		t.Fatalf("a good probe: breaker %s", state())
+	}
+}

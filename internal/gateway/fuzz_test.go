@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http/httptest"
+	"net/netip"
+	"strings"
 	"testing"
+
+	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
 )
 
 // FuzzParseAndRewrite feeds arbitrary bodies through parsing and the degradation rewrite of
@@ -36,6 +40,14 @@ func FuzzParseAndRewrite(f *testing.F) {
 				t.Fatalf("bad error %+v", aerr)
 			}
 			return
+		}
+		if req.choices < 1 || req.maxTokens < 0 {
+			t.Fatalf("choices %d maxTokens %d", req.choices, req.maxTokens)
+		}
+		_, hasMax := req.fields["max_tokens"]
+		_, hasMaxC := req.fields["max_completion_tokens"]
+		if (hasMax && !isNull(req.fields["max_tokens"]) || hasMaxC && !isNull(req.fields["max_completion_tokens"])) && req.maxTokens < 1 {
+			t.Fatalf("a max was set but the estimate has none: %s", body)
 		}
 		lvl := int(level % 5)
 		rw := rewrite{model: "upstream-model", stream: req.stream && lvl < 1, disableThinking: lvl >= 2}
@@ -96,6 +108,61 @@ func FuzzPipeSSE(f *testing.F) {
 		}
 		if !keepUsage && w.Body.Len() > len(in) {
 			t.Fatalf("output longer than input")
+		}
+	})
+}
+
+// FuzzCompletionToSSE feeds arbitrary engine replies to the L1 conversion (a whole completion
+// turned into an event stream): an error or a stream ending in [DONE], never a panic.
+func FuzzCompletionToSSE(f *testing.F) {
+	f.Add([]byte(`{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi","tool_calls":[{"id":"t","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`), true, false)
+	f.Add([]byte(`{"choices":[{"text":"once","index":0}]}`), false, true)
+	f.Add([]byte(`{"choices":[null,{"message":null}]}`), true, true)
+	f.Fuzz(func(t *testing.T, body []byte, chat, includeUsage bool) {
+		ep := completionsEndpoint
+		if chat {
+			ep = chatEndpoint
+		}
+		sse, _, err := completionToSSE(ep, body, includeUsage)
+		if err != nil {
+			return
+		}
+		if !bytes.HasSuffix(sse, []byte("data: [DONE]\n\n")) {
+			t.Fatalf("no [DONE]: %q", sse)
+		}
+	})
+}
+
+// FuzzClientKey feeds arbitrary peers, X-Forwarded-For and key headers to the client
+// identification: the address is the peer or one read from X-Forwarded-For, never one left of
+// the trusted hops, and the limiter key never holds a header value.
+func FuzzClientKey(f *testing.F) {
+	f.Add("10.244.0.7:1234", "198.51.100.9, 203.0.113.1", "alice", uint8(1), uint8(64))
+	f.Add("[2001:db8::1]:1", "2001:db8:1:2::1", "", uint8(0), uint8(128))
+	f.Add("10.0.0.1:1", ",,, ,", "sk-secret", uint8(3), uint8(48))
+	f.Add("garbage", "203.0.113.1", "x", uint8(1), uint8(16))
+	f.Fuzz(func(t *testing.T, remote, xff, header string, hops, bits uint8) {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.RemoteAddr = remote
+		r.Header.Set("X-Forwarded-For", xff)
+		r.Header.Set("X-User-Id", header)
+		tr := trust{hops: int(hops % 4), proxies: []netip.Prefix{mustPrefix("10.0.0.0/8")}}
+		ip := clientIP(r, tr)
+		if peer := parseAddr(remote); ip != peer && !strings.Contains(xff, ip.String()) && !strings.Contains(strings.ToLower(xff), ip.String()) {
+			if a := parseAddr(strings.TrimSpace(xff)); a != ip { // e.g. a v4-mapped entry, unmapped
+				t.Fatalf("client %s is neither the peer %s nor from %q", ip, peer, xff)
+			}
+		}
+		v6 := gatewayconfig.MinIPv6PrefixLength + int(bits)%(129-gatewayconfig.MinIPv6PrefixLength)
+		c, aerr := identify(gatewayconfig.KeyHeader, "X-User-Id", v6, r, "", tr)
+		if aerr != nil {
+			if len(header) <= maxKeyHeaderBytes {
+				t.Fatalf("a %d-byte header refused", len(header))
+			}
+			return
+		}
+		if header != "" && len(header) >= 8 && strings.Contains(c.key, header) {
+			t.Fatalf("the limiter key %q holds the header value", c.key)
 		}
 	})
 }

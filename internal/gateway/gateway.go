@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
 
 	"github.com/qwenops/qwen-operator/internal/gateway/breaker"
 	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
@@ -23,6 +23,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives reload and error events. Default slog.Default().
 	Logger *slog.Logger
+	// Timers start the gateway's wall-clock timers: the upstream idle timeout, and the renewals
+	// and release retries of Redis concurrency slots. Default the real clock; tests step a
+	// fake one.
+	Timers clock.WithDelayedExecution
 	// RedisAtNow decides Redis limits at the instants Now gives instead of on the Redis
 	// server's clock. Tests use it to decide at fixed instants; gateways serving traffic must
 	// not, since their clocks disagree.
@@ -36,15 +40,19 @@ type Options struct {
 // Gateway is the data plane. It is an http.Handler; configure it with Apply or Load first.
 type Gateway struct {
 	now    func() time.Time
+	timers clock.WithDelayedExecution
 	log    *slog.Logger
 	m      *metrics
 	mux    *http.ServeMux
+	admin  *http.ServeMux
 	state  atomic.Pointer[state]
 	seq    atomic.Uint64
 	ready  atomic.Bool
-	mu     sync.Mutex // serializes Apply and guards the fields below
-	memory *ratelimit.Memory
-	redis  *redisBackend
+	// handlers counts the completion requests being served; Close waits for them.
+	handlers counter
+	mu       sync.Mutex // serializes Apply and guards the fields below
+	memory   *ratelimit.Memory
+	redis    *redisBackend
 	// breakers by upstream name and URL, kept across reloads.
 	breakers     map[string]*breaker.Breaker
 	transport    *http.Transport
@@ -61,7 +69,7 @@ type state struct {
 	models      map[string]bool
 	modelList   []byte
 	keys        *keyStore // nil: no authentication
-	trusted     []netip.Prefix
+	trust       trust
 	policy      *policy // nil: no limits
 	primary     *upstream
 	fallback    *upstream // nil unless configured and available
@@ -75,8 +83,8 @@ type state struct {
 // new Redis; past it, the failure mode applies until the connection is made.
 const redisFirstConnect = 2 * time.Second
 
-// redisRetireAfter is how long a replaced Redis client stays open: the limiter's lease TTL,
-// after which a slot it failed to release would have expired anyway.
+// redisRetireAfter is how long a replaced Redis client stays open at least (requests admitted
+// through it still true up); it stays open longer while one of its slots is held.
 const redisRetireAfter = 10 * time.Minute
 
 type redisBackend struct {
@@ -90,6 +98,7 @@ type redisBackend struct {
 func New(opts Options) *Gateway {
 	g := &Gateway{
 		now:        opts.Now,
+		timers:     opts.Timers,
 		log:        opts.Logger,
 		resolve:    opts.Resolve,
 		redisAtNow: opts.RedisAtNow,
@@ -99,6 +108,9 @@ func New(opts Options) *Gateway {
 	}
 	if g.now == nil {
 		g.now = time.Now
+	}
+	if g.timers == nil {
+		g.timers = clock.RealClock{}
 	}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -172,8 +184,12 @@ func (g *Gateway) ReloadKeys() error {
 // SetReady sets what /readyz reports; a shutting-down gateway reports not ready.
 func (g *Gateway) SetReady(ready bool) { g.ready.Store(ready && g.state.Load() != nil) }
 
-// Close releases the Redis connections and idle upstream connections.
+// Close releases the Redis connections and idle upstream connections. It first waits for the
+// completion requests being served to end, so that every one releases its concurrency slot
+// and trues up its tokens through a client that is still open: call it once the HTTP server
+// has stopped (http.Server.Shutdown, or Close, which cancels the requests it cuts off).
 func (g *Gateway) Close() error {
+	g.handlers.waitZero()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.transport != nil {
@@ -197,19 +213,25 @@ func (g *Gateway) build(cfg *gatewayconfig.Config) (*state, error) {
 		return nil, err
 	}
 	st.keys = keys
+	st.trust.hops = int(cfg.TrustedHops)
 	for _, p := range cfg.TrustedProxies {
 		pr, err := gatewayconfig.ParsePrefix(p)
 		if err != nil {
 			return nil, err
 		}
-		st.trusted = append(st.trusted, pr)
+		st.trust.proxies = append(st.trust.proxies, pr)
 	}
 	if cfg.RateLimit != nil {
-		lim, err := g.limiterFor(cfg.RateLimit)
+		// Compiled before the backend is touched: a limit the limiter cannot hold refuses the
+		// config without replacing a working Redis client.
+		p, err := newPolicy(cfg.RateLimit)
 		if err != nil {
 			return nil, err
 		}
-		st.policy = newPolicy(cfg.RateLimit, lim)
+		if p.lim, err = g.limiterFor(cfg.RateLimit); err != nil {
+			return nil, err
+		}
+		st.policy = p
 	}
 	settings := breaker.Settings{
 		FailureThreshold: int(cfg.Breaker.FailureThreshold),
@@ -229,6 +251,33 @@ func (g *Gateway) build(cfg *gatewayconfig.Config) (*state, error) {
 	}
 	st.transport = g.transport
 	return st, nil
+}
+
+// counter counts things in flight; unlike a sync.WaitGroup it may be incremented while
+// someone waits for zero.
+type counter struct {
+	mu   sync.Mutex
+	n    int
+	zero *sync.Cond
+}
+
+func (c *counter) add(d int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n += d; c.n == 0 && c.zero != nil {
+		c.zero.Broadcast()
+	}
+}
+
+func (c *counter) waitZero() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.zero == nil {
+		c.zero = sync.NewCond(&c.mu)
+	}
+	for c.n > 0 {
+		c.zero.Wait()
+	}
 }
 
 // upstream returns the upstream for u, reusing its breaker when name and URL are unchanged.
@@ -263,11 +312,12 @@ func (g *Gateway) limiterFor(rl *gatewayconfig.RateLimit) (limiter, error) {
 		return nil, fmt.Errorf("rateLimit.redis: %w", err)
 	}
 	if old := g.redis; old != nil {
-		// Requests admitted through the old client still release their concurrency slots
-		// and true up through it: close it only once no request can be using it.
-		time.AfterFunc(redisRetireAfter, old.lim.Close)
+		// Requests admitted through the old client still true up, renew and release their
+		// concurrency slots through it: close it once no request can be using it, and not
+		// before its last slot is released.
+		time.AfterFunc(redisRetireAfter, old.lim.CloseWhenIdle)
 	}
-	lim := newRedisLimiter(opt, ratelimit.RedisOptions{Timeout: tmo, UseClientClock: g.redisAtNow}, g.log)
+	lim := newRedisLimiter(opt, ratelimit.RedisOptions{Timeout: tmo, UseClientClock: g.redisAtNow, Clock: g.timers}, g.log)
 	// A gateway that starts with Redis up decides through it from its first request.
 	lim.waitFirst(redisFirstConnect)
 	g.redis = &redisBackend{cfg: *rl.Redis, lim: lim, tmo: tmo,

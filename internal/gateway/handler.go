@@ -5,12 +5,15 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/qwenops/qwen-operator/internal/gateway/breaker"
+	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
 )
 
 func (g *Gateway) routes() {
@@ -18,16 +21,35 @@ func (g *Gateway) routes() {
 	g.mux.HandleFunc("/v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { g.serveCompletion(w, r, chatEndpoint) })
 	g.mux.HandleFunc("/v1/completions", func(w http.ResponseWriter, r *http.Request) { g.serveCompletion(w, r, completionsEndpoint) })
 	g.mux.HandleFunc("/v1/models", g.serveModels)
-	g.mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	g.mux.HandleFunc("/healthz", serveHealth)
 	g.mux.HandleFunc("/readyz", g.serveReady)
-	g.mux.Handle("/metrics", promhttp.HandlerFor(g.m.reg, promhttp.HandlerOpts{Registry: g.m.reg}))
 	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalidRequest(http.StatusNotFound, "Unknown endpoint "+r.Method+" "+r.URL.Path, "", "unknown_url"))
 	})
+	admin := http.NewServeMux()
+	admin.Handle("/metrics", promhttp.HandlerFor(g.m.reg, promhttp.HandlerOpts{Registry: g.m.reg}))
+	admin.HandleFunc("/healthz", serveHealth)
+	admin.HandleFunc("/readyz", g.serveReady)
+	g.admin = admin
 }
 
-// ServeHTTP serves the OpenAI endpoints, /healthz, /readyz and /metrics.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
+func serveHealth(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }
+
+// ServeHTTP serves the OpenAI endpoints, /healthz and /readyz; /metrics is on Admin.
+// Every response's writes are bounded by the client write timeout: a deadline a previous
+// request on the same connection left behind is replaced.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	timeout := gatewayconfig.DefaultClientWriteTimeout
+	if st := g.state.Load(); st != nil {
+		timeout = st.cfg.Timeouts.ClientWrite.Duration
+	}
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeout))
+	g.mux.ServeHTTP(w, r)
+}
+
+// Admin serves the admin port: /metrics, /healthz and /readyz. No Ingress or HTTPRoute routes
+// to it, so the metrics are not public.
+func (g *Gateway) Admin() http.Handler { return g.admin }
 
 func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {
 	if !g.ready.Load() {
@@ -83,9 +105,11 @@ func modelList(models []string, now time.Time) []byte {
 
 var notConfigured = &apiError{status: http.StatusServiceUnavailable, typ: "service_unavailable", message: "The gateway has no configuration yet."}
 
-// serveCompletion runs one completion request through authentication, parsing, limits,
-// degradation, breakers and the proxy, top to bottom. What happens is noted in one record,
-// and the metrics are written from it once, at the end.
+// serveCompletion runs one completion request through authentication, the client key,
+// parsing, limits, degradation, breakers and the proxy, top to bottom. What happens is noted
+// in one record, and the metrics are written from it once, at the end. However the handler
+// ends, a panic included, settle releases the request's concurrency slot and trues up its
+// token charge.
 func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	if r.Method != http.MethodPost {
 		methodNotAllowed(w, http.MethodPost)
@@ -96,20 +120,40 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 		writeError(w, notConfigured)
 		return
 	}
-	rw := &responseWriter{ResponseWriter: w}
+	g.handlers.add(1)
+	defer g.handlers.add(-1)
+	rw := newResponseWriter(w, st.cfg.Timeouts.ClientWrite.Duration)
 	rec := g.m.begin(g.now(), st.level)
 	defer func() { g.m.end(rec, rw.code(), g.now()) }()
+	var adm *admission
+	defer g.settle(rw, &adm, rec)
 
-	req, keyID, aerr := accept(r, st, ep)
+	keyID, aerr := authenticate(r, st)
 	if aerr != nil {
 		writeError(rw, aerr)
 		return
 	}
+	p := st.policy
+	var c client
+	if p != nil {
+		c, aerr = identify(p.source, p.header, p.v6Bits, r, keyID, st.trust)
+	}
+	var req *request
+	if aerr == nil {
+		req, aerr = readRequest(rw, r, st, ep)
+	}
+	if aerr != nil {
+		if p != nil {
+			if rej := p.countRefused(r.Context(), c, rec.start, rec); rej != nil {
+				writeRateLimited(rw, rej)
+				return
+			}
+		}
+		writeError(rw, aerr)
+		return
+	}
 	rec.model = req.model
-
-	var adm *admission
-	if p := st.policy; p != nil {
-		c := identify(p.source, p.header, r, keyID, st.trusted)
+	if p != nil {
 		a, rej := p.admit(r.Context(), c, req, rec.start, rec)
 		if rej != nil {
 			writeRateLimited(rw, rej)
@@ -130,56 +174,106 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 		rw.Header().Set("X-Qwen-Upstream", rt.target.name)
 		g.proxy(rw, r, st, req, &rt, rec)
 	}
-	adm.finish(rec.usage, g.now(), rec)
 }
 
-// accept authenticates a completion request and parses it: the API key id (empty without
-// authentication) and the request for a model this gateway serves, or the error to answer.
-func accept(r *http.Request, st *state, ep endpoint) (*request, string, *apiError) {
-	keyID := ""
-	if st.keys != nil {
-		id, aerr := st.keys.authenticate(r.Header.Get("Authorization"))
-		if aerr != nil {
-			return nil, "", aerr
-		}
-		keyID = id
+// settle ends a completion request's hold on its limits, deferred so that it runs however the
+// handler ends: it releases the concurrency slot and trues the token charge up to the usage
+// seen. After a panic it also refunds a charge no usage was seen for (the request produced
+// nothing anyone was told of), logs the panic, and answers 500 when nothing was sent yet;
+// otherwise, like a response the proxy marked aborted (an upstream that died mid-stream), the
+// connection is aborted so the client cannot take a cut response for a whole one.
+func (g *Gateway) settle(rw *responseWriter, adm **admission, rec *record) {
+	p := recover()
+	rw.deadline() // bounds the flush net/http does once the handler returns
+	u := rec.usage
+	if p != nil && u == nil {
+		u = &usage{}
 	}
-	body, aerr := readBody(r, st.cfg.MaxRequestBodyBytes)
+	(*adm).finish(u, g.now(), rec)
+	switch {
+	case p == nil && !rw.aborted:
+		return
+	case p == nil || p == http.ErrAbortHandler:
+	case rw.status == 0:
+		g.log.Error("panic serving a completion request", "panic", p, "stack", string(debug.Stack()))
+		writeError(rw, &apiError{status: http.StatusInternalServerError, typ: "server_error", message: "The gateway failed to serve the request."})
+		return
+	default:
+		g.log.Error("panic serving a completion request", "panic", p, "stack", string(debug.Stack()))
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// authenticate returns the API key id of a request (empty without authentication).
+func authenticate(r *http.Request, st *state) (string, *apiError) {
+	if st.keys == nil {
+		return "", nil
+	}
+	return st.keys.authenticate(r.Header.Get("Authorization"))
+}
+
+// readRequest reads and parses a completion request for a model this gateway serves, or
+// returns the error to answer.
+func readRequest(rw *responseWriter, r *http.Request, st *state, ep endpoint) (*request, *apiError) {
+	body, aerr := readBody(rw, r, st.cfg.MaxRequestBodyBytes, st.cfg.Timeouts.RequestBody.Duration)
 	if aerr != nil {
-		return nil, "", aerr
+		return nil, aerr
 	}
 	req, aerr := parseRequest(ep, r.Header.Get("Content-Type"), body)
 	if aerr != nil {
-		return nil, "", aerr
+		return nil, aerr
 	}
 	if !st.models[req.model] {
-		return nil, "", invalidRequest(http.StatusNotFound, "The model `"+req.model+"` does not exist or you do not have access to it.", "model", "model_not_found")
+		return nil, invalidRequest(http.StatusNotFound, "The model `"+req.model+"` does not exist or you do not have access to it.", "model", "model_not_found")
 	}
-	return req, keyID, nil
+	return req, nil
 }
 
-// readBody reads the whole body, refusing more than limit bytes with 413.
-func readBody(r *http.Request, limit int64) ([]byte, *apiError) {
+// readBody reads the whole body, refusing more than limit bytes with 413 and a body that
+// takes longer than timeout to arrive with 408 (a read deadline on the connection, lifted
+// once the body is in).
+func readBody(rw *responseWriter, r *http.Request, limit int64, timeout time.Duration) ([]byte, *apiError) {
 	tooLarge := invalidRequest(http.StatusRequestEntityTooLarge,
 		"The request body is larger than the limit of "+strconv.FormatInt(limit, 10)+" bytes.", "", "request_too_large")
 	if r.ContentLength > limit {
 		return nil, tooLarge
 	}
+	rc := http.NewResponseController(rw)
+	deadline := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
 	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
+	if deadline && err == nil {
+		// Lifted once the body is in; on an error it stays, so that net/http's attempt to
+		// read the rest of the body before replying gives up as soon.
+		rc.SetReadDeadline(time.Time{})
+	}
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
 		return nil, tooLarge
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		rw.Header().Set("Connection", "close")
+		return nil, invalidRequest(http.StatusRequestTimeout,
+			"The request body did not arrive within "+timeout.String()+".", "", "request_timeout")
 	case err != nil:
 		return nil, invalidRequest(http.StatusBadRequest, "could not read the request body: "+err.Error(), "", "invalid_body")
 	}
 	return b, nil
 }
 
-// responseWriter remembers the status code and can always be flushed.
+// responseWriter remembers the status code, can always be flushed, and bounds every write to
+// the client by a deadline (writeTimeout from the write's start), so a client that stops
+// reading ends its request instead of holding it forever.
 type responseWriter struct {
 	http.ResponseWriter
-	status int
+	rc           *http.ResponseController
+	writeTimeout time.Duration
+	status       int
+	// aborted asks settle to abort the connection: the response was cut short.
+	aborted bool
+}
+
+func newResponseWriter(w http.ResponseWriter, writeTimeout time.Duration) *responseWriter {
+	return &responseWriter{ResponseWriter: w, rc: http.NewResponseController(w), writeTimeout: writeTimeout}
 }
 
 func (w *responseWriter) WriteHeader(code int) {
@@ -193,13 +287,20 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
+	w.deadline()
 	return w.ResponseWriter.Write(b)
 }
 
 // Flush sends buffered data to the client.
 func (w *responseWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
+	w.deadline()
+	w.rc.Flush()
+}
+
+// deadline sets the write deadline of the next write (ignored where unsupported).
+func (w *responseWriter) deadline() {
+	if w.writeTimeout > 0 {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.writeTimeout))
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -272,3 +273,5 @@ func errorsAs(err error, target any) bool { return errors.As(err, target) }
 func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
 
 func mustRequest(method, path string) *http.Request { return httptest.NewRequest(method, path, nil) }
+
+func runtimeGosched() { runtime.Gosched() }

@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"context"
+	"fmt"
+	"math"
+	"math/bits"
 	"net/netip"
 	"time"
 
@@ -36,6 +39,11 @@ const (
 var kindNames = [...]string{"requests", "tokens", "input_tokens", "output_tokens", "concurrency"}
 
 func (k quotaKind) String() string { return kindNames[k] }
+
+var kindFields = [...]string{"requestsPerMinute", "tokensPerMinute", "inputTokensPerMinute", "outputTokensPerMinute", "maxConcurrentRequests"}
+
+// field is the gatewayconfig.Limits field that sets a quota of this kind.
+func (k quotaKind) field() string { return kindFields[k] }
 
 // count is how much of a quota of this kind a request uses, from its prompt and completion
 // tokens (estimated before it runs, reported after): 1 for the request quota, the tokens it
@@ -89,12 +97,17 @@ type policy struct {
 	timeout    time.Duration
 	source     gatewayconfig.KeySource
 	header     string
+	v6Bits     int   // leading bits of an IPv6 address that make its key
+	assumed    int64 // max_tokens charged per choice for a request that sets none
 	base       *tier
 	overrides  []override
-	lim        limiter
+	lim        limiter // set by the caller
 }
 
-func newPolicy(rl *gatewayconfig.RateLimit, lim limiter) *policy {
+// newPolicy compiles rl. Every rule must be one the limiters can hold (see
+// ratelimit.Rule.Validate): a policy they would refuse at every decision is refused here, so
+// the config carrying it is rejected and the last good one keeps serving.
+func newPolicy(rl *gatewayconfig.RateLimit) (*policy, error) {
 	divisor := int64(1)
 	if rl.Redis == nil && rl.Replicas > 1 {
 		divisor = int64(rl.Replicas)
@@ -106,12 +119,19 @@ func newPolicy(rl *gatewayconfig.RateLimit, lim limiter) *policy {
 		timeout:    rl.BackendTimeout.Duration,
 		source:     rl.Key.Source,
 		header:     rl.Key.Header,
-		lim:        lim,
+		v6Bits:     int(rl.Key.IPv6PrefixLength),
+		assumed:    rl.AssumedMaxTokens,
 	}
 	p.base = newTier("", rl.Policy, ratelimit.Algorithm(rl.Algorithm), rl.Limits, divisor)
-	for _, o := range rl.Overrides {
+	if err := p.base.validate("rateLimit.limits"); err != nil {
+		return nil, err
+	}
+	for i, o := range rl.Overrides {
 		ov := override{ids: map[string]bool{}}
 		ov.t = newTier(o.Name, rl.Policy, ratelimit.Algorithm(rl.Algorithm), o.Limits, divisor)
+		if err := ov.t.validate(fmt.Sprintf("rateLimit.overrides[%d].limits", i)); err != nil {
+			return nil, err
+		}
 		for _, k := range o.Keys {
 			if rl.Key.Source == gatewayconfig.KeyClientIP {
 				if pr, err := gatewayconfig.ParsePrefix(k); err == nil {
@@ -123,7 +143,17 @@ func newPolicy(rl *gatewayconfig.RateLimit, lim limiter) *policy {
 		}
 		p.overrides = append(p.overrides, ov)
 	}
-	return p
+	return p, nil
+}
+
+// validate reports the first quota whose rule the limiters cannot hold, naming its field.
+func (t *tier) validate(path string) error {
+	for _, q := range t.quotas {
+		if err := q.rule.Validate(); err != nil {
+			return fmt.Errorf("%s.%s: %w", path, q.kind.field(), err)
+		}
+	}
+	return nil
 }
 
 // split divides a limit among local replicas, never below 1 (0 stays unlimited).
@@ -183,14 +213,28 @@ func (p *policy) tierFor(c client) *tier {
 }
 
 // estimate returns what a request is charged for a quota before it runs: 1 for requests; for
-// tokens the prompt estimate plus max_tokens, at least 1 and at most the limit (so that a
-// large max_tokens can still pass when the window is empty; the true-up charges what was
-// really used).
-func estimate(k quotaKind, req *request, limit int64) int64 {
+// tokens the prompt estimate plus the most it may generate, at least 1 and at most the limit
+// (so that a large max_tokens can still pass when the window is empty; the true-up charges
+// what was really used). The most it may generate is max_tokens (or assumed, when the request
+// sets none) for each of the max(n, best_of) choices the engine generates.
+func estimate(k quotaKind, req *request, assumed, limit int64) int64 {
 	if k == kindRequests {
 		return 1
 	}
-	return min(max(k.count(req.promptTokens, req.maxTokens), 1), limit)
+	perChoice := req.maxTokens
+	if perChoice == 0 {
+		perChoice = assumed
+	}
+	completion := min(mulSat(perChoice, req.choices), limit)
+	return min(max(k.count(req.promptTokens, completion), 1), limit)
+}
+
+// mulSat is a×b for a, b >= 0, saturated at the largest int64.
+func mulSat(a, b int64) int64 {
+	if hi, lo := bits.Mul64(uint64(a), uint64(b)); hi != 0 || lo > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return a * b
 }
 
 // charge is a quota the request was charged for.
@@ -216,9 +260,11 @@ type rejection struct {
 }
 
 // admit checks every quota of the client's tier and takes a concurrency slot. All backend
-// calls of one request share one BackendTimeout. A backend error admits (FailOpen) or rejects
-// (FailClosed) at once; Shadow mode notes what it would reject and admits. The limits the
-// request was over and the backend errors are noted in rec.
+// calls of one request share one BackendTimeout. Every quota is decided: a backend error on
+// one of them rejects the request at once with FailClosed, and with FailOpen admits on that
+// quota alone while the others are still checked (and charged, and reported). Shadow mode notes
+// what it would reject and admits. The limits the request was over and the backend errors are
+// noted in rec.
 func (p *policy) admit(ctx context.Context, c client, req *request, now time.Time, rec *record) (*admission, *rejection) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
@@ -229,28 +275,27 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 		// (nothing to charge, nothing to refund): a flood from one client costs Redis nothing.
 		for i := range t.quotas {
 			q := &t.quotas[i]
-			if d, over := oc.Over(q.prefix+c.key, q.rule, estimate(q.kind, req, q.rule.Limit), now); over {
+			if d, over := oc.Over(q.prefix+c.key, q.rule, estimate(q.kind, req, p.assumed, q.rule.Limit), now); over {
 				return nil, p.over(ctx, a, &rejection{reason: q.kind.String(), t: t, q: q, d: d}, now, rec)
 			}
 		}
 	}
 	for i := range t.quotas {
 		q := &t.quotas[i]
-		n := estimate(q.kind, req, q.rule.Limit)
+		n := estimate(q.kind, req, p.assumed, q.rule.Limit)
 		d, err := p.lim.Allow(ctx, q.prefix+c.key, q.rule, n, now)
-		if err != nil {
+		switch {
+		case err != nil:
 			if rej := p.backendFailed(ctx, a, t, now, rec); rej != nil {
 				return nil, rej
 			}
-			return a, nil
-		}
-		if !d.Allowed {
+		case !d.Allowed:
 			if rej := p.over(ctx, a, &rejection{reason: q.kind.String(), t: t, q: q, d: d}, now, rec); rej != nil {
 				return nil, rej
 			}
-			continue
+		default:
+			a.charged = append(a.charged, charge{q, n})
 		}
-		a.charged = append(a.charged, charge{q, n})
 	}
 	if t.maxConcurrent > 0 {
 		release, ok, err := p.lim.Acquire(ctx, t.concPrefix+c.key, t.maxConcurrent, now)
@@ -271,6 +316,31 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 	return a, nil
 }
 
+// countRefused charges a request the gateway refuses before admission (a bad body, an unknown
+// model, a body too large or too slow) to the client's request quotas, so a flood of bad
+// requests is limited like any other. It returns the rejection to answer instead when the
+// client is over its request limit (Enforce mode). Backend errors are noted and ignored: the
+// request is refused either way.
+func (p *policy) countRefused(ctx context.Context, c client, now time.Time, rec *record) *rejection {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	t := p.tierFor(c)
+	for i := range t.quotas {
+		q := &t.quotas[i]
+		if q.kind != kindRequests {
+			continue
+		}
+		d, err := p.lim.Allow(ctx, q.prefix+c.key, q.rule, 1, now)
+		switch {
+		case err != nil:
+			rec.limiterErrors++
+		case !d.Allowed:
+			return p.over(ctx, &admission{p: p, key: c.key}, &rejection{reason: q.kind.String(), t: t, q: q, d: d}, now, rec)
+		}
+	}
+	return nil
+}
+
 func (p *policy) backendFailed(ctx context.Context, a *admission, t *tier, now time.Time, rec *record) *rejection {
 	rec.limiterErrors++
 	if !p.failClosed {
@@ -281,27 +351,35 @@ func (p *policy) backendFailed(ctx context.Context, a *admission, t *tier, now t
 }
 
 // over handles a limit the request is over: in Shadow mode it only notes it and returns nil;
-// in Enforce mode it refunds what the request was already charged and returns rej.
+// in Enforce mode it refunds what the request was already charged and returns rej. The refunds
+// get a backend timeout of their own: the decision's may be spent (the call that failed used
+// it up), and a refund that is not made is a charge the client never used. (A refund that
+// fails anyway is not counted as a backend error: those count the decisions' calls.)
 func (p *policy) over(ctx context.Context, a *admission, rej *rejection, now time.Time, rec *record) *rejection {
 	rec.overLimits, rec.mode = append(rec.overLimits, rej.reason), string(gatewayconfig.ModeEnforce)
 	if p.shadow {
 		rec.mode = string(gatewayconfig.ModeShadow)
 		return nil
 	}
-	for _, c := range a.charged {
-		_ = p.lim.Adjust(ctx, c.q.prefix+a.key, c.q.rule, -c.n, now)
+	if len(a.charged) > 0 {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
+		defer cancel()
+		for _, c := range a.charged {
+			_ = p.lim.Adjust(rctx, c.q.prefix+a.key, c.q.rule, -c.n, now)
+		}
 	}
 	return rej
 }
 
-// finish releases the concurrency slot and trues the token quotas up to the usage the
-// response reported (nil: unknown, the estimate stands). Backend errors are noted in rec.
+// finish trues the token quotas up to the usage the response reported (nil: unknown, the
+// estimate stands), then releases the concurrency slot (last: the limiter of a replaced Redis
+// client stays open while slots are held). Backend errors are noted in rec.
 func (a *admission) finish(u *usage, now time.Time, rec *record) {
 	if a == nil {
 		return
 	}
 	if a.release != nil {
-		a.release()
+		defer a.release()
 	}
 	if u == nil {
 		return

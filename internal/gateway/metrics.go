@@ -79,8 +79,11 @@ type record struct {
 	level int
 	// firstToken is when the first content chunk of a stream was sent (zero: none was).
 	firstToken time.Time
-	// usage is the upstream's usage report (nil: unknown).
+	// usage is the upstream's usage report, or what a stream cut short streamed (nil: unknown).
 	usage *usage
+	// status, when set, is the code the request counts as instead of the one sent: a stream
+	// the upstream broke off after its 200 counts as 502.
+	status int
 	// overLimits are the reasons of the limits the request was over: every one in Shadow
 	// mode, the one that rejected it in Enforce mode; mode is the policy's mode.
 	overLimits []string
@@ -99,6 +102,9 @@ func (m *metrics) begin(start time.Time, level int) *record {
 // limits it was over and the limiter errors it met; and counts it out of flight.
 func (m *metrics) end(r *record, code int, now time.Time) {
 	m.inflight.Dec()
+	if r.status != 0 {
+		code = r.status
+	}
 	m.requests.WithLabelValues(r.model, strconv.Itoa(code), strconv.Itoa(r.level)).Inc()
 	m.duration.WithLabelValues(r.model).Observe(now.Sub(r.start).Seconds())
 	if !r.firstToken.IsZero() {

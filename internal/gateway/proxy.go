@@ -3,7 +3,9 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,10 +13,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"github.com/qwenops/qwen-operator/internal/gateway/breaker"
 )
 
-// maxUpstreamJSON bounds a non-streaming upstream response the gateway reads whole.
+// maxUpstreamJSON bounds a non-streaming upstream response the gateway reads whole; a larger
+// one is answered with 502, never cut short.
 const maxUpstreamJSON = 64 << 20
 
 // proxy sends the request to rt.target and writes the response. It reports the outcome to
@@ -52,15 +57,19 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 		return
 	}
 	defer resp.Body.Close()
-	idle := newIdleReader(resp.Body, st.idleTimeout, cancel)
+	idle := newIdleReader(g.timers, resp.Body, st.idleTimeout, cancel)
 	defer idle.stop()
 
 	copyHeader(w.Header(), resp.Header, "X-Request-Id")
 	if resp.StatusCode != http.StatusOK {
-		// Engine errors are already OpenAI-shaped: pass them through.
-		if resp.StatusCode >= 500 {
+		// Engine errors are already OpenAI-shaped: pass them through. A 4xx is the client's
+		// doing and says nothing of the engine's health.
+		switch {
+		case resp.StatusCode >= 500:
 			report(breaker.Failure)
-		} else {
+		case resp.StatusCode >= 400:
+			report(breaker.Ignored)
+		default:
 			report(breaker.Success)
 		}
 		copyHeader(w.Header(), resp.Header, "Content-Type", "Retry-After")
@@ -73,16 +82,34 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 		setSSEHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
 		w.Flush()
-		u, err := pipeSSE(w, idle, req.includeUsage, func() { rec.firstToken = g.now() })
+		s, err := pipeSSE(w, idle, req.includeUsage, func() { rec.firstToken = g.now() })
+		if err == nil && !s.done {
+			err = errStreamCut
+		}
 		report(g.outcome(r, err, idle))
-		rec.usage = u
+		if err != nil && !errors.Is(err, errClientGone) {
+			// The client must not take what it got for the whole answer: an OpenAI error
+			// event, no [DONE], and the connection aborted (settle does it).
+			writeStreamError(w, idle.fired.Load())
+			w.aborted, rec.status = true, http.StatusBadGateway
+		}
+		rec.usage = s.usage
+		if rec.usage == nil { // cut short: charge what was streamed, one token per chunk
+			rec.usage = &usage{PromptTokens: req.promptTokens, CompletionTokens: s.chunks}
+		}
 		return
 	}
 
-	full, err := io.ReadAll(io.LimitReader(idle, maxUpstreamJSON))
+	full, err := io.ReadAll(io.LimitReader(idle, maxUpstreamJSON+1))
 	if err != nil {
 		report(g.failure(r, idle))
 		writeUpstreamError(w, err)
+		return
+	}
+	if len(full) > maxUpstreamJSON {
+		report(breaker.Ignored)
+		writeError(w, &apiError{status: http.StatusBadGateway, typ: "upstream_error", code: "upstream_response_too_large",
+			message: fmt.Sprintf("The model's response is larger than the gateway's limit of %d bytes; ask for fewer or shorter choices.", maxUpstreamJSON)})
 		return
 	}
 	if req.stream { // L1: the engine answered whole, the client wants SSE.
@@ -130,6 +157,20 @@ func (g *Gateway) failure(r *http.Request, idle *idleReader) breaker.Outcome {
 	return breaker.Failure
 }
 
+// errStreamCut is an upstream stream that ended without data: [DONE].
+var errStreamCut = errors.New("the upstream stream ended before data: [DONE]")
+
+// writeStreamError ends a stream the upstream broke off with an OpenAI-shaped error event.
+func writeStreamError(w *responseWriter, idle bool) {
+	e := &apiError{typ: "server_error", code: "upstream_stream_cut", message: "The model stopped answering in the middle of the response; the answer is incomplete."}
+	if idle {
+		e.code, e.message = "upstream_timeout", "The model stopped sending in the middle of the response; the answer is incomplete."
+	}
+	b, _ := json.Marshal(e)
+	w.Write(append(append([]byte("data: "), b...), "\n\n"...))
+	w.Flush()
+}
+
 func writeUpstreamError(w http.ResponseWriter, err error) {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.Canceled) {
@@ -149,26 +190,30 @@ func copyHeader(dst, src http.Header, names ...string) {
 	}
 }
 
-// idleReader cancels the upstream call when no read completes within the idle timeout.
+// idleReader cancels the upstream call when one read waits longer than the idle timeout. The
+// timer runs only while a read is waiting for the engine: time spent writing to the client
+// between reads is the client's, and a slow reader is no engine failure.
 type idleReader struct {
 	r     io.Reader
 	d     time.Duration
-	t     *time.Timer
+	t     clock.Timer
 	fired atomic.Bool
 }
 
-func newIdleReader(r io.Reader, d time.Duration, cancel context.CancelFunc) *idleReader {
+func newIdleReader(c clock.WithDelayedExecution, r io.Reader, d time.Duration, cancel context.CancelFunc) *idleReader {
 	ir := &idleReader{r: r, d: d}
-	ir.t = time.AfterFunc(d, func() {
+	ir.t = c.AfterFunc(d, func() {
 		ir.fired.Store(true)
 		cancel()
 	})
+	ir.t.Stop()
 	return ir
 }
 
 func (ir *idleReader) Read(p []byte) (int, error) {
-	n, err := ir.r.Read(p)
 	ir.t.Reset(ir.d)
+	n, err := ir.r.Read(p)
+	ir.t.Stop()
 	return n, err
 }
 

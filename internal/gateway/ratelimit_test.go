@@ -160,8 +160,9 @@ func TestTokenLimitTrueUp(t *testing.T) {
 	if last.Header.Get("RateLimit") != `"p-tokens";r=20;t=120` || !strings.Contains(lastBody, "200 tokens per minute") {
 		t.Fatalf("token rejection: %v %s", last.Header, lastBody)
 	}
-	// A small request still fits the 20 tokens left.
-	if resp := tg.post(t, "/v1/chat/completions", chatBody); resp.StatusCode != 200 {
+	// A small request still fits the 20 tokens left (without a max_tokens it would be
+	// charged the policy's assumedMaxTokens up front).
+	if resp := tg.post(t, "/v1/chat/completions", `{"model":"Qwen3-1.7B","max_tokens":3,"messages":[{"role":"user","content":"hi"}]}`); resp.StatusCode != 200 {
 		t.Fatalf("small request: %d", resp.StatusCode)
 	}
 }

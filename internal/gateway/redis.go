@@ -201,3 +201,16 @@ func (l *redisLimiter) Close() {
 		l.client.Close()
 	}
 }
+
+// CloseWhenIdle closes the limiter once no concurrency slot taken through it is held or being
+// released any more (at once when none is, or when it never connected).
+func (l *redisLimiter) CloseWhenIdle() {
+	l.mu.Lock()
+	lim := l.lim
+	l.mu.Unlock()
+	if lim == nil {
+		l.Close()
+		return
+	}
+	lim.CloseWhenIdle(l.Close)
+}

@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
+	"github.com/qwenops/qwen-operator/internal/ratelimit"
 	"github.com/qwenops/qwen-operator/internal/testutil/redisserver"
 )
 
@@ -39,6 +43,60 @@ func decide(t *testing.T, tg *testGateway, client string) (bool, time.Duration) 
 }
 
 func identifyKey(k string) client { return client{key: "ip:" + k} }
+
+// deadlineRecorder is a limiter that records the deadline of every call's context.
+type deadlineRecorder struct {
+	limiter
+	deadlines []time.Time
+}
+
+func (d *deadlineRecorder) note(ctx context.Context) {
+	dl, _ := ctx.Deadline()
+	d.deadlines = append(d.deadlines, dl)
+}
+
+func (d *deadlineRecorder) Allow(ctx context.Context, key string, r ratelimit.Rule, n int64, now time.Time) (ratelimit.Decision, error) {
+	d.note(ctx)
+	return d.limiter.Allow(ctx, key, r, n, now)
+}
+
+func (d *deadlineRecorder) Acquire(ctx context.Context, key string, max int64, now time.Time) (func(), bool, error) {
+	d.note(ctx)
+	return d.limiter.Acquire(ctx, key, max, now)
+}
+
+// TestOneDeadlinePerDecision: every limiter call of one admission shares one deadline, the
+// backend timeout from the decision's start: an outage costs a request one timeout, not one
+// per quota. (Structural, so no wall-clock bound is needed to show it.)
+func TestOneDeadlinePerDecision(t *testing.T) {
+	rl := &gatewayconfig.RateLimit{Policy: "p", BackendTimeout: metav1.Duration{Duration: 50 * time.Millisecond},
+		Limits: gatewayconfig.Limits{RequestsPerMinute: 10, TokensPerMinute: 1000, InputTokensPerMinute: 1000, OutputTokensPerMinute: 1000, MaxConcurrentRequests: 2}}
+	rl.Default()
+	p, err := newPolicy(rl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &deadlineRecorder{limiter: ratelimit.NewMemory(ratelimit.MemoryOptions{})}
+	p.lim = rec
+	req, aerr := parseRequest(chatEndpoint, "application/json", []byte(chatBody))
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	start := time.Now()
+	a, rej := p.admit(context.Background(), identifyKey("c"), req, start, &record{})
+	if rej != nil {
+		t.Fatalf("rejected: %+v", rej)
+	}
+	a.finish(nil, start, &record{})
+	if len(rec.deadlines) != 5 {
+		t.Fatalf("%d calls, want 4 quotas and the concurrency slot", len(rec.deadlines))
+	}
+	for i, dl := range rec.deadlines {
+		if !dl.Equal(rec.deadlines[0]) || dl.IsZero() || dl.After(time.Now().Add(50*time.Millisecond)) {
+			t.Fatalf("call %d: deadline %v, want the decision's one deadline %v", i, dl, rec.deadlines[0])
+		}
+	}
+}
 
 // TestRedisOutage stops Redis mid-run: FailOpen admits and FailClosed rejects, each decision
 // within the backend timeout (+ redisserver.Slack), both for a dead server (connection refused) and a hung
@@ -127,6 +185,53 @@ func TestRedisSharedAcrossGateways(t *testing.T) {
 	}
 	if fmt.Sprint(codes) != "[200 200 200 429]" {
 		t.Fatalf("codes %v, want the 3/min limit shared", codes)
+	}
+}
+
+// TestFailOpenDecidesEveryQuota: with FailOpen, a backend error on one quota (here a state key
+// that is not the limiter's: WRONGTYPE) admits on that quota only; the request's other quotas
+// are still decided, charged and reported, so the concurrency limit holds.
+func TestFailOpenDecidesEveryQuota(t *testing.T) {
+	e := newFakeEngine(t, "engine-model")
+	e.release = make(chan struct{})
+	rs := redisserver.Start(t)
+	tg := startGateway(t, nil, limitConfig(e.srv.URL, fmt.Sprintf(`
+  policy: p
+  failureMode: FailOpen
+  limits: {requestsPerMinute: 100, maxConcurrentRequests: 1}
+  redis: {address: %q}
+`, rs.Addr())))
+	if resp := tg.post(t, "/v1/chat/completions", chatBody); resp.StatusCode != 200 {
+		t.Fatalf("first request: %d", resp.StatusCode)
+	}
+	reply, err := rs.Do("KEYS", "*:requests:*")
+	keys, _ := reply.AsStrSlice()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("request quota keys %v %v", keys, err)
+	}
+	// Poison the request quota's state: every decision on it now fails.
+	if _, err := rs.Do("DEL", keys[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.Do("RPUSH", keys[0], "not a limiter state"); err != nil {
+		t.Fatal(err)
+	}
+	held := tg.post(t, "/v1/chat/completions", `{"model":"Qwen3-1.7B","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	if held.StatusCode != 200 {
+		t.Fatalf("held stream: %d", held.StatusCode)
+	}
+	resp := tg.post(t, "/v1/chat/completions", chatBody)
+	body := readAll(t, resp)
+	close(e.release)
+	readAll(t, held)
+	if resp.StatusCode != 429 || resp.Header.Get("RateLimit") != `"p-concurrency";r=0;t=1` {
+		t.Fatalf("a second request while one holds the only slot: %d %s, want the concurrency limit despite the failing request quota", resp.StatusCode, body)
+	}
+	if got := waitMetric(t, tg.Gateway, 2, "qwen_gateway_limiter_backend_errors_total"); got != 2 {
+		t.Errorf("backend errors %v, want each failed call counted", got)
+	}
+	if got := waitMetric(t, tg.Gateway, 1, "qwen_gateway_rate_limited_total", "reason", "concurrency", "mode", "Enforce"); got != 1 {
+		t.Errorf("rate_limited_total{concurrency} = %v", got)
 	}
 }
 

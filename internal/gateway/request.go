@@ -32,7 +32,8 @@ type request struct {
 	stream       bool  // the client asked for SSE
 	includeUsage bool  // the client asked for the usage chunk (stream_options.include_usage)
 	promptTokens int64 // estimate: bytes of messages (or prompt) / 4
-	maxTokens    int64 // max_completion_tokens, else max_tokens, else 0
+	maxTokens    int64 // max_completion_tokens, else max_tokens, else 0 (not set)
+	choices      int64 // the sequences the engine generates: max(n, best_of, 1)
 }
 
 // bytesPerToken is the rough size of a token used to estimate a prompt's token count from its
@@ -89,16 +90,25 @@ func (r *request) decodeKnown() *apiError {
 		r.promptTokens = int64(len(p) / bytesPerToken)
 	}
 	r.promptTokens = max(r.promptTokens, 1)
-	for _, name := range []string{"max_tokens", "max_completion_tokens"} {
+	// max_completion_tokens wins over max_tokens, as in vLLM and OpenAI; 0 is refused (OpenAI
+	// refuses it, and vLLM would read 0 as "not set" and fall back to max_tokens).
+	r.choices = 1
+	for _, name := range []string{"max_tokens", "max_completion_tokens", "n", "best_of"} {
 		n, err := optional[int64](r.fields, name, "an integer")
 		if err != nil {
 			return err
 		}
-		if n != nil && *n < 0 {
-			return invalidRequest(400, name+" must be >= 0", name, "invalid_value")
+		if n == nil {
+			continue
 		}
-		if n != nil && (name == "max_completion_tokens" || r.maxTokens == 0) {
+		if *n < 1 {
+			return invalidRequest(400, name+" must be >= 1", name, "invalid_value")
+		}
+		switch name {
+		case "max_tokens", "max_completion_tokens":
 			r.maxTokens = *n
+		default:
+			r.choices = max(r.choices, *n)
 		}
 	}
 	return nil

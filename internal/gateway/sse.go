@@ -26,12 +26,24 @@ func setSSEHeaders(h http.Header) {
 // errClientGone is returned when writing to the client failed.
 var errClientGone = errors.New("client went away")
 
+// streamed is what pipeSSE saw of a stream.
+type streamed struct {
+	// usage is the last usage reported, nil if none was.
+	usage *usage
+	// chunks counts the data events other than [DONE] and the usage-only chunk: about one
+	// token each, what a stream cut short before its usage is charged for.
+	chunks int64
+	// done reports that data: [DONE] arrived: the stream is complete.
+	done bool
+}
+
 // pipeSSE copies an upstream event stream to w event by event, flushing after each event.
 // It reads usage from the chunks and drops the usage-only chunk unless keepUsage. firstChunk
-// is called before the first data event is written. It returns the last usage seen, and
-// errClientGone when a write fails, the upstream's read error otherwise (nil at a clean end).
-func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChunk func()) (*usage, error) {
-	var last *usage
+// is called before the first data event is written. It returns what it saw, and
+// errClientGone when a write fails, the upstream's read error otherwise (nil at the end of
+// the upstream's body, with or without [DONE]).
+func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChunk func()) (streamed, error) {
+	var s streamed
 	flusher, _ := w.(http.Flusher)
 	br := bufio.NewReaderSize(upstream, 16<<10)
 	dropping, started := false, false
@@ -46,13 +58,19 @@ func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChu
 			case !blank:
 				if data, ok := bytes.CutPrefix(line, dataPrefix); ok {
 					data = bytes.TrimSpace(data)
-					if u, only := chunkUsage(data); u != nil {
-						last = u
+					u, only := chunkUsage(data)
+					if u != nil {
+						s.usage = u
 						if only && !keepUsage {
 							dropping, skip = true, true
 						}
 					}
-					if !skip && !started && !bytes.Equal(data, doneData) {
+					done := bytes.Equal(data, doneData)
+					s.done = s.done || done
+					if !done && !only {
+						s.chunks++
+					}
+					if !skip && !started && !done {
 						started = true
 						if firstChunk != nil {
 							firstChunk()
@@ -62,7 +80,7 @@ func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChu
 			}
 			if !skip {
 				if _, werr := w.Write(line); werr != nil {
-					return last, errClientGone
+					return s, errClientGone
 				}
 				if blank && flusher != nil {
 					flusher.Flush()
@@ -73,10 +91,10 @@ func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChu
 			if flusher != nil {
 				flusher.Flush()
 			}
-			return last, nil
+			return s, nil
 		}
 		if err != nil {
-			return last, err
+			return s, err
 		}
 	}
 }
@@ -165,6 +183,9 @@ func messageToDelta(msg json.RawMessage) (json.RawMessage, error) {
 			return nil, fmt.Errorf("upstream tool_calls: %w", err)
 		}
 		for i := range calls {
+			if calls[i] == nil { // [null]: json leaves the map nil
+				return nil, fmt.Errorf("upstream tool_calls[%d] is not an object", i)
+			}
 			calls[i]["index"] = json.RawMessage(fmt.Sprint(i))
 		}
 		m["tool_calls"], _ = json.Marshal(calls)

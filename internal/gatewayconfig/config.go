@@ -9,8 +9,11 @@ const ConfigMapKey = "config.yaml"
 
 // Config is the whole gateway configuration.
 type Config struct {
-	// Listen is the address the gateway serves on. Default ":8080".
+	// Listen is the address the gateway serves the OpenAI API and its health on. Default ":8080".
 	Listen string `json:"listen,omitempty"`
+	// AdminListen is the address of the admin port, which serves /metrics (and the health
+	// endpoints) and nothing else. No Ingress or HTTPRoute routes it. Default ":9090".
+	AdminListen string `json:"adminListen,omitempty"`
 	// Models are the model names clients may send in `model`. Default: [upstream.model].
 	Models []string `json:"models,omitempty"`
 	// Upstream is the primary inference engine.
@@ -22,8 +25,17 @@ type Config struct {
 	Auth Auth `json:"auth,omitzero"`
 	// MaxRequestBodyBytes bounds the request body; larger bodies get 413. Default 1 MiB.
 	MaxRequestBodyBytes int64 `json:"maxRequestBodyBytes,omitempty"`
-	// TrustedProxies are the CIDRs (or single IPs) whose X-Forwarded-For header is believed.
+	// TrustedProxies are the CIDRs (or single IPs) of the proxies in front of the gateway.
+	// Without TrustedHops, the client is the right-most X-Forwarded-For entry that is not a
+	// trusted proxy, when the connection comes from one. With TrustedHops, X-Forwarded-For is
+	// believed only when the connection comes from a trusted proxy.
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
+	// TrustedHops is the number of proxies in front of the gateway that each append the
+	// address they were called from to X-Forwarded-For (ingress-nginx, Envoy): the client is
+	// the TrustedHops-th entry from the right, like Envoy's xff_num_trusted_hops. A request with
+	// fewer entries did not come through them and is keyed by its connection's address. 0 (the
+	// default) ignores X-Forwarded-For unless TrustedProxies is set.
+	TrustedHops int32 `json:"trustedHops,omitempty"`
 	// Timeouts bound the calls to the upstreams.
 	Timeouts Timeouts `json:"timeouts,omitzero"`
 	// RateLimit is the per-client limiting policy; nil means no limits.
@@ -58,9 +70,17 @@ type Timeouts struct {
 	// ResponseHeader bounds the wait for the response headers (for a non-streaming call,
 	// the whole generation). Default 300s.
 	ResponseHeader metav1.Duration `json:"responseHeader,omitzero"`
-	// Idle bounds the gap between two reads of a response body (between stream chunks).
-	// Default 60s.
+	// Idle bounds how long one read of an upstream response body may wait (the gap between
+	// stream chunks). It measures the engine only: time spent writing to a slow client does
+	// not count. Default 60s.
 	Idle metav1.Duration `json:"idle,omitzero"`
+	// RequestBody bounds reading a client's request body; a slower client gets 408.
+	// Default 30s.
+	RequestBody metav1.Duration `json:"requestBody,omitzero"`
+	// ClientWrite bounds one write to a client: a client that stops reading is cut off after
+	// it, its request ends and its concurrency slot is released; the upstream's breaker is not
+	// told. Default 30s.
+	ClientWrite metav1.Duration `json:"clientWrite,omitzero"`
 }
 
 // Mode says whether a rate-limit policy rejects requests.
@@ -121,6 +141,10 @@ type RateLimit struct {
 	Key Key `json:"key,omitzero"`
 	// Algorithm limits requests per minute. Default Hybrid.
 	Algorithm Algorithm `json:"algorithm,omitempty"`
+	// AssumedMaxTokens is the max_tokens charged up front, per choice, for a request that sets
+	// neither max_tokens nor max_completion_tokens; the response's usage trues it up.
+	// Default 4096.
+	AssumedMaxTokens int64 `json:"assumedMaxTokens,omitempty"`
 	// Limits are the base limits; a zero field means no limit.
 	Limits Limits `json:"limits,omitzero"`
 	// Overrides give named keys other limits; the first override listing a key wins.
@@ -144,6 +168,10 @@ type Key struct {
 	Source KeySource `json:"source,omitempty"`
 	// Header is the header name when Source is Header.
 	Header string `json:"header,omitempty"`
+	// IPv6PrefixLength is how many leading bits of an IPv6 client address make its key: a
+	// host usually holds a whole /64, so keying per address would give it 2^64 buckets.
+	// Default 64; 128 keys per address.
+	IPv6PrefixLength int32 `json:"ipv6PrefixLength,omitempty"`
 }
 
 // Limits are per-client limits; zero means unlimited.

@@ -9,12 +9,17 @@ import (
 // Defaults.
 const (
 	DefaultListen              = ":8080"
+	DefaultAdminListen         = ":9090"
 	DefaultMaxRequestBodyBytes = 1 << 20
 	DefaultPasswordEnv         = "QWEN_REDIS_PASSWORD"
 	DefaultBackendTimeout      = 50 * time.Millisecond
 	DefaultConnectTimeout      = 5 * time.Second
 	DefaultResponseHeader      = 300 * time.Second
 	DefaultIdleTimeout         = 60 * time.Second
+	DefaultRequestBodyTimeout  = 30 * time.Second
+	DefaultClientWriteTimeout  = 30 * time.Second
+	DefaultAssumedMaxTokens    = 4096
+	DefaultIPv6PrefixLength    = 64
 	DefaultFailureThreshold    = 5
 	DefaultRecoveryTimeout     = 30 * time.Second
 	DefaultHalfOpenRequests    = 1
@@ -25,6 +30,9 @@ const (
 func (c *Config) Default() {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
+	}
+	if c.AdminListen == "" {
+		c.AdminListen = DefaultAdminListen
 	}
 	if len(c.Models) == 0 && c.Upstream.Model != "" {
 		c.Models = []string{c.Upstream.Model}
@@ -41,6 +49,8 @@ func (c *Config) Default() {
 	setDuration(&c.Timeouts.Connect, DefaultConnectTimeout)
 	setDuration(&c.Timeouts.ResponseHeader, DefaultResponseHeader)
 	setDuration(&c.Timeouts.Idle, DefaultIdleTimeout)
+	setDuration(&c.Timeouts.RequestBody, DefaultRequestBodyTimeout)
+	setDuration(&c.Timeouts.ClientWrite, DefaultClientWriteTimeout)
 	if c.RateLimit != nil {
 		c.RateLimit.Default()
 	}
@@ -70,6 +80,12 @@ func (r *RateLimit) Default() {
 	}
 	if r.Algorithm == "" {
 		r.Algorithm = Hybrid
+	}
+	if r.AssumedMaxTokens == 0 {
+		r.AssumedMaxTokens = DefaultAssumedMaxTokens
+	}
+	if r.Key.IPv6PrefixLength == 0 {
+		r.Key.IPv6PrefixLength = DefaultIPv6PrefixLength
 	}
 	if r.FailureMode == "" {
 		r.FailureMode = FailOpen

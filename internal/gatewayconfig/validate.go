@@ -19,6 +19,11 @@ func (c *Config) Validate() error {
 	if c.Listen == "" {
 		v.add("listen", "must be set")
 	}
+	if c.AdminListen == "" {
+		v.add("adminListen", "must be set")
+	} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+		v.add("adminListen", "must differ from listen: the API port must not serve /metrics")
+	}
 	if len(c.Models) == 0 {
 		v.add("models", "must name at least one model")
 	}
@@ -44,7 +49,12 @@ func (c *Config) Validate() error {
 	}
 	v.positive("timeouts.connect", c.Timeouts.Connect.Duration)
 	v.positive("timeouts.responseHeader", c.Timeouts.ResponseHeader.Duration)
+	if c.TrustedHops < 0 || c.TrustedHops > MaxTrustedHops {
+		v.add("trustedHops", fmt.Sprintf("must be between 0 and %d", MaxTrustedHops))
+	}
 	v.positive("timeouts.idle", c.Timeouts.Idle.Duration)
+	v.positive("timeouts.requestBody", c.Timeouts.RequestBody.Duration)
+	v.positive("timeouts.clientWrite", c.Timeouts.ClientWrite.Duration)
 	if c.RateLimit != nil {
 		v.rateLimit("rateLimit", c.RateLimit)
 	}
@@ -66,6 +76,15 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
+
+// Bounds of the client identity settings.
+const (
+	// MaxTrustedHops bounds TrustedHops: no deployment has more proxies in front of it.
+	MaxTrustedHops = 10
+	// MinIPv6PrefixLength bounds Key.IPv6PrefixLength: a shorter prefix would put whole
+	// providers in one bucket.
+	MinIPv6PrefixLength = 16
+)
 
 type validator struct{ errs []string }
 
@@ -131,6 +150,12 @@ func (v *validator) rateLimit(path string, r *RateLimit) {
 		}
 	default:
 		v.add(path+".key.source", fmt.Sprintf("must be APIKey, ClientIP or Header, not %q", r.Key.Source))
+	}
+	if l := r.Key.IPv6PrefixLength; l < MinIPv6PrefixLength || l > 128 {
+		v.add(path+".key.ipv6PrefixLength", fmt.Sprintf("must be between %d and 128", MinIPv6PrefixLength))
+	}
+	if r.AssumedMaxTokens < 1 {
+		v.add(path+".assumedMaxTokens", "must be >= 1")
 	}
 	switch r.Algorithm {
 	case TokenBucket, SlidingWindow, FixedWindow, LeakyBucket, Hybrid:

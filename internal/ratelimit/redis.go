@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"k8s.io/utils/clock"
 )
 
 // RedisOptions configures NewRedis.
@@ -27,9 +28,13 @@ type RedisOptions struct {
 	// UseClientClock decides at the now passed in instead of the Redis server's clock
 	// (TIME); for tests only, since gateway clocks disagree.
 	UseClientClock bool
-	// LeaseTTL is how long an Acquire slot lives if never released (a crashed gateway);
-	// default 10m, longer than any request.
+	// LeaseTTL is how long an Acquire slot lives if its holder stops renewing it (a crashed
+	// gateway); default 10m. A held slot is renewed every LeaseTTL/3, so a stream may last
+	// longer than LeaseTTL.
 	LeaseTTL time.Duration
+	// Clock runs the renewals and the retries of a failed release, and is the client clock of
+	// renewals under UseClientClock. Default: the real clock.
+	Clock clock.WithDelayedExecution
 }
 
 // FlushDelay is the MaxFlushDelay to give the rueidis client of a Redis limiter: after each
@@ -53,9 +58,15 @@ type Redis struct {
 	timeout  time.Duration
 	clientTS bool
 	leaseTTL string // µs
+	ttl      time.Duration
 	leaseID  string
 	seq      atomic.Uint64
 	workers  chan *call // idle workers receive calls here (see exec)
+	clock    clock.WithDelayedExecution
+
+	mu     sync.Mutex
+	held   int    // leases held or still being released
+	onIdle func() // set by CloseWhenIdle
 }
 
 var (
@@ -65,6 +76,9 @@ var (
 	//go:embed lua/acquire.lua
 	acquireSrc    string
 	acquireScript = rueidis.NewLuaScript(acquireSrc)
+	//go:embed lua/renew.lua
+	renewSrc    string
+	renewScript = rueidis.NewLuaScript(renewSrc)
 )
 
 var _ Limiter = (*Redis)(nil)
@@ -83,6 +97,9 @@ func NewRedis(client rueidis.Client, opts RedisOptions) *Redis {
 	if opts.LeaseTTL <= 0 {
 		opts.LeaseTTL = 10 * time.Minute
 	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	return &Redis{
@@ -91,8 +108,10 @@ func NewRedis(client rueidis.Client, opts RedisOptions) *Redis {
 		timeout:  opts.Timeout,
 		clientTS: opts.UseClientClock,
 		leaseTTL: strconv.FormatInt(opts.LeaseTTL.Microseconds(), 10),
+		ttl:      opts.LeaseTTL,
 		leaseID:  hex.EncodeToString(id[:]) + ":",
 		workers:  make(chan *call),
+		clock:    opts.Clock,
 	}
 }
 
@@ -227,8 +246,12 @@ func (l *Redis) args(mode string, p *params, n int64, now time.Time) []string {
 	return []string{mode, p.alg.tag(), string(b[:])}
 }
 
-// Acquire takes one of max concurrent slots for key; ok=false when all are taken. A slot
-// is a lease that expires after LeaseTTL if release is never called or fails.
+// Acquire takes one of max concurrent slots for key; ok=false when all are taken. A slot is a
+// lease: it is renewed every LeaseTTL/3 while held, so it never expires under a live holder,
+// and expires LeaseTTL after its holder stopped renewing it (a crashed gateway). release ends
+// the renewals and removes the lease; when Redis cannot be reached it retries in the
+// background (1s, 2s, 4s ... apart) for as long as the lease would live, so a slot is not held
+// for the lease time after one failed call.
 func (l *Redis) Acquire(ctx context.Context, key string, max int64, now time.Time) (release func(), ok bool, err error) {
 	if max <= 0 {
 		return nil, false, errNonPositive
@@ -244,17 +267,109 @@ func (l *Redis) Acquire(ctx context.Context, key string, max int64, now time.Tim
 	if got != 1 {
 		return nil, false, nil
 	}
-	var done atomic.Bool
-	detached := context.WithoutCancel(ctx)
-	return func() {
-		if done.Swap(true) {
-			return
-		}
-		rctx, cancel := context.WithTimeout(detached, l.timeout)
-		defer cancel()
-		// on failure the lease expires after LeaseTTL
-		_ = l.client.Do(rctx, l.client.B().Zrem().Key(zkey).Member(id).Build()).Error()
-	}, true, nil
+	ls := &lease{l: l, zkey: zkey, id: id, expires: l.clock.Now().Add(l.ttl)}
+	l.mu.Lock()
+	l.held++
+	l.mu.Unlock()
+	ls.mu.Lock()
+	ls.timer = l.clock.AfterFunc(l.ttl/3, ls.later(ls.renew))
+	ls.mu.Unlock()
+	return ls.release, true, nil
+}
+
+// CloseWhenIdle calls close once no lease of l is held or being released any more (at once
+// when none is): a replaced limiter's client stays open for the streams still using it.
+func (l *Redis) CloseWhenIdle(close func()) {
+	l.mu.Lock()
+	if l.held > 0 {
+		l.onIdle = close
+		close = nil
+	}
+	l.mu.Unlock()
+	if close != nil {
+		close()
+	}
+}
+
+// leaseDone counts a lease out; the last one out of a retiring limiter closes it.
+func (l *Redis) leaseDone() {
+	l.mu.Lock()
+	l.held--
+	var idle func()
+	if l.held == 0 {
+		idle, l.onIdle = l.onIdle, nil
+	}
+	l.mu.Unlock()
+	if idle != nil {
+		idle()
+	}
+}
+
+// lease is one held concurrency slot.
+type lease struct {
+	l        *Redis
+	zkey, id string
+	mu       sync.Mutex
+	timer    clock.Timer
+	released bool
+	expires  time.Time     // when Redis drops the lease if it is not renewed (the clock's time)
+	backoff  time.Duration // the next release retry's delay
+}
+
+// later runs f on its own goroutine: a clock may call its timers' functions while it holds a
+// lock that f's own use of the clock would need.
+func (ls *lease) later(f func()) func() { return func() { go f() } }
+
+// renew extends the lease and schedules the next renewal, until release.
+func (ls *lease) renew() {
+	l := ls.l
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	defer cancel()
+	now := l.clock.Now()
+	err := l.exec(ctx, renewScript, ls.zkey, []string{l.leaseTTL, ls.id, l.now(now)}).Error()
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.released {
+		return
+	}
+	if err == nil {
+		ls.expires = now.Add(l.ttl)
+	}
+	// On an error the next renewal, a third of the TTL later, tries again.
+	ls.timer = l.clock.AfterFunc(l.ttl/3, ls.later(ls.renew))
+}
+
+// release ends the renewals and removes the lease, retrying in the background on failure.
+func (ls *lease) release() {
+	ls.mu.Lock()
+	if ls.released {
+		ls.mu.Unlock()
+		return
+	}
+	ls.released = true
+	ls.timer.Stop()
+	ls.backoff = time.Second
+	ls.mu.Unlock()
+	ls.remove()
+}
+
+// remove deletes the lease from Redis; on failure it tries again after a backoff, as long as
+// the lease has not expired by itself.
+func (ls *lease) remove() {
+	l := ls.l
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	err := l.client.Do(ctx, l.client.B().Zrem().Key(ls.zkey).Member(ls.id).Build()).Error()
+	cancel()
+	ls.mu.Lock()
+	retry := ls.backoff
+	ls.backoff = min(2*ls.backoff, 30*time.Second)
+	if err == nil || !l.clock.Now().Add(retry).Before(ls.expires) {
+		ls.mu.Unlock()
+		l.leaseDone()
+		return
+	}
+	ls.timer = l.clock.AfterFunc(retry, ls.later(ls.remove))
+	ls.mu.Unlock()
 }
 
 // now is the script's clock argument: -1 selects the server clock.

@@ -106,14 +106,18 @@ func engineDeployment(qs *v1alpha1.QwenService, role engineRole, d Defaults) *ap
 			{Name: "dshm", MountPath: "/dev/shm"},
 			{Name: "model-cache", MountPath: HFCacheDir},
 		},
-		StartupProbe:   httpProbe("/health", startupPeriodSeconds, startupFailureThreshold),
-		ReadinessProbe: httpProbe("/health", 5, 3),
-		LivenessProbe:  httpProbe("/health", 10, 6),
+		StartupProbe:    httpProbe("/health", startupPeriodSeconds, startupFailureThreshold),
+		ReadinessProbe:  httpProbe("/health", 5, 3),
+		LivenessProbe:   httpProbe("/health", 10, 6),
+		SecurityContext: engineSecurityContext(e),
 	}
 	pod := corev1.PodSpec{
-		Containers:   []corev1.Container{container},
-		NodeSelector: role.resources.NodeSelector,
-		Tolerations:  role.resources.Tolerations,
+		// An engine never talks to the API server: no token to steal.
+		AutomountServiceAccountToken: ptr.To(false),
+		SecurityContext:              enginePodSecurityContext(e),
+		Containers:                   []corev1.Container{container},
+		NodeSelector:                 role.resources.NodeSelector,
+		Tolerations:                  role.resources.Tolerations,
 		Volumes: []corev1.Volume{
 			{Name: "dshm", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
 			{Name: "model-cache", VolumeSource: modelCacheSource(qs)},
@@ -143,6 +147,39 @@ func engineDeployment(qs *v1alpha1.QwenService, role engineRole, d Defaults) *ap
 		dep.Spec.Strategy = rollingUpdate(1, 0)
 	}
 	return dep
+}
+
+// engineRunAsUser is the user of the Simulator image (FROM scratch, USER 65532).
+const engineRunAsUser = 65532
+
+// engineSecurityContext is as strict as each engine allows. Every engine runs without
+// privilege escalation and with every capability dropped. The Simulator is a static binary
+// in a scratch image that writes nothing: it also runs as a non-root user on a read-only root
+// filesystem. vLLM and SGLang images run as root and write caches under /root/.cache and /tmp
+// (Triton, torch.compile, FlashInfer), so they keep the root user and a writable root
+// filesystem; docs/qwenservice.md says how to go further with a custom image.
+func engineSecurityContext(e v1alpha1.EngineSpec) *corev1.SecurityContext {
+	sc := &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	}
+	if engineType(e) == v1alpha1.EngineSimulator {
+		sc.RunAsNonRoot = ptr.To(true)
+		sc.RunAsUser = ptr.To(int64(engineRunAsUser))
+		sc.RunAsGroup = ptr.To(int64(engineRunAsUser))
+		sc.ReadOnlyRootFilesystem = ptr.To(true)
+	}
+	return sc
+}
+
+// enginePodSecurityContext applies the runtime's default seccomp profile to every engine pod;
+// the Simulator's volumes are made writable for its group.
+func enginePodSecurityContext(e v1alpha1.EngineSpec) *corev1.PodSecurityContext {
+	psc := &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
+	if engineType(e) == v1alpha1.EngineSimulator {
+		psc.FSGroup = ptr.To(int64(engineRunAsUser))
+	}
+	return psc
 }
 
 // rollingUpdate replaces pods at most surge above and unavailable below the replica count.

@@ -2,6 +2,7 @@ package render
 
 import (
 	"path"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +19,16 @@ import (
 
 // gatewayRunAsUser is the unprivileged user of the gateway container.
 const gatewayRunAsUser = 65532
+
+// The gateway's shutdown on SIGTERM (cmd/gateway): /readyz answers 503 while it keeps serving
+// for the delay (the endpoints drop the terminating pod meanwhile), then in-flight requests
+// and streams get the timeout to finish. The pod's grace period covers both and a margin, so
+// the kubelet never kills a draining gateway.
+const (
+	gatewayShutdownDelay   = 5 * time.Second
+	gatewayShutdownTimeout = 60 * time.Second
+	gatewayGracePeriod     = int64((gatewayShutdownDelay + gatewayShutdownTimeout + 5*time.Second) / time.Second)
+)
 
 func gatewayReplicas(gw v1alpha1.GatewaySpec) int32 { return ptr.Deref(gw.Replicas, 2) }
 
@@ -44,10 +55,14 @@ func gatewayDeployment(qs *v1alpha1.QwenService, d Defaults) *appsv1.Deployment 
 		image = d.GatewayImage
 	}
 	container := corev1.Container{
-		Name:           "gateway",
-		Image:          image,
-		Args:           []string{"--configmap", qs.Namespace + "/" + GatewayName(qs)},
-		Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: GatewayPort, Protocol: corev1.ProtocolTCP}},
+		Name:  "gateway",
+		Image: image,
+		Args: []string{"--configmap", qs.Namespace + "/" + GatewayName(qs),
+			"--shutdown-delay", gatewayShutdownDelay.String(), "--shutdown-timeout", gatewayShutdownTimeout.String()},
+		Ports: []corev1.ContainerPort{
+			{Name: "http", ContainerPort: GatewayPort, Protocol: corev1.ProtocolTCP},
+			{Name: "metrics", ContainerPort: GatewayAdminPort, Protocol: corev1.ProtocolTCP},
+		},
 		Env:            gatewayEnv(gw),
 		Resources:      gatewayResources(gw),
 		ReadinessProbe: httpProbe("/readyz", 5, 3),
@@ -85,12 +100,13 @@ func gatewayDeployment(qs *v1alpha1.QwenService, d Defaults) *appsv1.Deployment 
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
 					Labels:      ChildLabels(qs, ComponentGateway),
-					Annotations: scrapeAnnotations(GatewayPort),
+					Annotations: scrapeAnnotations(GatewayAdminPort),
 				},
 				Spec: corev1.PodSpec{
-					ServiceAccountName: GatewayName(qs),
-					Containers:         []corev1.Container{container},
-					Volumes:            volumes,
+					ServiceAccountName:            GatewayName(qs),
+					TerminationGracePeriodSeconds: ptr.To(gatewayGracePeriod),
+					Containers:                    []corev1.Container{container},
+					Volumes:                       volumes,
 					TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
 						MaxSkew:           1,
 						TopologyKey:       corev1.LabelHostname,

@@ -18,13 +18,15 @@ func GatewayConfig(in Inputs) *gatewayconfig.Config {
 	port := enginePort(qs.Spec.Engine)
 	served := ServedName(qs.Spec.Model)
 	c := &gatewayconfig.Config{
-		Listen: fmt.Sprintf(":%d", GatewayPort),
-		Models: []string{served},
+		Listen:      fmt.Sprintf(":%d", GatewayPort),
+		AdminListen: fmt.Sprintf(":%d", GatewayAdminPort),
+		Models:      []string{served},
 		Upstream: gatewayconfig.Upstream{
 			Name: "primary", URL: serviceURL(EngineName(qs), qs.Namespace, port), Model: served,
 		},
 		MaxRequestBodyBytes: ptr.Deref(gw.MaxRequestBodyBytes, 0),
 		TrustedProxies:      gw.TrustedProxies,
+		TrustedHops:         TrustedHops(qs),
 		Degradation:         gatewayconfig.Degradation{Level: Level(in.Plan)},
 	}
 	if fb := qs.Spec.Fallback; fb != nil {
@@ -56,13 +58,15 @@ func GatewayConfig(in Inputs) *gatewayconfig.Config {
 // divide by.
 func rateLimitConfig(p *v1alpha1.RateLimitPolicy, e *v1alpha1.EffectivePolicy, gw v1alpha1.GatewaySpec) *gatewayconfig.RateLimit {
 	rl := &gatewayconfig.RateLimit{
-		Policy:         p.Name,
-		Mode:           gatewayconfig.Mode(e.Mode),
-		Key:            gatewayconfig.Key{Source: gatewayconfig.KeySource(e.Key.Source), Header: e.Key.Header},
-		Algorithm:      gatewayconfig.Algorithm(e.Algorithm),
-		Limits:         limits(e.Limits),
-		FailureMode:    gatewayconfig.FailureMode(e.FailureMode),
-		ActiveSchedule: p.Status.ActiveSchedule,
+		Policy: p.Name,
+		Mode:   gatewayconfig.Mode(e.Mode),
+		Key: gatewayconfig.Key{Source: gatewayconfig.KeySource(e.Key.Source), Header: e.Key.Header,
+			IPv6PrefixLength: ptr.Deref(e.Key.IPv6PrefixLength, 0)},
+		Algorithm:        gatewayconfig.Algorithm(e.Algorithm),
+		AssumedMaxTokens: ptr.Deref(e.AssumedMaxTokens, 0),
+		Limits:           limits(e.Limits),
+		FailureMode:      gatewayconfig.FailureMode(e.FailureMode),
+		ActiveSchedule:   p.Status.ActiveSchedule,
 	}
 	for _, o := range e.Overrides {
 		rl.Overrides = append(rl.Overrides, gatewayconfig.Override{
@@ -75,6 +79,19 @@ func rateLimitConfig(p *v1alpha1.RateLimitPolicy, e *v1alpha1.EffectivePolicy, g
 		rl.Replicas = gatewayReplicas(gw)
 	}
 	return rl
+}
+
+// TrustedHops is the number of X-Forwarded-For hops the gateway trusts: spec.gateway.trustedHops,
+// else 1 for an exposed service (ingress-nginx and Envoy Gateway each append the address they
+// were called from, so the right-most entry is the client), else 0.
+func TrustedHops(qs *v1alpha1.QwenService) int32 {
+	if h := qs.Spec.Gateway.TrustedHops; h != nil {
+		return *h
+	}
+	if qs.Spec.Exposure != nil {
+		return 1
+	}
+	return 0
 }
 
 // redisConfig is the gateway's view of spec.gateway.redis: the passwords come from the

@@ -15,7 +15,7 @@ const (
 	ManagedBy = "qwen-operator"
 	// LabelService names the QwenService an object belongs to.
 	LabelService = "qwenops.io/service"
-	// LabelComponent is engine, fallback, gateway, cache or exposure.
+	// LabelComponent is engine, fallback, gateway, cache, exposure or network-policy.
 	LabelComponent = "app.kubernetes.io/component"
 	labelName      = "app.kubernetes.io/name"
 	labelInstance  = "app.kubernetes.io/instance"
@@ -29,12 +29,17 @@ const (
 	ComponentGateway  = "gateway"
 	ComponentCache    = "cache"
 	ComponentExposure = "exposure"
+	// ComponentNetworkPolicy labels the NetworkPolicy guarding the engines.
+	ComponentNetworkPolicy = "network-policy"
 )
 
 // Fixed ports and paths of the gateway pod.
 const (
-	// GatewayPort is the gateway's HTTP port (OpenAI API, /healthz, /readyz, /metrics).
+	// GatewayPort is the gateway's HTTP port (OpenAI API, /healthz, /readyz), the one the
+	// Service, the Ingress and the HTTPRoute route to.
 	GatewayPort = 8080
+	// GatewayAdminPort serves the gateway's /metrics; only scrapers reach it, on the pod.
+	GatewayAdminPort = 9090
 	// GatewayKeysDir is where the API keys Secret is mounted (one file per key id).
 	GatewayKeysDir = "/etc/qwen-gateway/keys"
 	// RedisPasswordEnv is the gateway's environment variable holding the Redis password.

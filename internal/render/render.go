@@ -40,6 +40,9 @@ func Render(in Inputs) ([]client.Object, error) {
 		objs = append(objs, engineDeployment(qs, fb, in.Defaults), engineService(qs, fb))
 	}
 	objs = append(objs, gatewayDeployment(qs, in.Defaults), gatewayService(qs), gatewayPDB(qs))
+	if np := networkPolicy(qs); np != nil {
+		objs = append(objs, np)
+	}
 	edge := Edge(Enforced(in.Policy))
 	if x := qs.Spec.Exposure; x != nil {
 		if x.Ingress != nil {

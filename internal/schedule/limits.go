@@ -37,7 +37,7 @@ func pick[T any](over, base *T) *T {
 // The schema's maxima, so a scaled-up set still passes status validation.
 const (
 	maxRequests    = 1_000_000
-	maxTokens      = 1_000_000_000
+	maxTokens      = 18_000_000
 	maxConcurrency = 100_000
 )
 

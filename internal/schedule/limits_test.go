@@ -74,8 +74,8 @@ func TestScale(t *testing.T) {
 		{"rounds down", v1alpha1.LimitSet{RequestsPerMinute: i32(7)}, "0.5", v1alpha1.LimitSet{RequestsPerMinute: i32(3)}},
 		{"never below one", v1alpha1.LimitSet{RequestsPerMinute: i32(3), MaxConcurrentRequests: i32(1)}, "0.000001",
 			v1alpha1.LimitSet{RequestsPerMinute: i32(1), MaxConcurrentRequests: i32(1)}},
-		{"scaling up is capped at the schema maximum", v1alpha1.LimitSet{RequestsPerMinute: i32(600000), TokensPerMinute: i64(900000000), MaxConcurrentRequests: i32(50000)}, "10",
-			v1alpha1.LimitSet{RequestsPerMinute: i32(1000000), TokensPerMinute: i64(1000000000), MaxConcurrentRequests: i32(100000)}},
+		{"scaling up is capped at the schema maximum", v1alpha1.LimitSet{RequestsPerMinute: i32(600000), TokensPerMinute: i64(9000000), MaxConcurrentRequests: i32(50000)}, "10",
+			v1alpha1.LimitSet{RequestsPerMinute: i32(1000000), TokensPerMinute: i64(18000000), MaxConcurrentRequests: i32(100000)}},
 		{"unset stays unset", v1alpha1.LimitSet{Burst: i32(5)}, "0.5", v1alpha1.LimitSet{Burst: i32(5)}},
 	} {
 		got, err := Scale(tc.in, tc.factor)

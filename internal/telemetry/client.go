@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
@@ -144,25 +145,59 @@ func (c *Client) eval(ctx context.Context, expr string, at time.Time) (float64, 
 }
 
 // classify turns a client_golang error into ours. Prometheus answers a query it cannot run
-// with 400 bad_data or 422 execution; 401 and 403 (from Prometheus' web config, or the
-// kube-rbac-proxy or oauth-proxy in front of Thanos Querier) refuse the credentials; anything
-// else (transport errors, deadlines, 503 timeouts, other HTTP statuses, unparsable bodies)
-// means it could not be asked.
+// with 400 bad_data or 422 execution, whose message (its own, bounded) names the problem; 401
+// and 403 (from Prometheus' web config, or the kube-rbac-proxy or oauth-proxy in front of
+// Thanos Querier) refuse the credentials; anything else (transport errors, deadlines, 503
+// timeouts, other HTTP statuses, unparsable bodies) means it could not be asked. A response
+// body is never copied into the error: the error ends up in a status that whoever can read the
+// plan can read, and the URL may not be a Prometheus at all.
 func classify(err error, expr string) error {
 	var pe *promv1.Error
 	if errors.As(err, &pe) && (pe.Type == promv1.ErrBadData || pe.Type == promv1.ErrExec) {
-		return fmt.Errorf("%w: %s (query: %s)", ErrBadQuery, pe.Msg, expr)
+		return fmt.Errorf("%w: %s (query: %s)", ErrBadQuery, printable(pe.Msg, 512), expr)
 	}
 	if errors.As(err, &pe) && pe.Type == promv1.ErrClient && (pe.Msg == "client error: 401" || pe.Msg == "client error: 403") {
-		return fmt.Errorf("%w: %w: %s: %.200s", ErrUnavailable, ErrUnauthorized, pe.Msg, strings.TrimSpace(pe.Detail))
+		return fmt.Errorf("%w: %w: %s", ErrUnavailable, ErrUnauthorized, pe.Msg)
 	}
 	if uerr := new(url.Error); errors.As(err, &uerr) && isCertificateError(uerr.Err) {
 		return fmt.Errorf("%w: %w: %v", ErrUnavailable, ErrUntrusted, err)
 	}
-	if errors.As(err, &pe) && pe.Detail != "" {
-		return fmt.Errorf("%w: %v: %.200s", ErrUnavailable, err, pe.Detail)
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%w: %s: %s", ErrUnavailable, pe.Type, printable(pe.Msg, 200))
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// printable is s with control characters dropped, cut to n bytes.
+func printable(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}
+
+// Allowed reports whether rawURL may be queried under an allow-list of Prometheus URLs: an
+// empty list allows every URL; otherwise its scheme and host (with port) must be those of an
+// entry. It returns nil or an error wrapping ErrURLNotAllowed.
+func Allowed(rawURL string, allowed []string) error {
+	if len(allowed) == 0 {
+		return nil
+	}
+	u, err := url.Parse(rawURL)
+	if err == nil {
+		for _, a := range allowed {
+			if au, err := url.Parse(a); err == nil && strings.EqualFold(au.Scheme, u.Scheme) && strings.EqualFold(au.Host, u.Host) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%w: %q", ErrURLNotAllowed, rawURL)
 }
 
 // isCertificateError reports whether a TLS handshake failed on the server's certificate.

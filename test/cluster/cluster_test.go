@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,6 +32,7 @@ import (
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
 	"github.com/qwenops/qwen-operator/internal/buildinfo"
 	"github.com/qwenops/qwen-operator/internal/imagebuild"
+	"github.com/qwenops/qwen-operator/internal/telemetry"
 	"github.com/qwenops/qwen-operator/internal/testutil/cluster"
 	"github.com/qwenops/qwen-operator/internal/testutil/dcgm"
 	"github.com/qwenops/qwen-operator/internal/testutil/promtest"
@@ -51,7 +53,9 @@ func TestProductOnARealNode(t *testing.T) {
 		{"samples become Ready", s.testSamples},
 		{"helm test checks the gateway", s.testHelmTest},
 		{"traffic through the gateway Service", s.testTraffic},
+		{"engines isolated, metrics on the admin port", s.testIsolation},
 		{"a policy edit reaches the gateway pods", s.testPolicyEdit},
+		{"a gateway pod shuts down gracefully", s.testGatewayShutdown},
 		{"GPU temperature drives L4 and back", s.testDegradation},
 		{"a deleted engine pod opens the breaker", s.testBreaker},
 		{"the manager logged no error", s.testManagerLogs},
@@ -270,6 +274,8 @@ func (s *suite) testSamples(t *testing.T) {
 	var qs v1alpha1.QwenService
 	readYAML(t, filepath.Join(samples, "serving_v1alpha1_qwenservice.yaml"), &qs)
 	qs.Spec.Engine.Type = v1alpha1.EngineSimulator
+	// 20 ms per token: a long stream lasts long enough to outlive a gateway pod's deletion.
+	qs.Spec.Engine.Args = []string{"--inter-token-latency", "20ms"}
 	qs.Spec.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")}
 	writeYAML(t, filepath.Join(dir, "qwenservice.yaml"), &qs)
 	var dp v1alpha1.DegradationPlan
@@ -300,12 +306,7 @@ func (s *suite) testSamples(t *testing.T) {
 	s.waitAccepted(t, plan, &dp2, func() []metav1.Condition { return dp2.Status.Conditions })
 	// Every component runs, Ready, under the securityContext and probes the operator rendered.
 	for _, component := range []string{"engine", "fallback", "gateway"} {
-		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		err := cluster.WaitDeploymentReady(wctx, s.cs, namespace, service+"-"+component)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
+		s.waitDeployment(t, namespace, service+"-"+component)
 		dep, err := s.cs.AppsV1().Deployments(namespace).Get(ctx, service+"-"+component, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -338,7 +339,15 @@ func (s *suite) testSamples(t *testing.T) {
 	}
 	s.gateway = fmt.Sprintf("http://%s:8080", svc.Spec.ClusterIP)
 	// kube-proxy programs a new ClusterIP about a second after the endpoints are ready.
-	eventually(t, time.Minute, "the gateway Service answers", func() string { return notOK(s.http.Get(s.gateway + "/readyz")) })
+	eventually(t, time.Minute, "the gateway Service answers", s.answers(s.gateway+"/readyz", http.StatusOK))
+}
+
+// answers is a check that GET url answers with status code.
+func (s *suite) answers(url string, code int) func() string {
+	return func() string {
+		resp, err := s.http.Get(url)
+		return notStatus(code, resp, err)
+	}
 }
 
 // waitAccepted waits until the named policy or plan is Accepted.
@@ -387,11 +396,7 @@ func (s *suite) startDCGMExporter(t *testing.T) {
 	if _, err := s.cs.AppsV1().Deployments(testNS).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := cluster.WaitDeploymentReady(wctx, s.cs, testNS, "dcgm-exporter"); err != nil {
-		t.Fatal(err)
-	}
+	s.waitDeployment(t, testNS, "dcgm-exporter")
 	pods, err := s.cs.CoreV1().Pods(testNS).List(ctx, metav1.ListOptions{LabelSelector: "app=dcgm-exporter"})
 	if err != nil || len(pods.Items) != 1 {
 		t.Fatalf("dcgm-exporter pods: %v %v", pods, err)
@@ -475,6 +480,141 @@ func (s *suite) testTraffic(t *testing.T) {
 		t.Errorf("429 without the rate-limit contract: headers %v body %s", h, limited.body)
 	}
 	t.Logf("limited after %d admitted requests: RateLimit-Policy %s, Retry-After %s", admitted, h.Get("RateLimit-Policy"), h.Get("Retry-After"))
+}
+
+// testIsolation checks the pod-level hardening on the real pods: the NetworkPolicy's selectors
+// pick the running engine and fallback pods and admit the running gateway pods (the node's
+// bridge does not enforce NetworkPolicy, so its content is what can be checked), no engine pod
+// carries a service-account token, and the gateways serve /metrics only on the admin port,
+// where Prometheus, following the pods' prometheus.io/port, scrapes them.
+func (s *suite) testIsolation(t *testing.T) {
+	ctx := context.Background()
+	np, err := s.cs.NetworkingV1().NetworkPolicies(namespace).Get(ctx, service+"-engines", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The API server evaluates the policy's selectors against the running pods.
+	selected := func(sel *metav1.LabelSelector) []string {
+		list, err := s.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(sel)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, p := range list.Items {
+			names = append(names, p.Labels["app.kubernetes.io/component"]+"/"+p.Name)
+		}
+		sort.Strings(names)
+		return names
+	}
+	var engines, gateways []string
+	for _, component := range []string{"engine", "fallback", "gateway"} {
+		for _, p := range s.podsOf(t, component) {
+			if component == "gateway" {
+				gateways = append(gateways, component+"/"+p.Name)
+			} else {
+				engines = append(engines, component+"/"+p.Name)
+			}
+			if component == "gateway" {
+				continue
+			}
+			for _, v := range p.Spec.Volumes {
+				if v.Projected != nil && strings.HasPrefix(v.Name, "kube-api-access") {
+					t.Errorf("engine pod %s mounts a service-account token (%s)", p.Name, v.Name)
+				}
+			}
+			if sc := p.Spec.Containers[0].SecurityContext; sc == nil || ptr.Deref(sc.AllowPrivilegeEscalation, true) || !ptr.Deref(sc.RunAsNonRoot, false) ||
+				!ptr.Deref(sc.ReadOnlyRootFilesystem, false) || ptr.Deref(sc.RunAsUser, 0) != 65532 {
+				t.Errorf("Simulator pod %s runs without the strict securityContext: %+v", p.Name, sc)
+			}
+		}
+	}
+	sort.Strings(engines)
+	sort.Strings(gateways)
+	if got := selected(&np.Spec.PodSelector); fmt.Sprint(got) != fmt.Sprint(engines) {
+		t.Errorf("the NetworkPolicy guards %v, want the engine and fallback pods %v", got, engines)
+	}
+	if got := selected(np.Spec.Ingress[0].From[0].PodSelector); fmt.Sprint(got) != fmt.Sprint(gateways) {
+		t.Errorf("the NetworkPolicy admits %v, want the gateway pods %v", got, gateways)
+	}
+
+	if r, err := s.http.Get(s.gateway + "/metrics"); err != nil || r.StatusCode != http.StatusNotFound {
+		t.Errorf("/metrics through the gateway Service (which the Ingress routes): %v %v, want 404", r, err)
+	} else {
+		r.Body.Close()
+	}
+	for _, p := range s.podsOf(t, "gateway") {
+		port := p.Annotations["prometheus.io/port"]
+		resp, err := s.http.Get("http://" + p.Status.PodIP + ":" + port + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(resp)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "qwen_gateway_config_reloads_total") || port == "8080" {
+			t.Errorf("gateway pod %s admin port %s: %s", p.Name, port, resp.Status)
+		}
+	}
+	eventually(t, time.Minute, "Prometheus scrapes both gateways", func() string {
+		v, err := s.promQuery(ctx, `count(up{namespace="`+namespace+`",pod=~"`+service+`-gateway-.*"} == 1)`)
+		if err != nil || v != 2 {
+			return fmt.Sprintf("%v %v", v, err)
+		}
+		return ""
+	})
+}
+
+// testGatewayShutdown deletes a gateway pod while a stream runs through it: the pod answers
+// /readyz with 503 at once yet still serves new requests for its shutdown delay, the stream
+// runs to [DONE], and the pod's grace period is the rendered one.
+func (s *suite) testGatewayShutdown(t *testing.T) {
+	ctx := context.Background()
+	pod := s.podsOf(t, "gateway")[0]
+	if g := ptr.Deref(pod.Spec.TerminationGracePeriodSeconds, 30); g != 70 {
+		t.Errorf("gateway grace period %ds, want the rendered 70s", g)
+	}
+	base := "http://" + pod.Status.PodIP + ":8080"
+	body := `{"model":"` + model + `","stream":true,"max_tokens":400,"ignore_eos":true,"messages":[{"role":"user","content":"tell a long story"}]}`
+	stream, err := (&http.Client{}).Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	events := bufio.NewScanner(stream.Body)
+	if !events.Scan() || !strings.HasPrefix(events.Text(), "data: ") {
+		t.Fatalf("first event: %q %v", events.Text(), events.Err())
+	}
+	if err := s.cs.CoreV1().Pods(namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The gateway keeps accepting for 5s after SIGTERM; this takes a fraction of that.
+	eventuallyFast(t, time.Minute, "the terminating pod not ready", s.answers(base+"/readyz", http.StatusServiceUnavailable))
+	chat := `{"model":"` + model + `","max_tokens":2,"messages":[{"role":"user","content":"hi"}]}`
+	r, err := s.http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(chat))
+	if err != nil {
+		t.Fatalf("a request while the pod is not ready: %v", err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK {
+		t.Errorf("a request while the pod is not ready: %s", r.Status)
+	}
+	last := ""
+	for events.Scan() {
+		if events.Text() != "" {
+			last = events.Text()
+		}
+	}
+	if events.Err() != nil || last != "data: [DONE]" {
+		t.Fatalf("the stream through the terminating pod: %v, last event %q", events.Err(), last)
+	}
+	s.waitDeployment(t, namespace, service+"-gateway")
+}
+
+// promQuery evaluates a PromQL expression that yields one number on the suite's Prometheus.
+func (s *suite) promQuery(ctx context.Context, q string) (float64, error) {
+	c, err := telemetry.New(telemetry.Access{URL: s.promURL}, 10*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	return c.Query(ctx, v1alpha1.Trigger{Signal: v1alpha1.SignalPromQL, Query: q}, telemetry.Target{Namespace: namespace, Service: service}, time.Time{})
 }
 
 // testPolicyEdit tightens the RateLimitPolicy and measures how long until the gateway pods
@@ -589,11 +729,7 @@ func (s *suite) testBreaker(t *testing.T) {
 	if err := node.SetGPUs(ctx, 4); err != nil {
 		t.Fatal(err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := cluster.WaitDeploymentReady(wctx, s.cs, namespace, service+"-engine"); err != nil {
-		t.Fatal(err)
-	}
+	s.waitDeployment(t, namespace, service+"-engine")
 	// The breaker half-opens after the plan's recoveryTimeout (30s) and closes on success.
 	eventually(t, 2*time.Minute, "answers from the new engine pod", answeredBy(model))
 }
@@ -786,12 +922,15 @@ func copyFile(t *testing.T, from, to string) {
 }
 
 // notOK closes the response and says why it is not a 200 ("" when it is).
-func notOK(resp *http.Response, err error) string {
+func notOK(resp *http.Response, err error) string { return notStatus(http.StatusOK, resp, err) }
+
+// notStatus closes the response and says why its status is not code ("" when it is).
+func notStatus(code int, resp *http.Response, err error) string {
 	if err != nil {
 		return err.Error()
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != code {
 		return resp.Status
 	}
 	return ""

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/qwenops/qwen-operator/internal/render"
+	"github.com/qwenops/qwen-operator/internal/testutil/cluster"
 	"github.com/qwenops/qwen-operator/internal/testutil/tools"
 )
 
@@ -120,6 +121,11 @@ func (s *suite) exec(timeout time.Duration, combined bool, name string, args ...
 // the test with check's last answer.
 func eventually(t *testing.T, timeout time.Duration, what string, check func() string) {
 	t.Helper()
+	pollUntil(t, timeout, 500*time.Millisecond, what, check)
+}
+
+func pollUntil(t *testing.T, timeout, every time.Duration, what string, check func() string) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		msg := check()
@@ -129,7 +135,23 @@ func eventually(t *testing.T, timeout time.Duration, what string, check func() s
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not after %s: %s", what, timeout, msg)
 		}
-		time.Sleep(500 * time.Millisecond) // polling the cluster's state
+		time.Sleep(every) // polling the cluster's state
+	}
+}
+
+// eventuallyFast is eventually polling every 100ms, for states that last a few seconds.
+func eventuallyFast(t *testing.T, timeout time.Duration, what string, check func() string) {
+	t.Helper()
+	pollUntil(t, timeout, 100*time.Millisecond, what, check)
+}
+
+// waitDeployment waits up to two minutes for a Deployment's pods to be ready.
+func (s *suite) waitDeployment(t *testing.T, ns, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := cluster.WaitDeploymentReady(ctx, s.cs, ns, name); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -420,7 +420,7 @@ func testBreaker(t *testing.T, e *env) {
 
 func gatewayMetric(t *testing.T, e *env, series string) string {
 	t.Helper()
-	resp, err := e.http.Get(stack.URL(e.st.Ports.Gateway) + "/metrics")
+	resp, err := e.http.Get(stack.URL(e.st.Ports.GatewayAdmin) + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,10 @@
 // Open: nothing passes until RecoveryTimeout has elapsed, then the breaker is half-open.
 // Half-open: at most HalfOpenRequests probes are in flight; when that many probes have
 // succeeded the breaker closes, and any failed probe opens it again.
+//
+// Every admission belongs to the state it was let through in: an outcome reported after the
+// breaker has changed state (a request admitted while closed that finishes during half-open)
+// is not counted, so it neither closes the breaker nor frees a probe's place.
 package breaker
 
 import (
@@ -43,7 +47,9 @@ const (
 	Success Outcome = iota
 	// Failure is a 5xx response, a timeout or a connection error.
 	Failure
-	// Ignored is a request that says nothing about the upstream (e.g. the client went away).
+	// Ignored is a request that says nothing about the upstream (the client went away, or
+	// the upstream refused the client's request with a 4xx). A half-open probe that ends
+	// Ignored frees its place for another probe.
 	Ignored
 )
 
@@ -63,6 +69,7 @@ type Breaker struct {
 	openedAt  time.Time // when the breaker last opened
 	probes    int       // half-open probes in flight
 	successes int       // half-open probes that succeeded
+	epoch     uint64    // counts state changes; an admission carries the epoch it was let through in
 	onChange  func(State)
 }
 
@@ -101,7 +108,8 @@ func (b *Breaker) State(now time.Time) State {
 // Admission is a request the breaker let through, or the zero value when it let none
 // through. The outcome of an admitted request is reported once, with Done.
 type Admission struct {
-	b *Breaker
+	b     *Breaker
+	epoch uint64
 }
 
 // Admitted reports whether the request may go to the upstream.
@@ -116,7 +124,7 @@ func (a *Admission) Done(now time.Time, o Outcome) {
 	}
 	b := a.b
 	a.b = nil
-	b.done(now, o)
+	b.done(now, o, a.epoch)
 }
 
 // Allow decides whether a request may go to the upstream at now; the Admission it returns
@@ -127,20 +135,24 @@ func (b *Breaker) Allow(now time.Time) Admission {
 	b.advance(now)
 	switch b.state {
 	case Closed:
-		return Admission{b}
+		return Admission{b, b.epoch}
 	case HalfOpen:
 		if b.probes+b.successes < b.s.HalfOpenRequests {
 			b.probes++
-			return Admission{b}
+			return Admission{b, b.epoch}
 		}
 	}
 	return Admission{}
 }
 
-// done records the outcome of a request that Allow admitted.
-func (b *Breaker) done(now time.Time, o Outcome) {
+// done records the outcome of a request that Allow admitted in epoch.
+func (b *Breaker) done(now time.Time, o Outcome, epoch uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.advance(now)
+	if epoch != b.epoch {
+		return // admitted in an earlier state: its outcome no longer counts
+	}
 	switch b.state {
 	case Closed:
 		switch o {
@@ -165,8 +177,6 @@ func (b *Breaker) done(now time.Time, o Outcome) {
 		case Failure:
 			b.open(now)
 		}
-	case Open:
-		// A request admitted before the breaker opened: its outcome no longer matters.
 	}
 }
 
@@ -183,6 +193,7 @@ func (b *Breaker) open(now time.Time) {
 
 func (b *Breaker) set(s State) {
 	b.state = s
+	b.epoch++
 	b.failures, b.probes, b.successes = 0, 0, 0
 	if b.onChange != nil {
 		b.onChange(s)

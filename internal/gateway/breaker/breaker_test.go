@@ -121,6 +121,39 @@ func TestLateOutcomeWhileOpenIsDropped(t *testing.T) {
 	}
 }
 
+// TestOldOutcomeDuringHalfOpen: a request admitted while the breaker was closed that ends
+// during half-open belongs to the old state: its success neither closes the breaker nor frees
+// the probe's place, its failure does not reopen it.
+func TestOldOutcomeDuringHalfOpen(t *testing.T) {
+	for _, o := range []Outcome{Success, Failure, Ignored} {
+		b := New(Settings{FailureThreshold: 1, RecoveryTimeout: time.Second, HalfOpenRequests: 1}, nil)
+		old, failing := b.Allow(at(0)), b.Allow(at(0))
+		failing.Done(at(0), Failure) // opens
+		probe := b.Allow(at(1))
+		if !probe.Admitted() {
+			t.Fatal("no probe after the recovery timeout")
+		}
+		old.Done(at(1), o)
+		if s := b.State(at(1)); s != HalfOpen {
+			t.Fatalf("an old %v closed or reopened the half-open breaker: %v", o, s)
+		}
+		if b.Allow(at(1)).Admitted() {
+			t.Fatalf("an old %v freed the probe's place", o)
+		}
+		probe.Done(at(1), Success)
+		if s := b.State(at(1)); s != Closed {
+			t.Fatalf("the probe's success: %v, want closed", s)
+		}
+		// And an outcome from before the breaker closed again is no longer counted either.
+		stale, next := b.Allow(at(1)), b.Allow(at(1))
+		next.Done(at(1), Failure) // threshold 1: open
+		stale.Done(at(1.5), Success)
+		if s := b.State(at(1.5)); s != Open {
+			t.Fatalf("a stale success closed an open breaker: %v", s)
+		}
+	}
+}
+
 func TestConfigureKeepsState(t *testing.T) {
 	b := New(Settings{FailureThreshold: 1, RecoveryTimeout: time.Minute, HalfOpenRequests: 1}, nil)
 	a := b.Allow(at(0))

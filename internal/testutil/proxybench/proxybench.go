@@ -194,8 +194,9 @@ func startGateway(ctx context.Context, bin, dir, upstream, model string) (string
 		return "", nil, err
 	}
 	cfg := &gatewayconfig.Config{
-		Listen:   "127.0.0.1:" + strconv.Itoa(port),
-		Upstream: gatewayconfig.Upstream{URL: upstream, Model: model},
+		Listen:      "127.0.0.1:" + strconv.Itoa(port),
+		AdminListen: "127.0.0.1:0",
+		Upstream:    gatewayconfig.Upstream{URL: upstream, Model: model},
 		RateLimit: &gatewayconfig.RateLimit{
 			Policy: "bench", Algorithm: gatewayconfig.Hybrid,
 			Key:    gatewayconfig.Key{Source: gatewayconfig.KeyClientIP},
@@ -210,7 +211,7 @@ func startGateway(ctx context.Context, bin, dir, upstream, model string) (string
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		return "", nil, err
 	}
-	cmd := exec.Command(bin, "--config", path, "--log-level", "warn")
+	cmd := exec.Command(bin, "--config", path, "--log-level", "warn", "--shutdown-delay", "0s")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	return startAndWait(ctx, cmd, url+"/readyz", "gateway")

@@ -103,13 +103,14 @@ func (s *State) component(name string) (component, error) {
 		}
 		return component{
 			// The rendered upstream URLs are cluster DNS names; --resolve maps them to the
-			// agent's Service stand-ins in front of the simulators. --listen keeps the gateway
-			// on loopback.
+			// agent's Service stand-ins in front of the simulators. --listen and --admin-listen
+			// keep the gateway on loopback.
 			argv: []string{filepath.Join(s.Bin, "gateway"), "--configmap", s.Namespace + "/" + s.Name + "-gateway",
 				"--kubeconfig", s.Kubeconfig(), "--listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Ports.Gateway)),
+				"--admin-listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Ports.GatewayAdmin)),
 				"--resolve", svc("engine") + "=" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Ports.EngineService)),
 				"--resolve", svc("fallback") + "=" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Ports.FallbackService)),
-				"--shutdown-timeout", "5s"},
+				"--shutdown-delay", "0s", "--shutdown-timeout", "5s"},
 			timeout: 2 * time.Minute,
 			ready:   httpOK(URL(s.Ports.Gateway) + "/readyz"),
 		}, nil
@@ -140,7 +141,7 @@ scrape_configs:
 - job_name: qwen-operator
   static_configs:
   - {targets: [%s]}
-`, target(s.Ports.Gateway), labels(s.gatewayPod()),
+`, target(s.Ports.GatewayAdmin), labels(s.gatewayPod()),
 		target(s.Ports.Engine), labels(s.enginePod()), target(s.Ports.Fallback), labels(s.fallbackPod()),
 		target(s.Ports.Agent), target(s.Ports.ManagerMetrics))
 }

@@ -34,13 +34,15 @@ type State struct {
 
 // Ports are the loopback ports of the components.
 type Ports struct {
-	APIServer  int `json:"apiserver"`
-	Gateway    int `json:"gateway"`
-	Engine     int `json:"engine"`
-	Fallback   int `json:"fallback"`
-	Redis      int `json:"redis"`
-	Prometheus int `json:"prometheus"`
-	Agent      int `json:"agent"`
+	APIServer int `json:"apiserver"`
+	Gateway   int `json:"gateway"`
+	// GatewayAdmin serves the gateway's /metrics.
+	GatewayAdmin int `json:"gatewayAdmin"`
+	Engine       int `json:"engine"`
+	Fallback     int `json:"fallback"`
+	Redis        int `json:"redis"`
+	Prometheus   int `json:"prometheus"`
+	Agent        int `json:"agent"`
 	// EngineService and FallbackService are the agent's stand-ins for the engine and
 	// fallback Services: proxies to the simulators that log each API request.
 	EngineService   int `json:"engineService"`
@@ -58,14 +60,14 @@ type Tools struct {
 }
 
 // defaultPorts are the ports `make demo` prefers, each replaced by a free one when taken.
-var defaultPorts = Ports{APIServer: 6443, Gateway: 8080, Engine: 8000, Fallback: 8001, Redis: 6379,
+var defaultPorts = Ports{APIServer: 6443, Gateway: 8080, GatewayAdmin: 9091, Engine: 8000, Fallback: 8001, Redis: 6379,
 	Prometheus: 9090, Agent: 9400, EngineService: 18000, FallbackService: 18001, ManagerProbe: 8081, ManagerMetrics: 8082}
 
 // pickPorts returns the preferred ports where free (preferred=false: all free ports chosen
 // by the kernel), never the same port twice.
 func pickPorts(preferred bool) (Ports, error) {
 	p := defaultPorts
-	fields := []*int{&p.APIServer, &p.Gateway, &p.Engine, &p.Fallback, &p.Redis, &p.Prometheus, &p.Agent, &p.EngineService, &p.FallbackService, &p.ManagerProbe, &p.ManagerMetrics}
+	fields := []*int{&p.APIServer, &p.Gateway, &p.GatewayAdmin, &p.Engine, &p.Fallback, &p.Redis, &p.Prometheus, &p.Agent, &p.EngineService, &p.FallbackService, &p.ManagerProbe, &p.ManagerMetrics}
 	used := map[int]bool{}
 	for _, f := range fields {
 		if preferred && portFree(*f) && !used[*f] {
