@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ type flags struct {
 	listen          string
 	adminListen     string
 	resolve         resolveFlag
+	pprof           bool
 }
 
 func parseFlags(args []string, out io.Writer) (*flags, error) {
@@ -49,6 +51,7 @@ func parseFlags(args []string, out io.Writer) (*flags, error) {
 	fs.StringVar(&f.listen, "listen", "", "address to serve on, overriding the config's listen (for a gateway run outside the cluster, e.g. 127.0.0.1:8080)")
 	fs.StringVar(&f.adminListen, "admin-listen", "", "address of the admin port (/metrics), overriding the config's adminListen")
 	f.resolve = resolveFlag{}
+	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles (/debug/pprof/) on the admin port, for finding where a gateway spends its CPU and memory")
 	fs.Var(f.resolve, "resolve", "HOST:PORT=ADDR:PORT: connect to ADDR:PORT whenever an upstream URL names HOST:PORT, like curl --resolve (repeatable; for a gateway run outside the cluster, whose rendered upstream URLs are cluster DNS names)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -165,6 +168,22 @@ func run(ctx context.Context, args []string, logOut io.Writer, h hooks) error {
 	return serve(ctx, g, f, log, h, addr, adminAddr)
 }
 
+// adminHandler is the gateway's admin handler, with Go's profiles under /debug/pprof/ when
+// asked for. Like /metrics they are never routed by the Ingress or HTTPRoute.
+func adminHandler(g *gateway.Gateway, withPprof bool) http.Handler {
+	if !withPprof {
+		return g.Admin()
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", g.Admin())
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
 // maxHeaderBytes bounds a request's header block; a larger one gets 431.
 const maxHeaderBytes = 64 << 10
 
@@ -184,7 +203,7 @@ func serve(ctx context.Context, g *gateway.Gateway, f *flags, log *slog.Logger, 
 		return err
 	}
 	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: maxHeaderBytes}
-	admin := &http.Server{Handler: g.Admin(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: maxHeaderBytes}
+	admin := &http.Server{Handler: adminHandler(g, f.pprof), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: maxHeaderBytes}
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
 	go func() { serveErr <- admin.Serve(aln) }()

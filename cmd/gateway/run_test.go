@@ -372,3 +372,23 @@ func (s *syncBuf) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestPprofOnlyWhenAskedAndOnlyOnTheAdminPort: --pprof serves Go's profiles on the admin port,
+// never on the API port, and without the flag there are none.
+func TestPprofOnlyWhenAskedAndOnlyOnTheAdminPort(t *testing.T) {
+	c := newConfigDir(t, "listen: 127.0.0.1:0\nadminListen: 127.0.0.1:0\nupstream: {url: 'http://127.0.0.1:1', model: Qwen3-1.7B}\n")
+	plain := start(t, context.Background(), "--config", c.path())
+	if code := getCode(t, "http://"+plain.admin+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Fatalf("/debug/pprof/ without --pprof: %d, want 404", code)
+	}
+	p := start(t, context.Background(), "--config", c.path(), "--pprof")
+	if code := getCode(t, "http://"+p.admin+"/debug/pprof/heap"); code != http.StatusOK {
+		t.Fatalf("/debug/pprof/heap on the admin port with --pprof: %d", code)
+	}
+	if code := getCode(t, "http://"+p.admin+"/metrics"); code != http.StatusOK {
+		t.Fatalf("/metrics on the admin port with --pprof: %d", code)
+	}
+	if code := getCode(t, "http://"+p.addr+"/debug/pprof/heap"); code != http.StatusNotFound {
+		t.Fatalf("/debug/pprof/heap on the API port: %d, want 404", code)
+	}
+}

@@ -44,9 +44,9 @@ func FuzzParseAndRewrite(f *testing.F) {
 		if req.choices < 1 || req.maxTokens < 0 {
 			t.Fatalf("choices %d maxTokens %d", req.choices, req.maxTokens)
 		}
-		_, hasMax := req.fields["max_tokens"]
-		_, hasMaxC := req.fields["max_completion_tokens"]
-		if (hasMax && !isNull(req.fields["max_tokens"]) || hasMaxC && !isNull(req.fields["max_completion_tokens"])) && req.maxTokens < 1 {
+		maxT, hasMax := req.fields.get("max_tokens")
+		maxC, hasMaxC := req.fields.get("max_completion_tokens")
+		if (hasMax && !isNull(maxT) || hasMaxC && !isNull(maxC)) && req.maxTokens < 1 {
 			t.Fatalf("a max was set but the estimate has none: %s", body)
 		}
 		lvl := int(level % 5)

@@ -267,6 +267,7 @@ type responseWriter struct {
 	http.ResponseWriter
 	rc           *http.ResponseController
 	writeTimeout time.Duration
+	armed        time.Time // when the write deadline was last set
 	status       int
 	// aborted asks settle to abort the connection: the response was cut short.
 	aborted bool
@@ -297,11 +298,20 @@ func (w *responseWriter) Flush() {
 	w.rc.Flush()
 }
 
-// deadline sets the write deadline of the next write (ignored where unsupported).
+// deadline moves the write deadline to writeTimeout from now (ignored where unsupported). A
+// stream writes many small events, and moving a deadline costs a timer update: within an
+// eighth of the timeout of the last move the deadline stays, still at least 7/8 of the
+// timeout away.
 func (w *responseWriter) deadline() {
-	if w.writeTimeout > 0 {
-		_ = w.rc.SetWriteDeadline(time.Now().Add(w.writeTimeout))
+	if w.writeTimeout <= 0 {
+		return
 	}
+	now := time.Now()
+	if now.Sub(w.armed) < w.writeTimeout/8 {
+		return
+	}
+	w.armed = now
+	_ = w.rc.SetWriteDeadline(now.Add(w.writeTimeout))
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.

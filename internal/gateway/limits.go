@@ -266,7 +266,7 @@ type rejection struct {
 // what it would reject and admits. The limits the request was over and the backend errors are
 // noted in rec.
 func (p *policy) admit(ctx context.Context, c client, req *request, now time.Time, rec *record) (*admission, *rejection) {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	ctx, cancel := p.bound(ctx)
 	defer cancel()
 	t := p.tierFor(c)
 	a := &admission{p: p, key: c.key}
@@ -316,13 +316,23 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 	return a, nil
 }
 
+// bound gives the backend calls of one decision their shared BackendTimeout. The in-process
+// limiter never waits, so it goes without (a timer per request is a measurable share of a
+// request's cost).
+func (p *policy) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, local := p.lim.(*ratelimit.Memory); local {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, p.timeout)
+}
+
 // countRefused charges a request the gateway refuses before admission (a bad body, an unknown
 // model, a body too large or too slow) to the client's request quotas, so a flood of bad
 // requests is limited like any other. It returns the rejection to answer instead when the
 // client is over its request limit (Enforce mode). Backend errors are noted and ignored: the
 // request is refused either way.
 func (p *policy) countRefused(ctx context.Context, c client, now time.Time, rec *record) *rejection {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	ctx, cancel := p.bound(ctx)
 	defer cancel()
 	t := p.tierFor(c)
 	for i := range t.quotas {

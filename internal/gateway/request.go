@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime"
+	"strconv"
 )
 
 // endpoint is one of the two completion endpoints.
@@ -26,7 +27,7 @@ func (e endpoint) path() string {
 type request struct {
 	ep     endpoint
 	raw    []byte
-	fields map[string]json.RawMessage
+	fields object
 
 	model        string
 	stream       bool  // the client asked for SSE
@@ -49,7 +50,8 @@ func parseRequest(ep endpoint, contentType string, body []byte) (*request, *apiE
 		}
 	}
 	r := &request{ep: ep, raw: body}
-	if err := json.Unmarshal(body, &r.fields); err != nil || r.fields == nil {
+	var err error
+	if r.fields, err = parseObject(body); err != nil {
 		return nil, invalidRequest(400, "We could not parse the JSON body of your request: it must be a JSON object.", "", "invalid_json")
 	}
 	if err := r.decodeKnown(); err != nil {
@@ -59,7 +61,7 @@ func parseRequest(ep endpoint, contentType string, body []byte) (*request, *apiE
 }
 
 func (r *request) decodeKnown() *apiError {
-	if raw, ok := r.fields["model"]; !ok || json.Unmarshal(raw, &r.model) != nil || r.model == "" {
+	if raw, ok := r.fields.get("model"); !ok || json.Unmarshal(raw, &r.model) != nil || r.model == "" {
 		return invalidRequest(400, "you must provide a model parameter (a string)", "model", "missing_model")
 	}
 	stream, err := optional[bool](r.fields, "stream", "a boolean")
@@ -71,19 +73,19 @@ func (r *request) decodeKnown() *apiError {
 		return err
 	}
 	if r.ep == chatEndpoint {
-		var msgs []json.RawMessage
-		if json.Unmarshal(r.fields["messages"], &msgs) != nil || len(msgs) == 0 {
+		msgs, _ := r.fields.get("messages")
+		if len(msgs) < 2 || msgs[0] != '[' || msgs[skipSpace(msgs, 1)] == ']' { // valid JSON: '[' ends with ']'
 			return invalidRequest(400, "messages must be a non-empty array", "messages", "invalid_messages")
 		}
-		r.promptTokens = int64(len(r.fields["messages"]) / bytesPerToken)
+		r.promptTokens = int64(len(msgs) / bytesPerToken)
 		if _, err := optional[bool](r.fields, "enable_thinking", "a boolean"); err != nil {
 			return err
 		}
-		if _, err := optional[map[string]json.RawMessage](r.fields, "chat_template_kwargs", "an object"); err != nil {
-			return err
+		if kw, ok := r.fields.get("chat_template_kwargs"); ok && !isNull(kw) && kw[0] != '{' {
+			return invalidRequest(400, "chat_template_kwargs must be an object", "chat_template_kwargs", "invalid_type")
 		}
 	} else {
-		p := r.fields["prompt"]
+		p, _ := r.fields.get("prompt")
 		if len(p) == 0 || isNull(p) {
 			return invalidRequest(400, "prompt must be set", "prompt", "invalid_prompt")
 		}
@@ -121,7 +123,7 @@ type streamOptions struct {
 }
 
 func (r *request) decodeStreamOptions() *apiError {
-	raw, ok := r.fields["stream_options"]
+	raw, ok := r.fields.get("stream_options")
 	if !ok || isNull(raw) {
 		return nil
 	}
@@ -136,17 +138,40 @@ func (r *request) decodeStreamOptions() *apiError {
 	return nil
 }
 
-// optional decodes an optional field; absent and null give nil.
-func optional[T any](fields map[string]json.RawMessage, name, want string) (*T, *apiError) {
-	raw, ok := fields[name]
+// optional decodes an optional field; absent and null give nil. Booleans and integers, most
+// of what the gateway reads, are decoded without encoding/json.
+func optional[T any](fields object, name, want string) (*T, *apiError) {
+	raw, ok := fields.get(name)
 	if !ok || isNull(raw) {
 		return nil, nil
 	}
 	v := new(T)
-	if err := json.Unmarshal(raw, v); err != nil {
+	if !decodeScalar(raw, v) && json.Unmarshal(raw, v) != nil {
 		return nil, invalidRequest(400, name+" must be "+want, name, "invalid_type")
 	}
 	return v, nil
+}
+
+// decodeScalar decodes a JSON true/false into a *bool and an integer literal into an *int64
+// as encoding/json would (it reports false for anything else, which encoding/json decides).
+func decodeScalar(raw []byte, v any) bool {
+	switch p := v.(type) {
+	case *bool:
+		switch string(raw) {
+		case "true":
+			*p = true
+			return true
+		case "false":
+			*p = false
+			return true
+		}
+	case *int64:
+		if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil { // raw is valid JSON
+			*p = n
+			return true
+		}
+	}
+	return false
 }
 
 func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }

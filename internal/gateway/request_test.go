@@ -80,17 +80,17 @@ func TestUpstreamBody(t *testing.T) {
 		ep   endpoint
 		in   string
 		rw   rewrite
-		want string // compact JSON; "same" = the client's bytes untouched
+		want string // compact JSON, members in the client's order; "same" = the client's bytes untouched
 	}{
 		{name: "untouched", in: `{"model":"m", "messages":[]}`, rw: rewrite{model: "m"}, want: "same"},
-		{name: "model renamed", in: `{"model":"m","messages":[]}`, rw: rewrite{model: "e"}, want: `{"messages":[],"model":"e"}`},
+		{name: "model renamed", in: `{"model":"m","messages":[]}`, rw: rewrite{model: "e"}, want: `{"model":"e","messages":[]}`},
 		{name: "enable_thinking mapped", in: `{"model":"m","enable_thinking":true}`, rw: rewrite{model: "m"},
-			want: `{"chat_template_kwargs":{"enable_thinking":true},"model":"m"}`},
+			want: `{"model":"m","chat_template_kwargs":{"enable_thinking":true}}`},
 		{name: "explicit kwargs win", in: `{"model":"m","enable_thinking":true,"chat_template_kwargs":{"enable_thinking":false,"x":1}}`, rw: rewrite{model: "m"},
-			want: `{"chat_template_kwargs":{"enable_thinking":false,"x":1},"model":"m"}`},
+			want: `{"model":"m","chat_template_kwargs":{"enable_thinking":false,"x":1}}`},
 		{name: "null enable_thinking dropped", in: `{"model":"m","enable_thinking":null}`, rw: rewrite{model: "m"}, want: `{"model":"m"}`},
 		{name: "L2 forces thinking off", in: `{"model":"m","enable_thinking":true,"chat_template_kwargs":{"enable_thinking":true,"y":2}}`, rw: rewrite{model: "m", disableThinking: true},
-			want: `{"chat_template_kwargs":{"enable_thinking":false,"y":2},"model":"m"}`},
+			want: `{"model":"m","chat_template_kwargs":{"enable_thinking":false,"y":2}}`},
 		{name: "stream asks usage", in: `{"model":"m","stream":true}`, rw: rewrite{model: "m", stream: true},
 			want: `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`},
 		{name: "stream keeps other options", in: `{"model":"m","stream":true,"stream_options":{"continuous_usage_stats":true}}`, rw: rewrite{model: "m", stream: true},
@@ -98,15 +98,20 @@ func TestUpstreamBody(t *testing.T) {
 		{name: "stream already asks usage", in: `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`, rw: rewrite{model: "m", stream: true}, want: "same"},
 		{name: "L1 turns stream off", in: `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`, rw: rewrite{model: "m"},
 			want: `{"model":"m","stream":false}`},
+		{name: "duplicate keys: the last counts, once", in: `{"model":"a","model":"m","x":1,"x":2,"stream":true}`, rw: rewrite{model: "e"},
+			want: `{"model":"e","x":2,"stream":false}`},
+		{name: "escaped key", in: `{"model":"m","\u0078":1,"messages":[]}`, rw: rewrite{model: "e"}, want: `{"model":"e","\u0078":1,"messages":[]}`},
 		{name: "completions keep enable_thinking", ep: completionsEndpoint, in: `{"model":"m","prompt":"p","enable_thinking":true}`, rw: rewrite{model: "m", disableThinking: true}, want: "same"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &request{ep: tt.ep, raw: []byte(tt.in)}
-			if err := json.Unmarshal(r.raw, &r.fields); err != nil {
+			var err error
+			if r.fields, err = parseObject(r.raw); err != nil {
 				t.Fatal(err)
 			}
-			json.Unmarshal(r.fields["model"], &r.model)
+			raw, _ := r.fields.get("model")
+			json.Unmarshal(raw, &r.model)
 			r.decodeKnown()
 			got, err := r.upstreamBody(tt.rw)
 			if err != nil {

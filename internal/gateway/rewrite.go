@@ -19,23 +19,19 @@ var (
 // upstreamBody returns the body to send upstream. It maps a top-level enable_thinking into
 // chat_template_kwargs (an explicit chat_template_kwargs.enable_thinking wins), sets the
 // model, asks a streaming upstream for usage, and turns streaming off when rw.stream is false.
-// The client's bytes are reused when nothing changes.
+// The client's bytes are reused when nothing changes; otherwise the other members are copied
+// as they are, in their order.
 func (r *request) upstreamBody(rw rewrite) ([]byte, error) {
-	changed := false
+	var edits []edit
 	f := r.fields
-	set := func(k string, v json.RawMessage) {
-		f[k] = v
-		changed = true
-	}
 	if rw.model != r.model {
 		b, _ := json.Marshal(rw.model)
-		set("model", b)
+		edits = append(edits, edit{"model", b})
 	}
 	if r.ep == chatEndpoint {
-		thinking, hasThinking := f["enable_thinking"]
+		thinking, hasThinking := f.get("enable_thinking")
 		if hasThinking {
-			delete(f, "enable_thinking")
-			changed = true
+			edits = append(edits, edit{key: "enable_thinking"})
 		}
 		if rw.disableThinking {
 			thinking, hasThinking = jsonFalse, true
@@ -44,7 +40,7 @@ func (r *request) upstreamBody(rw rewrite) ([]byte, error) {
 		}
 		if hasThinking {
 			kw := map[string]json.RawMessage{}
-			if raw, ok := f["chat_template_kwargs"]; ok && !isNull(raw) {
+			if raw, ok := f.get("chat_template_kwargs"); ok && !isNull(raw) {
 				if err := json.Unmarshal(raw, &kw); err != nil {
 					return nil, err
 				}
@@ -55,14 +51,14 @@ func (r *request) upstreamBody(rw rewrite) ([]byte, error) {
 				if err != nil {
 					return nil, err
 				}
-				set("chat_template_kwargs", b)
+				edits = append(edits, edit{"chat_template_kwargs", b})
 			}
 		}
 	}
 	switch {
 	case rw.stream && !r.includeUsage:
 		so := map[string]json.RawMessage{}
-		if raw, ok := f["stream_options"]; ok && !isNull(raw) {
+		if raw, ok := f.get("stream_options"); ok && !isNull(raw) {
 			if err := json.Unmarshal(raw, &so); err != nil {
 				return nil, err
 			}
@@ -72,13 +68,12 @@ func (r *request) upstreamBody(rw rewrite) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		set("stream_options", b)
+		edits = append(edits, edit{"stream_options", b})
 	case !rw.stream && r.stream:
-		set("stream", jsonFalse)
-		delete(f, "stream_options")
+		edits = append(edits, edit{"stream", jsonFalse}, edit{key: "stream_options"})
 	}
-	if !changed {
+	if len(edits) == 0 {
 		return r.raw, nil
 	}
-	return json.Marshal(f)
+	return f.with(edits), nil
 }

@@ -12,15 +12,22 @@ type usage struct {
 	TotalTokens      int64 `json:"total_tokens"`
 }
 
-// responseUsage reads the usage of a non-streaming completion response (nil if absent).
+// responseUsage reads the usage of a non-streaming completion response (nil if absent). Only
+// the usage member is decoded: the choices are skipped by their brackets, not parsed.
 func responseUsage(body []byte) *usage {
-	var r struct {
-		Usage *usage `json:"usage"`
-	}
-	if json.Unmarshal(body, &r) != nil {
+	o, err := scanObject(body)
+	if err != nil {
 		return nil
 	}
-	return r.Usage
+	raw, ok := o.get("usage")
+	if !ok {
+		return nil
+	}
+	var u *usage
+	if json.Unmarshal(raw, &u) != nil {
+		return nil
+	}
+	return u
 }
 
 var usageField = []byte(`"usage"`)

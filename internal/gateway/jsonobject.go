@@ -1,0 +1,208 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"slices"
+	"unicode/utf8"
+)
+
+// object is a JSON object's top-level members in the order of the body, each value the raw
+// bytes of the body (not copied, not decoded). The gateway reads a few fields of every
+// request and forwards the rest untouched, so it splits the body once instead of decoding it
+// into a map: the split is a single pass that allocates one slice.
+type object []member
+
+// member is one key and its raw value. rawKey is the quoted key as written in the body.
+type member struct {
+	key    string
+	rawKey []byte
+	val    json.RawMessage
+}
+
+var errNotObject = errors.New("not a JSON object")
+
+// parseObject splits a JSON object into its members. Invalid JSON, and JSON that is not an
+// object, is an error.
+func parseObject(b []byte) (object, error) {
+	if !json.Valid(b) {
+		return nil, errNotObject
+	}
+	return scanObject(b)
+}
+
+// scanObject splits the object in b without validating the values (they are skipped by their
+// brackets and quotes); a malformed body is an error, never a panic. Callers that forward the
+// values validate first (parseObject).
+func scanObject(b []byte) (object, error) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, errNotObject
+	}
+	o := make(object, 0, 8)
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return o, trailing(b, i+1)
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return nil, errNotObject
+		}
+		end := skipString(b, i)
+		if end < 0 {
+			return nil, errNotObject
+		}
+		m := member{rawKey: b[i:end]}
+		if k := m.rawKey[1 : len(m.rawKey)-1]; !slices.Contains(k, '\\') && utf8.Valid(k) {
+			m.key = string(k)
+		} else if json.Unmarshal(m.rawKey, &m.key) != nil {
+			return nil, errNotObject
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return nil, errNotObject
+		}
+		i = skipSpace(b, i+1)
+		end = skipValue(b, i)
+		if end < 0 {
+			return nil, errNotObject
+		}
+		m.val = b[i:end:end]
+		o = append(o, m)
+		i = skipSpace(b, end)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+			continue
+		}
+		if i < len(b) && b[i] == '}' {
+			return o, trailing(b, i+1)
+		}
+		return nil, errNotObject
+	}
+}
+
+// get returns the value of key; with duplicate keys the last one counts, as in encoding/json.
+func (o object) get(key string) (json.RawMessage, bool) {
+	for i := len(o) - 1; i >= 0; i-- {
+		if o[i].key == key {
+			return o[i].val, true
+		}
+	}
+	return nil, false
+}
+
+// edit is a change to an object: set a key to val, or delete it when val is nil.
+type edit struct {
+	key string
+	val json.RawMessage
+}
+
+// with returns the object's JSON with the edits applied: members keep their order (a
+// duplicated key appears once, with its last value), a set key that was absent is appended.
+func (o object) with(edits []edit) []byte {
+	size := 2
+	for _, m := range o {
+		size += len(m.rawKey) + len(m.val) + 2
+	}
+	for _, e := range edits {
+		size += len(e.key) + len(e.val) + 4
+	}
+	out := make([]byte, 0, size)
+	out = append(out, '{')
+	comma := func() {
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+	}
+	done := make([]bool, len(edits))
+	for i, m := range o {
+		if _, later := o[i+1:].get(m.key); later {
+			continue
+		}
+		val := m.val
+		for j, e := range edits {
+			if e.key == m.key {
+				val, done[j] = e.val, true
+			}
+		}
+		if val == nil {
+			continue
+		}
+		comma()
+		out = append(append(append(out, m.rawKey...), ':'), val...)
+	}
+	for j, e := range edits {
+		if done[j] || e.val == nil {
+			continue
+		}
+		comma()
+		k, _ := json.Marshal(e.key)
+		out = append(append(append(out, k...), ':'), e.val...)
+	}
+	return append(out, '}')
+}
+
+func trailing(b []byte, i int) error {
+	if skipSpace(b, i) != len(b) {
+		return errNotObject
+	}
+	return nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string that starts at b[i] ('"'), or -1.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// skipValue returns the index after the value that starts at b[i], or -1.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				if i = skipString(b, i); i < 0 {
+					return -1
+				}
+				i--
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return -1
+	default:
+		start := i
+		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+			i++
+		}
+		if i == start {
+			return -1
+		}
+		return i
+	}
+}

@@ -1,0 +1,74 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// FuzzParseObject holds the request splitter to encoding/json's meaning: a body splits
+// exactly when it decodes into a JSON object, every key's value (the last of duplicates) is
+// the one encoding/json keeps, and re-encoding with no edits gives the same object.
+func FuzzParseObject(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"x"}]}`,
+		`{}`, ` { "a" : 1 , "b" : [ 1 , { "c" : "}" } ] } `, `{"a":1,"a":2}`, `{"\u0061":"\"}"}`,
+		`{"a":}`, `{"a":1,}`, `{"a" 1}`, `{"a":1}x`, `[1]`, `"s"`, `{"a":tru}`, `{"a":"\`, `{`, ``,
+		`{"a":1e5,"b":-0.5,"c":null,"d":false}`, `{"a":"\ud800"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var want map[string]json.RawMessage
+		werr := json.Unmarshal(body, &want)
+		o, err := parseObject(body)
+		if (err == nil) != (werr == nil && want != nil) {
+			t.Fatalf("%q: parseObject err %v, encoding/json err %v (map %v)", body, err, werr, want != nil)
+		}
+		if err != nil {
+			return
+		}
+		for k, v := range want {
+			got, ok := o.get(k)
+			if !ok || !sameJSON(got, v) {
+				t.Fatalf("%q: %q = %s, encoding/json has %s", body, k, got, v)
+			}
+		}
+		var again map[string]json.RawMessage
+		if err := json.Unmarshal(o.with(nil), &again); err != nil || len(again) != len(want) {
+			t.Fatalf("%q: re-encoded %s: %v", body, o.with(nil), err)
+		}
+	})
+}
+
+func sameJSON(a, b []byte) bool {
+	var x, y bytes.Buffer
+	return json.Compact(&x, a) == nil && json.Compact(&y, b) == nil && bytes.Equal(x.Bytes(), y.Bytes())
+}
+
+func TestScanObjectNeverPanicsOnMalformedBodies(t *testing.T) {
+	for _, s := range []string{`{"a":[1,2}`, `{"a":"x`, `{"a":{"b":1}`, `{"a":[`, `{"a":]`, `{"a`, `{"a":1 "b":2}`, `{,}`} {
+		if _, err := scanObject([]byte(s)); err == nil {
+			t.Errorf("%s: split without error", s)
+		}
+	}
+}
+
+func TestResponseUsageReadsOnlyTheTopLevelUsage(t *testing.T) {
+	for _, tt := range []struct {
+		body string
+		want *usage
+	}{
+		{`{"choices":[{"message":{"content":"\"usage\":{\"prompt_tokens\":99}"}}],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}`, &usage{3, 5, 8}},
+		{`{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2},"choices":[{"usage":{"prompt_tokens":7}}]}`, &usage{1, 1, 2}},
+		{`{"choices":[{"usage":{"prompt_tokens":7}}]}`, nil},
+		{`{"usage":null}`, nil},
+		{`{"usage":{"prompt_tokens":"x"}}`, nil},
+		{`{"choices":[`, nil},
+	} {
+		got := responseUsage([]byte(tt.body))
+		if (got == nil) != (tt.want == nil) || got != nil && *got != *tt.want {
+			t.Errorf("%s: usage %+v, want %+v", tt.body, got, tt.want)
+		}
+	}
+}
