@@ -2,7 +2,7 @@
 // llm-d-inference-sim on this machine (internal/testutil/proxybench) and prints a Markdown
 // table for BENCHMARKS.md.
 //
-//	go run ./hack/proxybench [-c 32] [-duration 5s] [-rounds 2]
+//	go run ./hack/proxybench [-c 32] [-duration 5s] [-rounds 2] [-profile /tmp/gw]
 package main
 
 import (
@@ -22,14 +22,15 @@ func main() {
 	c := flag.Int("c", 32, "concurrent closed-loop clients")
 	d := flag.Duration("duration", 5*time.Second, "length of each measurement")
 	rounds := flag.Int("rounds", 2, "rounds; each measures direct, nginx and the gateway, without and with streaming")
+	profile := flag.String("profile", "", "save the gateway's CPU profiles of round 1 as PREFIX-plain.pprof and PREFIX-stream.pprof")
 	flag.Parse()
-	if err := run(*c, *d, *rounds); err != nil {
+	if err := run(*c, *d, *rounds, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "proxybench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(c int, d time.Duration, rounds int) error {
+func run(c int, d time.Duration, rounds int, profile string) error {
 	root, err := tools.RepoRoot()
 	if err != nil {
 		return err
@@ -39,7 +40,7 @@ func run(c int, d time.Duration, rounds int) error {
 		return err
 	}
 	ms, err := proxybench.Run(context.Background(), proxybench.Options{
-		Gateway: filepath.Join(bin, "gateway"), Concurrency: c, Duration: d, Rounds: rounds, Log: os.Stderr,
+		Gateway: filepath.Join(bin, "gateway"), Concurrency: c, Duration: d, Rounds: rounds, Log: os.Stderr, Profile: profile,
 	})
 	if err != nil {
 		return err

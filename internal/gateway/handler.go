@@ -233,14 +233,16 @@ func readRequest(rw *responseWriter, r *http.Request, st *state, ep endpoint) (*
 // takes longer than timeout to arrive with 408 (a read deadline on the connection, lifted
 // once the body is in).
 func readBody(rw *responseWriter, r *http.Request, limit int64, timeout time.Duration) ([]byte, *apiError) {
-	tooLarge := invalidRequest(http.StatusRequestEntityTooLarge,
-		"The request body is larger than the limit of "+strconv.FormatInt(limit, 10)+" bytes.", "", "request_too_large")
+	tooLarge := func() *apiError {
+		return invalidRequest(http.StatusRequestEntityTooLarge,
+			"The request body is larger than the limit of "+strconv.FormatInt(limit, 10)+" bytes.", "", "request_too_large")
+	}
 	if r.ContentLength > limit {
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	rc := http.NewResponseController(rw)
 	deadline := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
-	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
+	b, err := readSized(http.MaxBytesReader(nil, r.Body, limit), r.ContentLength)
 	if deadline && err == nil {
 		// Lifted once the body is in; on an error it stays, so that net/http's attempt to
 		// read the rest of the body before replying gives up as soon.
@@ -249,7 +251,7 @@ func readBody(rw *responseWriter, r *http.Request, limit int64, timeout time.Dur
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return nil, tooLarge
+		return nil, tooLarge()
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		rw.Header().Set("Connection", "close")
 		return nil, invalidRequest(http.StatusRequestTimeout,
@@ -258,6 +260,28 @@ func readBody(rw *responseWriter, r *http.Request, limit int64, timeout time.Dur
 		return nil, invalidRequest(http.StatusBadRequest, "could not read the request body: "+err.Error(), "", "invalid_body")
 	}
 	return b, nil
+}
+
+// readSized is io.ReadAll into a buffer sized for a body of the declared length (one
+// allocation instead of a doubling series); size is a hint, never trusted beyond the reader.
+func readSized(r io.Reader, size int64) ([]byte, error) {
+	if size <= 0 || size > 1<<20 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, size+1) // +1: the read that sees EOF needs room
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // the body is longer than declared: grow
+		}
+	}
 }
 
 // responseWriter remembers the status code, can always be flushed, and bounds every write to

@@ -37,17 +37,23 @@ type streamed struct {
 	done bool
 }
 
-// pipeSSE copies an upstream event stream to w event by event, flushing after each event.
-// It reads usage from the chunks and drops the usage-only chunk unless keepUsage. firstChunk
-// is called before the first data event is written. It returns what it saw, and
-// errClientGone when a write fails, the upstream's read error otherwise (nil at the end of
-// the upstream's body, with or without [DONE]).
+// pipeSSE copies an upstream event stream to w event by event. Whole events are flushed to
+// the client whenever the next read would wait for the upstream: every event leaves as soon
+// as it is complete, and events that arrived together leave in one write, as nginx sends
+// what it read in one go. It reads usage from the chunks and drops the usage-only chunk
+// unless keepUsage. firstChunk is called before the first data event is written. It returns
+// what it saw, and errClientGone when a write fails, the upstream's read error otherwise (nil
+// at the end of the upstream's body, with or without [DONE]).
 func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChunk func()) (streamed, error) {
 	var s streamed
 	flusher, _ := w.(http.Flusher)
 	br := bufio.NewReaderSize(upstream, 16<<10)
-	dropping, started := false, false
+	dropping, started, pending := false, false, false
 	for {
+		if pending && flusher != nil && !lineBuffered(br) {
+			flusher.Flush()
+			pending = false
+		}
 		line, err := readLine(br)
 		if len(line) > 0 {
 			blank := len(bytes.TrimRight(line, "\r\n")) == 0
@@ -82,9 +88,7 @@ func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChu
 				if _, werr := w.Write(line); werr != nil {
 					return s, errClientGone
 				}
-				if blank && flusher != nil {
-					flusher.Flush()
-				}
+				pending = pending || blank
 			}
 		}
 		if err == io.EOF {
@@ -97,6 +101,12 @@ func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChu
 			return s, err
 		}
 	}
+}
+
+// lineBuffered reports whether a whole line is already buffered: reading it will not wait.
+func lineBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // readLine returns the next line including its '\n' (the last line may lack it), however long.

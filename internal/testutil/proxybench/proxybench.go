@@ -40,6 +40,9 @@ type Options struct {
 	MaxTokens int
 	// Log receives each measurement as it is made.
 	Log io.Writer
+	// Profile, when set, is where the gateway's CPU profiles of the first round go
+	// (PROFILE-plain.pprof and PROFILE-stream.pprof, read with go tool pprof bin/gateway FILE).
+	Profile string
 }
 
 // Target is one way of reaching the simulator.
@@ -96,7 +99,11 @@ func Run(ctx context.Context, o Options) ([]Measurement, error) {
 		return nil, err
 	}
 	defer stopNginx()
-	gatewayURL, stopGateway, err := startGateway(ctx, o.Gateway, o.Dir, sim.URL, sim.Model)
+	adminPort, err := proc.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	gatewayURL, stopGateway, err := startGateway(ctx, o.Gateway, o.Dir, sim.URL, sim.Model, adminPort, o.Profile != "")
 	if err != nil {
 		return nil, err
 	}
@@ -108,8 +115,18 @@ func Run(ctx context.Context, o Options) ([]Measurement, error) {
 		for _, stream := range []bool{false, true} {
 			body := requestBody(sim.Model, o.MaxTokens, stream)
 			for _, t := range []Target{Direct, Nginx, Gateway} {
+				var profiled chan error
+				if t == Gateway && round == 1 && o.Profile != "" {
+					profiled = make(chan error, 1)
+					go func() { profiled <- saveProfile(ctx, adminPort, o.Duration, o.Profile, stream) }()
+				}
 				r := loadgen.Run(ctx, loadgen.Options{URL: urls[t] + "/v1/chat/completions", Body: body,
 					Concurrency: o.Concurrency, Duration: o.Duration})
+				if profiled != nil {
+					if err := <-profiled; err != nil {
+						return out, err
+					}
+				}
 				if r.OK == 0 {
 					return out, fmt.Errorf("%s (stream %v): no request succeeded (%d failed)", t, stream, r.Failed)
 				}
@@ -187,15 +204,47 @@ http {
 	return startAndWait(ctx, cmd, url+"/health", "nginx")
 }
 
-// startGateway runs the gateway binary with a memory Hybrid limit that never rejects.
-func startGateway(ctx context.Context, bin, dir, upstream, model string) (string, func(), error) {
+// saveProfile saves the gateway's CPU profile over most of one measurement.
+func saveProfile(ctx context.Context, adminPort int, d time.Duration, prefix string, stream bool) error {
+	secs := max(int(d.Seconds())-1, 1)
+	url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", adminPort, secs)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("gateway profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("gateway profile: %s", resp.Status)
+	}
+	path := prefix + "-plain.pprof"
+	if stream {
+		path = prefix + "-stream.pprof"
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// startGateway runs the gateway binary with a memory Hybrid limit that never rejects, its
+// admin port on adminPort (with Go's profiles when pprof).
+func startGateway(ctx context.Context, bin, dir, upstream, model string, adminPort int, pprof bool) (string, func(), error) {
 	port, err := proc.FreePort()
 	if err != nil {
 		return "", nil, err
 	}
 	cfg := &gatewayconfig.Config{
 		Listen:      "127.0.0.1:" + strconv.Itoa(port),
-		AdminListen: "127.0.0.1:0",
+		AdminListen: "127.0.0.1:" + strconv.Itoa(adminPort),
 		Upstream:    gatewayconfig.Upstream{URL: upstream, Model: model},
 		RateLimit: &gatewayconfig.RateLimit{
 			Policy: "bench", Algorithm: gatewayconfig.Hybrid,
@@ -211,7 +260,11 @@ func startGateway(ctx context.Context, bin, dir, upstream, model string) (string
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		return "", nil, err
 	}
-	cmd := exec.Command(bin, "--config", path, "--log-level", "warn", "--shutdown-delay", "0s")
+	args := []string{"--config", path, "--log-level", "warn", "--shutdown-delay", "0s"}
+	if pprof {
+		args = append(args, "--pprof")
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	return startAndWait(ctx, cmd, url+"/readyz", "gateway")
