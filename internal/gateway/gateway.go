@@ -55,7 +55,7 @@ type Gateway struct {
 	redis    *redisBackend
 	// breakers by upstream name and URL, kept across reloads.
 	breakers     map[string]*breaker.Breaker
-	transport    *http.Transport
+	transport    *h1Transport
 	transportCfg gatewayconfig.Timeouts
 	// resolve is Options.Resolve, used by every transport.
 	resolve map[string]string
@@ -75,7 +75,7 @@ type state struct {
 	fallback    *upstream // nil unless configured and available
 	level       int
 	static      *gatewayconfig.StaticResponse
-	transport   *http.Transport
+	transport   *h1Transport
 	idleTimeout time.Duration
 }
 

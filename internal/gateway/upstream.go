@@ -19,22 +19,26 @@ type upstream struct {
 	breaker *breaker.Breaker
 }
 
-// newTransport returns the HTTP transport to the upstreams. Responses are never compressed
-// by the gateway (Accept-Encoding is left to the engine) so that streams stay unbuffered.
-// resolve maps upstream host:port addresses to the address:port dialled instead (see
-// Options.Resolve); nil dials every address as it is.
-func newTransport(t gatewayconfig.Timeouts, resolve map[string]string) *http.Transport {
+// newTransport returns the HTTP transport to the upstreams: h1Transport for plain http, an
+// http.Transport for https. Responses are never compressed by the gateway (Accept-Encoding is
+// left to the engine) so that streams stay unbuffered. resolve maps upstream host:port
+// addresses to the address:port dialled instead (see Options.Resolve); nil dials every
+// address as it is.
+func newTransport(t gatewayconfig.Timeouts, resolve map[string]string) *h1Transport {
 	dialer := &net.Dialer{Timeout: t.Connect.Duration, KeepAlive: 30 * time.Second}
-	return &http.Transport{
+	dial := resolvingDialer(resolve, dialer.DialContext)
+	const idleTimeout, maxIdlePerHost = 90 * time.Second, 256
+	std := &http.Transport{
 		Proxy:                 nil,
-		DialContext:           resolvingDialer(resolve, dialer.DialContext),
+		DialContext:           dial,
 		ResponseHeaderTimeout: t.ResponseHeader.Duration,
 		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   maxIdlePerHost,
+		IdleConnTimeout:       idleTimeout,
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     false,
 	}
+	return newH1Transport(std, dial, t.ResponseHeader.Duration, idleTimeout, maxIdlePerHost)
 }
 
 // dialFunc is the signature of net.Dialer.DialContext.
