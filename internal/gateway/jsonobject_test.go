@@ -63,6 +63,10 @@ func TestResponseUsageReadsOnlyTheTopLevelUsage(t *testing.T) {
 		{`{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2},"choices":[{"usage":{"prompt_tokens":7}}]}`, &usage{1, 1, 2}},
 		{`{"choices":[{"usage":{"prompt_tokens":7}}]}`, nil},
 		{`{"usage":null}`, nil},
+		{`{"usage":{"prompt_tokens":3,"prompt_tokens_details":{"cached_tokens":1},"completion_tokens":5,"total_tokens":8}}`, &usage{3, 5, 8}},
+		{`{"usage":{"prompt_tokens":2}}`, &usage{PromptTokens: 2}},
+		{`{"usage":{"prompt_tokens":1e2,"completion_tokens":0,"total_tokens":100}}`, nil},
+		{`{"usage":[1]}`, nil},
 		{`{"usage":{"prompt_tokens":"x"}}`, nil},
 		{`{"choices":[`, nil},
 	} {

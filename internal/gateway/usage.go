@@ -23,9 +23,28 @@ func responseUsage(body []byte) *usage {
 	if !ok {
 		return nil
 	}
-	var u *usage
-	if json.Unmarshal(raw, &u) != nil {
+	return decodeUsage(raw)
+}
+
+// decodeUsage decodes a usage object; null, and anything that is not a usage object, is nil.
+// Its three counts are read directly; other members (details) are skipped.
+func decodeUsage(raw []byte) *usage {
+	o, err := scanObject(raw)
+	if err != nil {
 		return nil
+	}
+	u := &usage{}
+	for _, f := range []struct {
+		name string
+		dst  *int64
+	}{{"prompt_tokens", &u.PromptTokens}, {"completion_tokens", &u.CompletionTokens}, {"total_tokens", &u.TotalTokens}} {
+		v, ok := o.get(f.name)
+		if !ok || isNull(v) {
+			continue
+		}
+		if !decodeScalar(v, f.dst) && json.Unmarshal(v, f.dst) != nil {
+			return nil
+		}
 	}
 	return u
 }
