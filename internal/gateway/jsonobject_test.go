@@ -76,3 +76,26 @@ func TestResponseUsageReadsOnlyTheTopLevelUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestChunkUsage(t *testing.T) {
+	for _, tt := range []struct {
+		chunk string
+		want  *usage
+		only  bool
+	}{
+		{`{"choices":[{"delta":{"content":"x"}}],"usage":null}`, nil, false},
+		{`{"choices":[{"delta":{"content":"\"usage\":{\"prompt_tokens\":9}"}}],"usage":null}`, nil, false},
+		{`{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}`, &usage{3, 5, 8}, true},
+		{`{"choices":[ ],"usage":{"prompt_tokens":3}}`, &usage{PromptTokens: 3}, true},
+		{`{"usage":{"prompt_tokens":3}}`, &usage{PromptTokens: 3}, true},
+		{`{"choices":[{"delta":{}}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`, &usage{3, 1, 4}, false},
+		{`{"choices":1,"usage":{"prompt_tokens":3}}`, &usage{PromptTokens: 3}, false},
+		{`{"choices":[],"usage":{"prompt_tokens":"3"}}`, nil, false},
+		{`{"choices":[],"usage":`, nil, false},
+	} {
+		u, only := chunkUsage([]byte(tt.chunk))
+		if (u == nil) != (tt.want == nil) || u != nil && *u != *tt.want || only != tt.only {
+			t.Errorf("%s: %+v %v, want %+v %v", tt.chunk, u, only, tt.want, tt.only)
+		}
+	}
+}

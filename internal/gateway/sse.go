@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 )
 
 var (
@@ -47,7 +48,12 @@ type streamed struct {
 func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChunk func()) (streamed, error) {
 	var s streamed
 	flusher, _ := w.(http.Flusher)
-	br := bufio.NewReaderSize(upstream, 16<<10)
+	br := sseReaders.Get().(*bufio.Reader)
+	br.Reset(upstream)
+	defer func() {
+		br.Reset(nil)
+		sseReaders.Put(br)
+	}()
 	dropping, started, pending := false, false, false
 	for {
 		if pending && flusher != nil && !lineBuffered(br) {
@@ -102,6 +108,10 @@ func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChu
 		}
 	}
 }
+
+// sseReaders recycles pipeSSE's 16 KiB read buffers: a stream otherwise allocates (and
+// clears) one.
+var sseReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
 
 // lineBuffered reports whether a whole line is already buffered: reading it will not wait.
 func lineBuffered(br *bufio.Reader) bool {

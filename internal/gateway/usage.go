@@ -65,12 +65,18 @@ func chunkUsage(data []byte) (u *usage, usageOnly bool) {
 			return nil, false
 		}
 	}
-	var c struct {
-		Choices []json.RawMessage `json:"choices"`
-		Usage   *usage            `json:"usage"`
-	}
-	if json.Unmarshal(data, &c) != nil || c.Usage == nil {
+	o, err := scanObject(data)
+	if err != nil {
 		return nil, false
 	}
-	return c.Usage, len(c.Choices) == 0
+	raw, ok := o.get("usage")
+	if !ok {
+		return nil, false
+	}
+	if u = decodeUsage(raw); u == nil {
+		return nil, false
+	}
+	choices, _ := o.get("choices")
+	empty := len(choices) == 0 || isNull(choices) || choices[0] == '[' && choices[skipSpace(choices, 1)] == ']'
+	return u, empty
 }
