@@ -61,6 +61,17 @@ type Measurement struct {
 	Stream bool
 	Round  int
 	loadgen.Result
+	// CPU is the CPU time the proxy (nginx's master and workers, or the gateway) used during
+	// the measurement; zero for Direct.
+	CPU time.Duration
+}
+
+// CPUPerRequest is the proxy's CPU time per request answered.
+func (m Measurement) CPUPerRequest() time.Duration {
+	if m.OK == 0 {
+		return 0
+	}
+	return m.CPU / time.Duration(m.OK)
 }
 
 // Run starts the simulator, nginx and the gateway, measures every target in both modes for
@@ -94,7 +105,7 @@ func Run(ctx context.Context, o Options) ([]Measurement, error) {
 		return nil, fmt.Errorf("simulator: %w", err)
 	}
 	defer sim.Stop()
-	nginxURL, stopNginx, err := startNginx(ctx, o.Dir, sim.URL)
+	nginxURL, nginxPid, stopNginx, err := startNginx(ctx, o.Dir, sim.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -103,13 +114,14 @@ func Run(ctx context.Context, o Options) ([]Measurement, error) {
 	if err != nil {
 		return nil, err
 	}
-	gatewayURL, stopGateway, err := startGateway(ctx, o.Gateway, o.Dir, sim.URL, sim.Model, adminPort, o.Profile != "")
+	gatewayURL, gatewayPid, stopGateway, err := startGateway(ctx, o.Gateway, o.Dir, sim.URL, sim.Model, adminPort, o.Profile != "")
 	if err != nil {
 		return nil, err
 	}
 	defer stopGateway()
 
 	urls := map[Target]string{Direct: sim.URL, Nginx: nginxURL, Gateway: gatewayURL}
+	pids := map[Target]int{Nginx: nginxPid, Gateway: gatewayPid}
 	var out []Measurement
 	for round := 1; round <= o.Rounds; round++ {
 		for _, stream := range []bool{false, true} {
@@ -120,8 +132,10 @@ func Run(ctx context.Context, o Options) ([]Measurement, error) {
 					profiled = make(chan error, 1)
 					go func() { profiled <- saveProfile(ctx, adminPort, o.Duration, o.Profile, stream) }()
 				}
+				cpu0 := treeCPU(pids[t])
 				r := loadgen.Run(ctx, loadgen.Options{URL: urls[t] + "/v1/chat/completions", Body: body,
 					Concurrency: o.Concurrency, Duration: o.Duration})
+				cpu := treeCPU(pids[t]) - cpu0
 				if profiled != nil {
 					if err := <-profiled; err != nil {
 						return out, err
@@ -130,8 +144,8 @@ func Run(ctx context.Context, o Options) ([]Measurement, error) {
 				if r.OK == 0 {
 					return out, fmt.Errorf("%s (stream %v): no request succeeded (%d failed)", t, stream, r.Failed)
 				}
-				m := Measurement{Target: t, Stream: stream, Round: round, Result: r}
-				fmt.Fprintf(o.Log, "round %d %-7s stream=%-5v %s\n", round, t, stream, r)
+				m := Measurement{Target: t, Stream: stream, Round: round, Result: r, CPU: cpu}
+				fmt.Fprintf(o.Log, "round %d %-7s stream=%-5v %s  proxy CPU %.1f µs/request\n", round, t, stream, r, float64(m.CPUPerRequest().Nanoseconds())/1e3)
 				out = append(out, m)
 			}
 		}
@@ -149,18 +163,18 @@ func requestBody(model string, maxTokens int, stream bool) []byte {
 
 // startNginx runs nginx in front of upstream with keep-alive upstream connections, no
 // buffering (streams pass through) and a limit_req that never rejects.
-func startNginx(ctx context.Context, dir, upstream string) (string, func(), error) {
+func startNginx(ctx context.Context, dir, upstream string) (string, int, func(), error) {
 	bin, err := tools.Lookup("nginx")
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	port, err := proc.FreePort()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	ndir := filepath.Join(dir, "nginx")
 	if err := os.MkdirAll(ndir, 0o777); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	_ = os.Chmod(ndir, 0o777) // the workers run as nobody and write their temp files here
 	conf := fmt.Sprintf(`worker_processes auto;
@@ -196,7 +210,7 @@ http {
 `, ndir, strings.TrimPrefix(upstream, "http://"), port)
 	path := filepath.Join(ndir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	cmd := exec.Command(bin, "-c", path, "-p", ndir)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -237,10 +251,10 @@ func saveProfile(ctx context.Context, adminPort int, d time.Duration, prefix str
 
 // startGateway runs the gateway binary with a memory Hybrid limit that never rejects, its
 // admin port on adminPort (with Go's profiles when pprof).
-func startGateway(ctx context.Context, bin, dir, upstream, model string, adminPort int, pprof bool) (string, func(), error) {
+func startGateway(ctx context.Context, bin, dir, upstream, model string, adminPort int, pprof bool) (string, int, func(), error) {
 	port, err := proc.FreePort()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	cfg := &gatewayconfig.Config{
 		Listen:      "127.0.0.1:" + strconv.Itoa(port),
@@ -254,11 +268,11 @@ func startGateway(ctx context.Context, bin, dir, upstream, model string, adminPo
 	}
 	data, err := gatewayconfig.Marshal(cfg)
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	path := filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(path, data, 0o644); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	args := []string{"--config", path, "--log-level", "warn", "--shutdown-delay", "0s"}
 	if pprof {
@@ -271,9 +285,9 @@ func startGateway(ctx context.Context, bin, dir, upstream, model string, adminPo
 }
 
 // startAndWait starts cmd and waits until GET ready answers (any status below 500).
-func startAndWait(ctx context.Context, cmd *exec.Cmd, ready, what string) (string, func(), error) {
+func startAndWait(ctx context.Context, cmd *exec.Cmd, ready, what string) (string, int, func(), error) {
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("%s: %w", what, err)
+		return "", 0, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
@@ -290,32 +304,37 @@ func startAndWait(ctx context.Context, cmd *exec.Cmd, ready, what string) (strin
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
-			return "", nil, fmt.Errorf("%s exited during startup", what)
+			return "", 0, nil, fmt.Errorf("%s exited during startup", what)
 		case <-ctx.Done():
 			stop()
-			return "", nil, ctx.Err()
+			return "", 0, nil, ctx.Err()
 		default:
 		}
 		if resp, err := http.Get(ready); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode < 500 {
-				return strings.TrimSuffix(strings.TrimSuffix(ready, "/readyz"), "/health"), stop, nil
+				return strings.TrimSuffix(strings.TrimSuffix(ready, "/readyz"), "/health"), cmd.Process.Pid, stop, nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond) // polling process readiness
 	}
 	stop()
-	return "", nil, fmt.Errorf("%s not ready after 30s", what)
+	return "", 0, nil, fmt.Errorf("%s not ready after 30s", what)
 }
 
 // Summary renders the measurements as a Markdown table: per target and mode, the mean over
-// rounds of requests/s and of p50/p99, and the ratio to nginx's requests/s.
+// rounds of requests/s and of p50/p99, the ratio to nginx's requests/s, and the proxy's CPU
+// time per request (all rounds' CPU over all their requests).
 func Summary(ms []Measurement) string {
 	type key struct {
 		t      Target
 		stream bool
 	}
-	type agg struct{ rps, p50, p99 float64 }
+	type agg struct {
+		rps, p50, p99 float64
+		cpu           time.Duration
+		ok            int64
+	}
 	sum := map[key]*agg{}
 	n := map[key]int{}
 	for _, m := range ms {
@@ -326,10 +345,12 @@ func Summary(ms []Measurement) string {
 		sum[k].rps += m.RPS()
 		sum[k].p50 += float64(m.P50) / 1e6
 		sum[k].p99 += float64(m.P99) / 1e6
+		sum[k].cpu += m.CPU
+		sum[k].ok += int64(m.OK)
 		n[k]++
 	}
 	var b strings.Builder
-	b.WriteString("| mode | target | requests/s | p50 ms | p99 ms | × nginx requests/s |\n| --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| mode | target | requests/s | p50 ms | p99 ms | × nginx requests/s | proxy CPU µs/request |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, stream := range []bool{false, true} {
 		mode := "non-streaming"
 		if stream {
@@ -346,8 +367,61 @@ func Summary(ms []Measurement) string {
 			if nginx != nil {
 				ratio = fmt.Sprintf("%.2f", a.rps/nginx.rps)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %.2f | %s |\n", mode, t, a.rps/c, a.p50/c, a.p99/c, ratio)
+			cpu := "—"
+			if t != Direct && a.ok > 0 {
+				cpu = fmt.Sprintf("%.1f", float64(a.cpu.Nanoseconds())/1e3/float64(a.ok))
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %.2f | %s | %s |\n", mode, t, a.rps/c, a.p50/c, a.p99/c, ratio, cpu)
 		}
 	}
 	return b.String()
+}
+
+// clockTick is the unit of the CPU times in /proc/PID/stat (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// treeCPU is the user and system CPU time used so far by pid and its child processes
+// (nginx's workers); 0 for pid 0.
+func treeCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	total := processCPU(pid)
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, st := range stats {
+		if ppid, ok := statField(st, 1); ok && ppid == int64(pid) {
+			child, _ := strconv.Atoi(filepath.Base(filepath.Dir(st)))
+			total += processCPU(child)
+		}
+	}
+	return total
+}
+
+func processCPU(pid int) time.Duration {
+	path := fmt.Sprintf("/proc/%d/stat", pid)
+	u, ok1 := statField(path, 11)
+	s, ok2 := statField(path, 12)
+	if !ok1 || !ok2 {
+		return 0
+	}
+	return time.Duration(u+s) * clockTick
+}
+
+// statField is field i of /proc/PID/stat counted from the state letter (0); 1 is the parent's
+// pid, 11 and 12 the user and system time in clock ticks.
+func statField(path string, i int) (int64, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	j := strings.LastIndexByte(string(b), ')')
+	if j < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[j+1:]))
+	if len(f) <= i {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(f[i], 10, 64)
+	return v, err == nil
 }
