@@ -14,9 +14,11 @@ import (
 // into a map: the split is a single pass that allocates one slice.
 type object []member
 
-// member is one key and its raw value. rawKey is the quoted key as written in the body.
+// member is one key and its raw value. rawKey is the quoted key as written in the body, name
+// the key itself (a view of the body unless the key has escapes): no string is allocated per
+// key.
 type member struct {
-	key    string
+	name   []byte
 	rawKey []byte
 	val    json.RawMessage
 }
@@ -55,9 +57,13 @@ func scanObject(b []byte) (object, error) {
 		}
 		m := member{rawKey: b[i:end]}
 		if k := m.rawKey[1 : len(m.rawKey)-1]; !slices.Contains(k, '\\') && utf8.Valid(k) {
-			m.key = string(k)
-		} else if json.Unmarshal(m.rawKey, &m.key) != nil {
-			return nil, errNotObject
+			m.name = k
+		} else {
+			var key string
+			if json.Unmarshal(m.rawKey, &key) != nil {
+				return nil, errNotObject
+			}
+			m.name = []byte(key)
 		}
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
@@ -85,11 +91,21 @@ func scanObject(b []byte) (object, error) {
 // get returns the value of key; with duplicate keys the last one counts, as in encoding/json.
 func (o object) get(key string) (json.RawMessage, bool) {
 	for i := len(o) - 1; i >= 0; i-- {
-		if o[i].key == key {
+		if string(o[i].name) == key {
 			return o[i].val, true
 		}
 	}
 	return nil, false
+}
+
+// later reports whether a member after the i-th has the same key.
+func (o object) later(i int) bool {
+	for _, m := range o[i+1:] {
+		if bytes.Equal(m.name, o[i].name) {
+			return true
+		}
+	}
+	return false
 }
 
 // edit is a change to an object: set a key to val, or delete it when val is nil.
@@ -117,12 +133,12 @@ func (o object) with(edits []edit) []byte {
 	}
 	done := make([]bool, len(edits))
 	for i, m := range o {
-		if _, later := o[i+1:].get(m.key); later {
+		if o.later(i) {
 			continue
 		}
 		val := m.val
 		for j, e := range edits {
-			if e.key == m.key {
+			if e.key == string(m.name) {
 				val, done[j] = e.val, true
 			}
 		}

@@ -99,3 +99,21 @@ func TestChunkUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeScalarAgreesWithEncodingJSON: the fast decoding of strings, booleans and integers
+// gives encoding/json's value whenever it decodes at all.
+func TestDecodeScalarAgreesWithEncodingJSON(t *testing.T) {
+	for _, raw := range []string{`"Qwen3-1.7B"`, `""`, `"你好"`, `"a\"b"`, `"\u0041"`, "\"\xff\"", `true`, `false`, `0`, `-12`, `9223372036854775807`, `9223372036854775808`, `1.5`, `1e3`, `null`, `[1]`} {
+		var s1, s2 string
+		var b1, b2 bool
+		var i1, i2 int64
+		for _, c := range []struct {
+			fast, slow any
+			eq         func() bool
+		}{{&s1, &s2, func() bool { return s1 == s2 }}, {&b1, &b2, func() bool { return b1 == b2 }}, {&i1, &i2, func() bool { return i1 == i2 }}} {
+			if decodeScalar([]byte(raw), c.fast) && (json.Unmarshal([]byte(raw), c.slow) != nil || !c.eq()) {
+				t.Errorf("%s into %T: fast %v, encoding/json %v", raw, c.fast, c.fast, c.slow)
+			}
+		}
+	}
+}

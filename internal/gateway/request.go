@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"strconv"
+	"unicode/utf8"
 )
 
 // endpoint is one of the two completion endpoints.
@@ -61,7 +62,7 @@ func parseRequest(ep endpoint, contentType string, body []byte) (*request, *apiE
 }
 
 func (r *request) decodeKnown() *apiError {
-	if raw, ok := r.fields.get("model"); !ok || json.Unmarshal(raw, &r.model) != nil || r.model == "" {
+	if raw, ok := r.fields.get("model"); !ok || !decodeScalar(raw, &r.model) && json.Unmarshal(raw, &r.model) != nil || r.model == "" {
 		return invalidRequest(400, "you must provide a model parameter (a string)", "model", "missing_model")
 	}
 	stream, err := optional[bool](r.fields, "stream", "a boolean")
@@ -152,10 +153,16 @@ func optional[T any](fields object, name, want string) (*T, *apiError) {
 	return v, nil
 }
 
-// decodeScalar decodes a JSON true/false into a *bool and an integer literal into an *int64
-// as encoding/json would (it reports false for anything else, which encoding/json decides).
+// decodeScalar decodes a JSON true/false into a *bool, an integer literal into an *int64 and
+// a string without escapes into a *string, as encoding/json would (it reports false for
+// anything else, which encoding/json decides). raw is valid JSON.
 func decodeScalar(raw []byte, v any) bool {
 	switch p := v.(type) {
+	case *string:
+		if len(raw) >= 2 && raw[0] == '"' && !bytes.ContainsRune(raw, '\\') && utf8.Valid(raw) {
+			*p = string(raw[1 : len(raw)-1])
+			return true
+		}
 	case *bool:
 		switch string(raw) {
 		case "true":
