@@ -39,36 +39,22 @@ func (r *request) upstreamBody(rw rewrite) ([]byte, error) {
 			hasThinking = false
 		}
 		if hasThinking {
-			kw := map[string]json.RawMessage{}
-			if raw, ok := f.get("chat_template_kwargs"); ok && !isNull(raw) {
-				if err := json.Unmarshal(raw, &kw); err != nil {
-					return nil, err
-				}
+			kw, err := nested(f, "chat_template_kwargs")
+			if err != nil {
+				return nil, err
 			}
-			if _, explicit := kw["enable_thinking"]; !explicit || rw.disableThinking {
-				kw["enable_thinking"] = thinking
-				b, err := json.Marshal(kw)
-				if err != nil {
-					return nil, err
-				}
-				edits = append(edits, edit{"chat_template_kwargs", b})
+			if _, explicit := kw.get("enable_thinking"); !explicit || rw.disableThinking {
+				edits = append(edits, edit{"chat_template_kwargs", kw.with([]edit{{"enable_thinking", thinking}})})
 			}
 		}
 	}
 	switch {
 	case rw.stream && !r.includeUsage:
-		so := map[string]json.RawMessage{}
-		if raw, ok := f.get("stream_options"); ok && !isNull(raw) {
-			if err := json.Unmarshal(raw, &so); err != nil {
-				return nil, err
-			}
-		}
-		so["include_usage"] = jsonTrue
-		b, err := json.Marshal(so)
+		so, err := nested(f, "stream_options")
 		if err != nil {
 			return nil, err
 		}
-		edits = append(edits, edit{"stream_options", b})
+		edits = append(edits, edit{"stream_options", so.with([]edit{{"include_usage", jsonTrue}})})
 	case !rw.stream && r.stream:
 		edits = append(edits, edit{"stream", jsonFalse}, edit{key: "stream_options"})
 	}
@@ -76,4 +62,13 @@ func (r *request) upstreamBody(rw rewrite) ([]byte, error) {
 		return r.raw, nil
 	}
 	return f.with(edits), nil
+}
+
+// nested returns the members of the object at key (none when absent or null).
+func nested(f object, key string) (object, error) {
+	raw, ok := f.get(key)
+	if !ok || isNull(raw) {
+		return nil, nil
+	}
+	return scanObject(raw)
 }
