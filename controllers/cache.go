@@ -17,7 +17,9 @@ import (
 // the operator manages, so its memory grows with the number of QwenServices and not with
 // every ConfigMap, Service or Deployment in the cluster. Pass it as ctrl.Options.Cache.
 // HTTPRoute is left out: a ByObject entry makes the manager fail to start on a cluster
-// without the Gateway API CRDs, and HTTPRoutes are few.
+// without the Gateway API CRDs, and HTTPRoutes are few. No object is cached with its
+// managedFields, which no reconciler reads and which server-side apply makes the largest
+// part of a small object's metadata.
 func CacheOptions() cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedBy})
 	byObject := map[client.Object]cache.ByObject{}
@@ -28,5 +30,5 @@ func CacheOptions() cache.Options {
 	} {
 		byObject[o] = cache.ByObject{Label: managed}
 	}
-	return cache.Options{ByObject: byObject}
+	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
 }
