@@ -40,6 +40,7 @@ const (
 // options are the manager's flags.
 type options struct {
 	metricsAddr, probeAddr  string
+	pprofAddr               string
 	secureMetrics           bool
 	enableHTTP2             bool
 	leaderElect             bool
@@ -70,6 +71,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (options, zap.Options, error) {
 	var o options
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "address of the metrics endpoint (HTTPS with authn/authz when --metrics-secure); 0 disables it")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof/ profiles (plain HTTP, no authentication: bind it to 127.0.0.1 and port-forward); 0 disables it")
 	fs.BoolVar(&o.secureMetrics, "metrics-secure", true, "serve metrics over HTTPS, authenticated and authorized through the API server")
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "allow HTTP/2 on the metrics server (off by default: CVE-2023-44487, CVE-2023-39325)")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so only one replica reconciles")
@@ -154,6 +156,7 @@ func run(ctx context.Context, args []string) error {
 		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        o.leaderElectionID,
 		LeaderElectionNamespace: o.leaderElectionNamespace,

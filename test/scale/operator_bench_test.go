@@ -64,7 +64,8 @@ func fleetSize(b *testing.B) int {
 //     etcd writes per service (the benchmark's own creates included) from the API server's;
 //   - the CPU seconds the manager, kube-apiserver and etcd used until the children existed.
 //
-// QWEN_BENCH_MANAGER_ARGS adds manager flags (space-separated). Prometheus is a closed
+// QWEN_BENCH_MANAGER_ARGS adds manager flags (space-separated). QWEN_BENCH_PPROF=DIR saves
+// the manager's CPU profile of the first 30 s and its heap once settled in DIR. Prometheus is a closed
 // loopback port, so plans and adaptive rules report it unreachable, as when it is down. Run it
 // with -benchtime 1x; it is not part of the tests:
 //
@@ -84,6 +85,8 @@ func BenchmarkOperator1000QwenServices(b *testing.B) {
 		before := m.metrics(b)
 		etcdBefore := cp.etcdWrites(b)
 		cpuBefore := cpuSeconds(b, m.cmd.Process.Pid, cp.apiserverPID, cp.etcdPID)
+		cpuProfile := make(chan struct{})
+		go func() { defer close(cpuProfile); m.profile(b, "profile", "seconds=30", "cpu.pprof") }()
 		start := time.Now()
 		createFleet(b, cp.client, ns, n, samples)
 		created := time.Since(start)
@@ -93,6 +96,8 @@ func BenchmarkOperator1000QwenServices(b *testing.B) {
 		cpuChildren := cpuSeconds(b, m.cmd.Process.Pid, cp.apiserverPID, cp.etcdPID)
 		waitSettled(b, cp.client, ns, n)
 		settled := time.Since(start)
+		m.profile(b, "heap", "gc=1", "heap.pprof")
+		<-cpuProfile
 		after := m.metrics(b)
 		etcdAfter := cp.etcdWrites(b)
 		hwm, rss := memory(b, m.cmd.Process.Pid)
@@ -218,6 +223,29 @@ type manager struct {
 	cmd         *exec.Cmd
 	log         *proc.Log
 	metricsAddr string
+	pprofAddr   string // empty unless QWEN_BENCH_PPROF names a directory
+}
+
+// profile saves the manager's /debug/pprof/<name> (query: e.g. seconds=30) in
+// $QWEN_BENCH_PPROF/<file>; it does nothing without QWEN_BENCH_PPROF.
+func (m *manager) profile(b *testing.B, name, query, file string) {
+	dir := os.Getenv("QWEN_BENCH_PPROF")
+	if dir == "" {
+		return
+	}
+	resp, err := http.Get("http://" + m.pprofAddr + "/debug/pprof/" + name + "?" + query)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, file), body, 0o644)
+	}
+	if err != nil {
+		b.Error(err)
+	}
 }
 
 // managerBinary is QWEN_BENCH_MANAGER or ./cmd/manager built into a temporary directory.
@@ -275,7 +303,7 @@ func startManager(b *testing.B, cp *controlPlane, bin string) *manager {
 	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	ports := make([]int, 3)
+	ports := make([]int, 4)
 	for i := range ports {
 		if ports[i], err = proc.FreePort(); err != nil {
 			b.Fatal(err)
@@ -288,6 +316,10 @@ func startManager(b *testing.B, cp *controlPlane, bin string) *manager {
 		// nothing listens there: plans and adaptive rules find Prometheus down, on loopback
 		"--prometheus-url", fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
 		"--zap-log-level=error"}
+	if os.Getenv("QWEN_BENCH_PPROF") != "" {
+		m.pprofAddr = fmt.Sprintf("127.0.0.1:%d", ports[3])
+		args = append(args, "--pprof-bind-address", m.pprofAddr)
+	}
 	args = append(args, strings.Fields(os.Getenv("QWEN_BENCH_MANAGER_ARGS"))...)
 	m.cmd = exec.Command(bin, args...)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
