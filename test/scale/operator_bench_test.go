@@ -310,8 +310,7 @@ func startManager(b *testing.B, cp *controlPlane, bin string) *manager {
 		}
 	}
 	m := &manager{log: &proc.Log{}, metricsAddr: fmt.Sprintf("127.0.0.1:%d", ports[0])}
-	args := []string{"--kubeconfig", kubeconfig,
-		"--metrics-bind-address", m.metricsAddr, "--metrics-secure=false",
+	args := []string{"--metrics-bind-address", m.metricsAddr, "--metrics-secure=false",
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		// nothing listens there: plans and adaptive rules find Prometheus down, on loopback
 		"--prometheus-url", fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
@@ -322,6 +321,9 @@ func startManager(b *testing.B, cp *controlPlane, bin string) *manager {
 	}
 	args = append(args, strings.Fields(os.Getenv("QWEN_BENCH_MANAGER_ARGS"))...)
 	m.cmd = exec.Command(bin, args...)
+	// $KUBECONFIG rather than --kubeconfig: the manager then builds its client as it does in
+	// a pod (a manager before --kube-api-qps took --kubeconfig's path to a 50/s limit).
+	m.cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if err := m.cmd.Start(); err != nil {
 		b.Fatal(err)
