@@ -124,7 +124,7 @@ func TestChartRendersDefaults(t *testing.T) {
 		"--prometheus-url=http://prometheus-operated.monitoring.svc:9090",
 		"--kube-api-qps=500",
 		"--kube-api-burst=1000",
-		"--qwenservice-workers=4",
+		"--qwenservice-workers=16",
 	} {
 		if !slices.Contains(c.Args, arg) {
 			t.Errorf("manager args %v lack %s", c.Args, arg)
