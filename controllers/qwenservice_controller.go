@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -15,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -53,6 +55,10 @@ type QwenServiceReconciler struct {
 	ConflictRecheck time.Duration
 
 	httpRoute, btp *servedProbe
+
+	mu sync.Mutex
+	// applied is what the last reconcile of each service applied, by child (see apply).
+	applied map[types.NamespacedName]map[childKey]applied
 }
 
 // +kubebuilder:rbac:groups=serving.qwenops.io,resources=qwenservices,verbs=get;list;watch
@@ -77,9 +83,13 @@ type QwenServiceReconciler struct {
 func (r *QwenServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	qs := &v1alpha1.QwenService{}
 	if err := r.Get(ctx, req.NamespacedName, qs); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forgetApplied(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !qs.DeletionTimestamp.IsZero() {
+		r.forgetApplied(req.NamespacedName)
 		return ctrl.Result{}, nil // owner references let the garbage collector remove the children
 	}
 	in, err := r.inputs(ctx, qs)
@@ -88,10 +98,11 @@ func (r *QwenServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	desired, renderErr := render.Render(in)
 	var applyErr error
+	var fresh map[childKey]*unstructured.Unstructured
 	if renderErr == nil {
-		applyErr = r.apply(ctx, qs, desired)
+		fresh, applyErr = r.apply(ctx, qs, desired)
 	}
-	obs, err := r.observe(ctx, qs)
+	obs, err := r.observe(ctx, qs, fresh)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -111,14 +122,20 @@ func (r *QwenServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return ctrl.Result{}, errors.Join(renderErr, applyErr)
 }
 
-// observe reads the child Deployments from the cache; absent ones stay nil.
-func (r *QwenServiceReconciler) observe(ctx context.Context, qs *v1alpha1.QwenService) (observed, error) {
+// observe reads the child Deployments: as this reconcile's applies returned them (the cache
+// may not hold them yet), else from the cache; absent ones stay nil.
+func (r *QwenServiceReconciler) observe(ctx context.Context, qs *v1alpha1.QwenService, fresh map[childKey]*unstructured.Unstructured) (observed, error) {
 	var obs observed
 	for name, dst := range map[string]**appsv1.Deployment{
 		render.EngineName(qs): &obs.engine, render.FallbackName(qs): &obs.fallback, render.GatewayName(qs): &obs.gateway,
 	} {
 		d := &appsv1.Deployment{}
-		err := r.Get(ctx, types.NamespacedName{Namespace: qs.Namespace, Name: name}, d)
+		var err error
+		if u, ok := fresh[childKey{deploymentGVK.Kind, name}]; ok {
+			err = runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, d)
+		} else {
+			err = r.Get(ctx, types.NamespacedName{Namespace: qs.Namespace, Name: name}, d)
+		}
 		switch {
 		case apierrors.IsNotFound(err):
 		case err != nil:
@@ -147,7 +164,9 @@ func (r *QwenServiceReconciler) writeStatus(ctx context.Context, qs *v1alpha1.Qw
 }
 
 // SetupWithManager registers the reconciler: it owns every child kind, and watches the
-// policies, plans and Secrets that change what it renders.
+// policies, plans and Secrets that change what it renders. It watches the Deployments whole
+// (the status reads their state) and every other child kind as metadata only: a child's
+// existence, owner and resourceVersion are all it reads of them.
 func (r *QwenServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
@@ -170,15 +189,15 @@ func (r *QwenServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("qwenservice").
 		For(&v1alpha1.QwenService{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.Deployment{}).
-		Owns(&corev1.Service{}).
-		Owns(&corev1.ConfigMap{}).
-		Owns(&corev1.ServiceAccount{}).
-		Owns(&rbacv1.Role{}).
-		Owns(&rbacv1.RoleBinding{}).
-		Owns(&policyv1.PodDisruptionBudget{}).
-		Owns(&corev1.PersistentVolumeClaim{}).
-		Owns(&networkingv1.Ingress{}).
-		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&corev1.Service{}, builder.OnlyMetadata).
+		Owns(&corev1.ConfigMap{}, builder.OnlyMetadata).
+		Owns(&corev1.ServiceAccount{}, builder.OnlyMetadata).
+		Owns(&rbacv1.Role{}, builder.OnlyMetadata).
+		Owns(&rbacv1.RoleBinding{}, builder.OnlyMetadata).
+		Owns(&policyv1.PodDisruptionBudget{}, builder.OnlyMetadata).
+		Owns(&corev1.PersistentVolumeClaim{}, builder.OnlyMetadata).
+		Owns(&networkingv1.Ingress{}, builder.OnlyMetadata).
+		Owns(&networkingv1.NetworkPolicy{}, builder.OnlyMetadata).
 		Watches(&v1alpha1.RateLimitPolicy{}, handler.EnqueueRequestsFromMapFunc(targetOf), builder.WithPredicates(policyStatusChanged())).
 		Watches(&v1alpha1.DegradationPlan{}, handler.EnqueueRequestsFromMapFunc(targetOf)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.servicesUsingSecret), builder.OnlyMetadata).
@@ -186,12 +205,12 @@ func (r *QwenServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// Optional kinds: watching a kind the API server does not serve would stop the manager.
 	// Served later, they are still applied and pruned, only not watched for drift.
 	if r.httpRoute.Served() {
-		b = b.Owns(&gatewayv1.HTTPRoute{})
+		b = b.Owns(&gatewayv1.HTTPRoute{}, builder.OnlyMetadata)
 	}
 	if r.btp.Served() {
 		btp := &unstructured.Unstructured{}
 		btp.SetGroupVersionKind(backendTrafficPolicyGVK)
-		b = b.Owns(btp)
+		b = b.Owns(btp, builder.OnlyMetadata)
 	}
 	return b.Complete(r)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -91,4 +92,26 @@ func waitStatus(t *testing.T, url string, c *http.Client, want int, done <-chan 
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s never answered %d (last: %s)", url, want, last)
+}
+
+func TestSizingFlags(t *testing.T) {
+	parse := func(args ...string) (options, error) {
+		o, _, err := parseFlags(flag.NewFlagSet("manager", flag.ContinueOnError), args)
+		return o, err
+	}
+	o, err := parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.kubeAPIQPS != DefaultKubeAPIQPS || o.kubeAPIBurst != DefaultKubeAPIBurst || o.qwenServiceWorkers != DefaultQwenServiceWorkers {
+		t.Errorf("defaults: qps %v burst %d workers %d", o.kubeAPIQPS, o.kubeAPIBurst, o.qwenServiceWorkers)
+	}
+	if o, err = parse("--kube-api-qps=-1", "--kube-api-burst=0", "--qwenservice-workers=8"); err != nil || o.kubeAPIQPS != -1 || o.qwenServiceWorkers != 8 {
+		t.Errorf("no limit, 8 workers: %+v, %v", o, err)
+	}
+	for _, bad := range [][]string{{"--kube-api-qps=0"}, {"--kube-api-burst=0"}, {"--qwenservice-workers=0"}} {
+		if _, err := parse(bad...); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
 }

@@ -122,6 +122,9 @@ func TestChartRendersDefaults(t *testing.T) {
 		"--simulator-image=ghcr.io/llm-d/llm-d-inference-sim:v0.10.2",
 		"--gateway-image=ghcr.io/qwenops/qwen-gateway:0.1.0",
 		"--prometheus-url=http://prometheus-operated.monitoring.svc:9090",
+		"--kube-api-qps=500",
+		"--kube-api-burst=1000",
+		"--qwenservice-workers=16",
 	} {
 		if !slices.Contains(c.Args, arg) {
 			t.Errorf("manager args %v lack %s", c.Args, arg)

@@ -33,6 +33,9 @@ func TestChartSchemaRefuses(t *testing.T) {
 		"serviceMonitor.interval=soon":               "/serviceMonitor/interval'",
 		"metrics.readerSubjects[0].kind=Robot":       "/metrics/readerSubjects/0/kind'",
 		"prometheus.url=prometheus.monitoring:9090":  "/prometheus/url'",
+		"kubeAPI.qps=0":                              "/kubeAPI/qps'",
+		"kubeAPI.burst=0":                            "/kubeAPI/burst'",
+		"qwenServiceWorkers=0":                       "/qwenServiceWorkers'",
 		"redis.image.pullPolicy=Sometimes":           "/redis/image/pullPolicy'",
 		"grafanaDashboard.labels.grafana_dashboard=": "", // an empty label value is fine
 	} {
