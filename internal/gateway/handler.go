@@ -144,10 +144,12 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 	}
 	if aerr != nil {
 		if p != nil {
-			if rej := p.countRefused(r.Context(), c, rec.start, rec); rej != nil {
+			v, rej := p.countRefused(r.Context(), c, rec.start, rec)
+			if rej != nil {
 				writeRateLimited(rw, rej)
 				return
 			}
+			v.write(rw.Header())
 		}
 		writeError(rw, aerr)
 		return
@@ -160,6 +162,7 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 			return
 		}
 		adm = a
+		a.view.write(rw.Header())
 	}
 
 	rt := st.route(req, rec.start)
