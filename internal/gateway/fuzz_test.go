@@ -123,7 +123,7 @@ func FuzzCompletionToSSE(f *testing.F) {
 		if chat {
 			ep = chatEndpoint
 		}
-		sse, _, err := completionToSSE(ep, body, includeUsage)
+		sse, _, err := completionToSSE(ep, body, includeUsage, nil)
 		if err != nil {
 			return
 		}

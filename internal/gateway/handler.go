@@ -167,14 +167,12 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 
 	rt := st.route(req, rec.start)
 	defer func() { rt.pass.Done(g.now(), breaker.Ignored) }() // when the proxy learned no outcome
-	if rt.level > 0 {
-		rw.Header().Set("X-Qwen-Degradation-Level", strconv.Itoa(rt.level))
-	}
+	setRouteHeaders(rw.Header(), &rt)
 	if rt.target == nil {
-		rw.Header().Set("X-Qwen-Upstream", "static")
+		rec.upstream = gatewayconfig.StaticUpstream
 		g.writeStatic(rw, st, req, rec.start)
 	} else {
-		rw.Header().Set("X-Qwen-Upstream", rt.target.name)
+		rec.upstream = rt.target.name
 		g.proxy(rw, r, st, req, &rt, rec)
 	}
 }

@@ -126,11 +126,14 @@ type completion struct {
 
 // completionToSSE turns a non-streaming completion response into the event stream a
 // streaming client expects: one chunk carrying every choice whole, a usage chunk when
-// includeUsage, and data: [DONE].
-func completionToSSE(ep endpoint, body []byte, includeUsage bool) ([]byte, *usage, error) {
+// includeUsage, and data: [DONE]. A non-nil fingerprint replaces the system_fingerprint.
+func completionToSSE(ep endpoint, body []byte, includeUsage bool, fingerprint json.RawMessage) ([]byte, *usage, error) {
 	var c completion
 	if err := json.Unmarshal(body, &c); err != nil {
 		return nil, nil, fmt.Errorf("upstream returned invalid JSON: %w", err)
+	}
+	if fingerprint != nil {
+		c.SystemFingerprint = fingerprint
 	}
 	chunk := c
 	chunk.Usage = nil
