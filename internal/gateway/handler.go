@@ -20,6 +20,8 @@ func (g *Gateway) routes() {
 	g.mux = http.NewServeMux()
 	g.mux.HandleFunc("/v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { g.serveCompletion(w, r, chatEndpoint) })
 	g.mux.HandleFunc("/v1/completions", func(w http.ResponseWriter, r *http.Request) { g.serveCompletion(w, r, completionsEndpoint) })
+	g.mux.HandleFunc("/v1/responses", func(w http.ResponseWriter, r *http.Request) { g.serveCompletion(w, r, responsesEndpoint) })
+	g.mux.HandleFunc("/v1/embeddings", func(w http.ResponseWriter, r *http.Request) { g.serveCompletion(w, r, embeddingsEndpoint) })
 	g.mux.HandleFunc("/v1/models", g.serveModels)
 	g.mux.HandleFunc("/healthz", serveHealth)
 	g.mux.HandleFunc("/readyz", g.serveReady)

@@ -224,7 +224,7 @@ func estimate(k quotaKind, req *request, assumed, limit int64) int64 {
 		return 1
 	}
 	perChoice := req.maxTokens
-	if perChoice == 0 {
+	if perChoice == 0 && !req.embeds {
 		perChoice = assumed
 	}
 	completion := min(mulSat(perChoice, req.choices), limit)

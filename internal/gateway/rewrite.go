@@ -60,6 +60,7 @@ func (r *request) upstreamBody(rw rewrite) ([]byte, error) {
 		}
 	}
 	switch {
+	case !r.ep.completion(): // passed through as sent
 	case rw.stream && !r.includeUsage:
 		so := map[string]json.RawMessage{}
 		if raw, ok := f["stream_options"]; ok && !isNull(raw) {

@@ -13,6 +13,7 @@ import (
 var (
 	dataPrefix = []byte("data:")
 	doneData   = []byte("[DONE]")
+	deltaType  = []byte(`.delta"`)
 )
 
 // setSSEHeaders sets the headers of an event stream.
@@ -39,10 +40,14 @@ type streamed struct {
 
 // pipeSSE copies an upstream event stream to w event by event, flushing after each event.
 // It reads usage from the chunks and drops the usage-only chunk unless keepUsage. firstChunk
-// is called before the first data event is written. It returns what it saw, and
+// is called before the first data event is written (of a Responses stream, the first delta
+// event). It returns what it saw, and
 // errClientGone when a write fails, the upstream's read error otherwise (nil at the end of
 // the upstream's body, with or without [DONE]).
-func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChunk func()) (streamed, error) {
+//
+// A Responses stream (responses true) has no [DONE] and no usage chunk: it is done at the
+// event that ends the Response, whose usage it carries.
+func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage, responses bool, firstChunk func()) (streamed, error) {
 	var s streamed
 	flusher, _ := w.(http.Flusher)
 	br := bufio.NewReaderSize(upstream, 16<<10)
@@ -58,7 +63,15 @@ func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChu
 			case !blank:
 				if data, ok := bytes.CutPrefix(line, dataPrefix); ok {
 					data = bytes.TrimSpace(data)
-					u, only := chunkUsage(data)
+					var u *usage
+					only := false
+					if responses {
+						if eu, end := responsesEventEnd(data); end {
+							s.usage, s.done = eu, true
+						}
+					} else {
+						u, only = chunkUsage(data)
+					}
 					if u != nil {
 						s.usage = u
 						if only && !keepUsage {
@@ -70,7 +83,8 @@ func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChu
 					if !done && !only {
 						s.chunks++
 					}
-					if !skip && !started && !done {
+					// A Response's first token is its first delta event, not response.created.
+					if !skip && !started && !done && (!responses || bytes.Contains(data, deltaType)) {
 						started = true
 						if firstChunk != nil {
 							firstChunk()

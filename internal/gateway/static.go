@@ -19,6 +19,10 @@ func (g *Gateway) writeStatic(w *responseWriter, st *state, req *request, now ti
 		return
 	}
 	status := int(s.HTTPStatus)
+	if !req.ep.completion() {
+		writeStaticError(w, s.Message, status)
+		return
+	}
 	if status < 200 || status > 299 {
 		writeError(w, &apiError{status: status, typ: "service_unavailable", code: "degraded", message: s.Message})
 		return

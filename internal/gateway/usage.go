@@ -5,14 +5,27 @@ import (
 	"encoding/json"
 )
 
-// usage is the OpenAI usage object.
+// usage is the OpenAI usage object. The Responses API names its fields input_tokens and
+// output_tokens; normalize folds them into prompt and completion tokens.
 type usage struct {
 	PromptTokens     int64 `json:"prompt_tokens"`
 	CompletionTokens int64 `json:"completion_tokens"`
 	TotalTokens      int64 `json:"total_tokens"`
+	InputTokens      int64 `json:"input_tokens,omitempty"`
+	OutputTokens     int64 `json:"output_tokens,omitempty"`
 }
 
-// responseUsage reads the usage of a non-streaming completion response (nil if absent).
+// normalize moves a Response's input and output tokens to prompt and completion tokens.
+func (u *usage) normalize() *usage {
+	if u != nil && (u.InputTokens != 0 || u.OutputTokens != 0) {
+		u.PromptTokens, u.CompletionTokens = u.InputTokens, u.OutputTokens
+		u.InputTokens, u.OutputTokens = 0, 0
+	}
+	return u
+}
+
+// responseUsage reads the usage of a non-streaming response (nil if absent): a completion's,
+// an embedding's (prompt tokens only) or a Response's.
 func responseUsage(body []byte) *usage {
 	var r struct {
 		Usage *usage `json:"usage"`
@@ -20,7 +33,7 @@ func responseUsage(body []byte) *usage {
 	if json.Unmarshal(body, &r) != nil {
 		return nil
 	}
-	return r.Usage
+	return r.Usage.normalize()
 }
 
 var usageField = []byte(`"usage"`)
