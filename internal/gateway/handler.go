@@ -126,7 +126,8 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 	defer g.handlers.add(-1)
 	rw := newResponseWriter(w, st.cfg.Timeouts.ClientWrite.Duration)
 	rec := g.m.begin(g.now(), st.level)
-	defer func() { g.m.end(rec, rw.code(), g.now()) }()
+	rec.ep, rec.requestID = ep, r.Header.Get("X-Request-Id")
+	defer func() { g.finish(rec, rw.code()) }()
 	var adm *admission
 	defer g.settle(rw, &adm, rec)
 
@@ -135,10 +136,12 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 		writeError(rw, aerr)
 		return
 	}
+	rec.keyID = keyID
 	p := st.policy
 	var c client
 	if p != nil {
 		c, aerr = identify(p.source, p.header, p.v6Bits, r, keyID, st.trust)
+		rec.client, rec.limited = c.key, true
 	}
 	var req *request
 	if aerr == nil {

@@ -73,6 +73,14 @@ func newMetrics() *metrics {
 // metrics.end writes every per-request series from it, once, when the request is over.
 type record struct {
 	start time.Time
+	// ep is the endpoint; requestID the client's X-Request-Id; keyID the API key's id;
+	// client the limiter key; limited whether a rate limit decided the request. The access
+	// log reads them.
+	ep        endpoint
+	requestID string
+	keyID     string
+	client    string
+	limited   bool
 	// model is the served model the request named; empty until it named one.
 	model string
 	// level is the degradation level the request was served at.
