@@ -141,7 +141,9 @@ func TestAccessLogFilterAndSample(t *testing.T) {
 	e := newFakeEngine(t, "engine-model")
 	config := basicConfig(e.srv.URL)
 	ok := func(tg *testGateway) { readAll(t, tg.post(t, "/v1/chat/completions", chatBody)) }
-	bad := func(tg *testGateway) { readAll(t, tg.post(t, "/v1/chat/completions", `{"model":"nope","messages":[{"role":"user","content":"x"}]}`)) }
+	bad := func(tg *testGateway) {
+		readAll(t, tg.post(t, "/v1/chat/completions", `{"model":"nope","messages":[{"role":"user","content":"x"}]}`))
+	}
 
 	tg, buf := startLoggedGateway(t, newClock(), config, AccessLog{ErrorsOnly: true})
 	ok(tg)

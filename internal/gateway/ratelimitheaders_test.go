@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
 	"github.com/qwenops/qwen-operator/internal/ratelimit"
+	"github.com/qwenops/qwen-operator/internal/testutil/redisserver"
 )
 
 // quotaHeaderSet is what a response says about the request quota, each field read from its
@@ -63,14 +65,26 @@ func (q quotaHeaderSet) agree(t *testing.T) {
 // request refused as malformed and Shadow mode: each response's numbers come from one
 // decision per quota, so Retry-After, RateLimit's t, X-RateLimit-Reset and OpenAI's
 // x-ratelimit-reset-requests agree; and Retry-After is exact to the second: a second earlier
-// the request is refused, at Retry-After it is admitted.
+// the request is refused, at Retry-After it is admitted. The same steps run on the in-process
+// limiter and on a real Redis.
 func TestQuotaHeadersEveryResponse(t *testing.T) {
+	for _, backend := range []string{"memory", "redis"} {
+		t.Run(backend, func(t *testing.T) { testQuotaHeadersEveryResponse(t, backend) })
+	}
+}
+
+func testQuotaHeadersEveryResponse(t *testing.T, backend string) {
 	e := newFakeEngine(t, "engine-model")
 	clock := newClock() // 10:00:00, the start of an aligned window
-	tg := startGateway(t, clock, limitConfig(e.srv.URL, `
+	config := limitConfig(e.srv.URL, `
   policy: qwen3
   limits: {requestsPerMinute: 2, burst: 2, tokensPerMinute: 1000, maxConcurrentRequests: 4}
-`))
+`)
+	if backend == "redis" {
+		config += fmt.Sprintf("  redis: {address: %q}\n", redisserver.Start(t).Addr())
+	}
+	tg := startGatewayWith(t, Options{Now: clock.Now, Logger: quietLogger(), RedisAtNow: true}, config)
+	tg.clock = clock
 	const body = `{"model":"Qwen3-1.7B","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
 	send := func() quotaHeaderSet { return readQuotaHeaders(t, tg.post(t, "/v1/chat/completions", body)) }
 
