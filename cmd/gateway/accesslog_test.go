@@ -12,6 +12,12 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/qwenops/qwen-operator/api/v1alpha1"
+	"github.com/qwenops/qwen-operator/internal/render"
 	"github.com/qwenops/qwen-operator/internal/testutil/simulator"
 )
 
@@ -68,5 +74,42 @@ func TestAccessLogBinary(t *testing.T) {
 	}
 	if logs := p.logs.String(); strings.Contains(logs, secret) || strings.Contains(logs, "sk-not-a-key") {
 		t.Fatalf("an API key is in the log:\n%s", logs)
+	}
+}
+
+// TestRenderedAccessLogFlags: the flags the operator renders for spec.gateway.accessLog are
+// ones this binary accepts, and select what the spec says.
+func TestRenderedAccessLogFlags(t *testing.T) {
+	for _, tc := range []struct {
+		spec   *v1alpha1.GatewayAccessLog
+		on     bool
+		errors bool
+		sample int
+	}{
+		{nil, false, false, 1},
+		{&v1alpha1.GatewayAccessLog{Mode: v1alpha1.AccessLogOff, Sample: ptr.To(int32(5))}, false, false, 5},
+		{&v1alpha1.GatewayAccessLog{}, true, false, 1},
+		{&v1alpha1.GatewayAccessLog{Mode: v1alpha1.AccessLogErrors, Sample: ptr.To(int32(10))}, true, true, 10},
+	} {
+		qs := &v1alpha1.QwenService{ObjectMeta: metav1.ObjectMeta{Name: "qwen3", Namespace: "ai", UID: "u"},
+			Spec: v1alpha1.QwenServiceSpec{Model: v1alpha1.ModelSpec{Name: "Qwen/Qwen3-1.7B"}, Gateway: v1alpha1.GatewaySpec{AccessLog: tc.spec}}}
+		objs, err := render.Render(render.Inputs{Service: qs, Defaults: render.Defaults{GatewayImage: "g", VLLMImage: "v"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var args []string
+		for _, o := range objs {
+			if d, ok := o.(*appsv1.Deployment); ok && d.Name == "qwen3-gateway" {
+				args = d.Spec.Template.Spec.Containers[0].Args
+			}
+		}
+		f, err := parseFlags(args, io.Discard)
+		if err != nil {
+			t.Fatalf("%+v: rendered %v: %v", tc.spec, args, err)
+		}
+		o := f.accessLogOptions(io.Discard)
+		if (o.Logger != nil) != tc.on || tc.on && (o.ErrorsOnly != tc.errors || o.Sample != tc.sample) {
+			t.Errorf("%+v: rendered %v gives %+v", tc.spec, args, o)
+		}
 	}
 }
