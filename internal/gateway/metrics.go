@@ -31,7 +31,7 @@ func newMetrics() *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "requests_total",
-			Help: "Completion requests by served model, HTTP status code, degradation level and upstream (the engine's name, \"static\" for the gateway's static reply, empty when none was chosen)."}, []string{"model", "code", "level", "upstream"}),
+			Help: "Requests to the completion, Responses and embeddings endpoints by served model, HTTP status code, degradation level and upstream (the engine's name, \"static\" for the gateway's static reply, empty when none was chosen)."}, []string{"model", "code", "level", "upstream"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "request_duration_seconds",
 			Help: "Time from receiving a completion request to the end of its response.", Buckets: latencyBuckets}, []string{"model"}),
 		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "time_to_first_token_seconds",

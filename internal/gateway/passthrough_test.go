@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -198,6 +201,49 @@ func TestResponsesAndEmbeddingsPassThrough(t *testing.T) {
 			if resp.StatusCode != 404 || typ != "invalid_request_error" || code != "unknown_url" {
 				t.Errorf("%s: %d %s %v", path, resp.StatusCode, typ, code)
 			}
+		}
+	})
+}
+
+// FuzzPassthrough feeds arbitrary bodies to the Responses and embeddings parsing and their
+// upstream rewrite, and arbitrary streams to the Responses stream pass-through: what parses
+// goes upstream as a JSON object with the upstream's model and otherwise as sent; a Responses
+// stream reaches the client byte for byte.
+func FuzzPassthrough(f *testing.F) {
+	f.Add([]byte(`{"model":"Qwen3-1.7B","input":"hi","max_output_tokens":5,"stream":true}`), true,
+		[]byte("event: response.created\ndata: {\"type\":\"response.created\"}\n\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"a\"}\n\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n"))
+	f.Add([]byte(`{"model":"m","input":["a","b"],"dimensions":8}`), false, []byte("data: {\"type\":\"response.failed\",\"response\":null}\n\n"))
+	f.Add([]byte(`{"model":"m","input":null}`), true, []byte(`data: {"type":"response.completed","response":{"usage":{"output_tokens":"x"}}}`))
+	f.Fuzz(func(t *testing.T, body []byte, responses bool, stream []byte) {
+		ep := embeddingsEndpoint
+		if responses {
+			ep = responsesEndpoint
+		}
+		if req, aerr := parseRequest(ep, "application/json", body); aerr == nil {
+			if req.promptTokens < 1 || req.maxTokens < 0 || req.embeds != !responses {
+				t.Fatalf("estimate %+v", req)
+			}
+			out, err := req.upstreamBody(rewrite{model: "upstream-model", stream: req.stream})
+			if err != nil {
+				t.Fatalf("rewrite failed on a parsed request: %v", err)
+			}
+			var got map[string]json.RawMessage
+			if err := json.Unmarshal(out, &got); err != nil || string(got["model"]) != `"upstream-model"` {
+				t.Fatalf("rewritten body %s: %v", out, err)
+			}
+			if len(got) != len(req.fields) {
+				t.Fatalf("fields added or dropped: %s", out)
+			}
+		} else if aerr.status != 400 || aerr.message == "" {
+			t.Fatalf("bad error %+v", aerr)
+		}
+		w := httptest.NewRecorder()
+		s, err := pipeSSE(w, bytes.NewReader(stream), false, true, nil)
+		if err != nil || !bytes.Equal(w.Body.Bytes(), stream) {
+			t.Fatalf("err %v; output differs from input", err)
+		}
+		if s.usage != nil && !s.done {
+			t.Fatalf("usage without the Response's end: %+v", s)
 		}
 	})
 }

@@ -21,6 +21,8 @@ type route struct {
 // answers statically. While the chosen upstream's breaker is open, the primary's traffic goes
 // to the fallback when its breaker admits it, else gets the static reply. A route with a
 // target holds its breaker admission (pass): the caller reports the outcome through it.
+// Responses and embeddings pass through: L1 and L2 do not rewrite them, and embeddings never
+// go to the fallback.
 func (st *state) route(req *request, now time.Time) route {
 	rt := route{level: st.level}
 	if st.level >= 4 {

@@ -41,9 +41,8 @@ type streamed struct {
 // pipeSSE copies an upstream event stream to w event by event, flushing after each event.
 // It reads usage from the chunks and drops the usage-only chunk unless keepUsage. firstChunk
 // is called before the first data event is written (of a Responses stream, the first delta
-// event). It returns what it saw, and
-// errClientGone when a write fails, the upstream's read error otherwise (nil at the end of
-// the upstream's body, with or without [DONE]).
+// event). It returns what it saw, and errClientGone when a write fails, the upstream's read
+// error otherwise (nil at the end of the upstream's body, with or without [DONE]).
 //
 // A Responses stream (responses true) has no [DONE] and no usage chunk: it is done at the
 // event that ends the Response, whose usage it carries.
