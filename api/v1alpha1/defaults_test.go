@@ -29,6 +29,10 @@ func TestMinimalManifestsGetDocumentedDefaults(t *testing.T) {
 	checkEqual(t, "spec.gateway.replicas", deref(qs.Spec.Gateway.Replicas), int32(2))
 	checkEqual(t, "spec.gateway.maxRequestBodyBytes", deref(qs.Spec.Gateway.MaxRequestBodyBytes), int64(1048576))
 	checkEqual(t, "spec.networkPolicy.enabled", deref(qs.Spec.NetworkPolicy.Enabled), true)
+	checkEqual(t, "spec.gateway.accessLog", qs.Spec.Gateway.AccessLog == nil, true)
+	logged := createAndRead(t, ns, strings.Replace(minimalQwenService, "{name: qs}", "{name: logged}", 1)+"  gateway: {accessLog: {}}\n", &v1.QwenService{})
+	checkEqual(t, "spec.gateway.accessLog.mode", logged.Spec.Gateway.AccessLog.Mode, v1.AccessLogAll)
+	checkEqual(t, "spec.gateway.accessLog.sample", deref(logged.Spec.Gateway.AccessLog.Sample), int32(1))
 
 	rlp := createAndRead(t, ns, minimalRateLimitPolicy, &v1.RateLimitPolicy{})
 	checkEqual(t, "spec.mode", rlp.Spec.Mode, v1.ModeEnforce)

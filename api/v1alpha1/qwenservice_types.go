@@ -305,6 +305,10 @@ type GatewaySpec struct {
 	// resources of the gateway container.
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+	// accessLog turns on the gateway's structured access log (one JSON line per request on
+	// its log output, never an API key); absent: off.
+	// +optional
+	AccessLog *GatewayAccessLog `json:"accessLog,omitempty"`
 }
 
 // IngressExposure exposes the gateway through a networking.k8s.io Ingress.

@@ -78,6 +78,8 @@ func invalidCases() []invalidCase {
 		{"qs trusted proxy not a CIDR", qs, map[string]any{"spec.gateway.trustedProxies": []any{"10.96.0.0/28", "lan"}}, []string{"spec.gateway.trustedProxies[1]", "must be CIDRs"}},
 		{"qs negative trusted hops", qs, map[string]any{"spec.gateway.trustedHops": int64(-1)}, []string{"spec.gateway.trustedHops", "greater than or equal to 0"}},
 		{"qs too many trusted hops", qs, map[string]any{"spec.gateway.trustedHops": int64(11)}, []string{"spec.gateway.trustedHops", "less than or equal to 10"}},
+		{"qs access log mode", qs, map[string]any{"spec.gateway.accessLog": map[string]any{"mode": "Verbose"}}, []string{"spec.gateway.accessLog.mode", "Unsupported value"}},
+		{"qs access log sample", qs, map[string]any{"spec.gateway.accessLog": map[string]any{"sample": int64(0)}}, []string{"spec.gateway.accessLog.sample", "greater than or equal to 1"}},
 		{"qs tiny body limit", qs, map[string]any{"spec.gateway.maxRequestBodyBytes": int64(10)}, []string{"spec.gateway.maxRequestBodyBytes", "greater than or equal to 1024"}},
 		{"qs redis address without port", qs, map[string]any{"spec.gateway.redis": map[string]any{"address": "redis"}}, []string{"spec.gateway.redis.address", "should match"}},
 		{"qs redis without a topology", qs, map[string]any{"spec.gateway.redis": map[string]any{"tls": true}}, []string{"spec.gateway.redis", "exactly one of address (a standalone Redis), sentinel or cluster"}},

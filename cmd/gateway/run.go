@@ -36,6 +36,8 @@ type flags struct {
 	adminListen     string
 	resolve         resolveFlag
 	pprof           bool
+	accessLog       string
+	accessLogSample int
 }
 
 func parseFlags(args []string, out io.Writer) (*flags, error) {
@@ -53,13 +55,30 @@ func parseFlags(args []string, out io.Writer) (*flags, error) {
 	f.resolve = resolveFlag{}
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles (/debug/pprof/) on the admin port, for finding where a gateway spends its CPU and memory")
 	fs.Var(f.resolve, "resolve", "HOST:PORT=ADDR:PORT: connect to ADDR:PORT whenever an upstream URL names HOST:PORT, like curl --resolve (repeatable; for a gateway run outside the cluster, whose rendered upstream URLs are cluster DNS names)")
+	fs.StringVar(&f.accessLog, "access-log", "off", "access log, one JSON line per request on the log output: off, all, or errors (status >= 400)")
+	fs.IntVar(&f.accessLogSample, "access-log-sample", 1, "log one in N of the requests --access-log selects")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	switch {
+	case f.accessLog != "off" && f.accessLog != "all" && f.accessLog != "errors":
+		return nil, fmt.Errorf("--access-log=%s: want off, all or errors", f.accessLog)
+	case f.accessLogSample < 1:
+		return nil, fmt.Errorf("--access-log-sample=%d: want 1 or more", f.accessLogSample)
 	}
 	if (f.config == "") == (f.configMap == "") {
 		return nil, errors.New("exactly one of --config and --configmap is required")
 	}
 	return f, nil
+}
+
+// accessLogOptions are the gateway's access log options: records at INFO on out, whatever
+// --log-level says.
+func (f *flags) accessLogOptions(out io.Writer) gateway.AccessLog {
+	if f.accessLog == "off" {
+		return gateway.AccessLog{}
+	}
+	return gateway.AccessLog{Logger: slog.New(slog.NewJSONHandler(out, nil)), ErrorsOnly: f.accessLog == "errors", Sample: f.accessLogSample}
 }
 
 // resolveFlag collects --resolve HOST:PORT=ADDR:PORT mappings.
@@ -108,7 +127,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, h hooks) error {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: f.logLevel}))
-	g := gateway.New(gateway.Options{Logger: log, Resolve: f.resolve})
+	g := gateway.New(gateway.Options{Logger: log, Resolve: f.resolve, AccessLog: f.accessLogOptions(logOut)})
 	defer g.Close() // after serve: once every request has released what it holds
 
 	ctx, cancel := context.WithCancel(ctx)

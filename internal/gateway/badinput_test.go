@@ -31,7 +31,7 @@ func TestBadInput(t *testing.T) {
 		{name: "stream_options without stream", body: `{"model":"Qwen3-1.7B","messages":[{}],"stream_options":{"include_usage":true}}`, headers: auth, status: 400, code: "invalid_stream_options"},
 		{name: "stream_options wrong type", body: `{"model":"Qwen3-1.7B","messages":[{}],"stream":true,"stream_options":"yes"}`, headers: auth, status: 400, code: "invalid_stream_options"},
 		{name: "GET on completions", method: "GET", body: "", headers: auth, status: 405, code: "method_not_allowed"},
-		{name: "unknown path", path: "/v1/embeddings", body: chatBody, headers: auth, status: 404, code: "unknown_url"},
+		{name: "unknown path", path: "/v1/audio/speech", body: chatBody, headers: auth, status: 404, code: "unknown_url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -99,7 +99,7 @@ func FuzzPipeSSE(f *testing.F) {
 	f.Add([]byte(": comment\nevent: x\ndata: {\"usage\":null}\n\n"), false)
 	f.Fuzz(func(t *testing.T, in []byte, keepUsage bool) {
 		w := httptest.NewRecorder()
-		_, err := pipeSSE(w, bytes.NewReader(in), keepUsage, nil)
+		_, err := pipeSSE(w, bytes.NewReader(in), keepUsage, false, nil)
 		if err != nil && err != io.EOF {
 			t.Fatalf("err %v", err)
 		}
@@ -123,7 +123,7 @@ func FuzzCompletionToSSE(f *testing.F) {
 		if chat {
 			ep = chatEndpoint
 		}
-		sse, _, err := completionToSSE(ep, body, includeUsage)
+		sse, _, err := completionToSSE(ep, body, includeUsage, nil)
 		if err != nil {
 			return
 		}

@@ -35,6 +35,8 @@ type Options struct {
 	// like curl --resolve; the URLs and Host headers are unchanged. It lets a gateway outside
 	// the cluster (the local demo) reach engines whose rendered URLs are cluster DNS names.
 	Resolve map[string]string
+	// AccessLog configures the access log; off by default.
+	AccessLog AccessLog
 }
 
 // Gateway is the data plane. It is an http.Handler; configure it with Apply or Load first.
@@ -61,6 +63,8 @@ type Gateway struct {
 	resolve map[string]string
 	// redisAtNow is Options.RedisAtNow.
 	redisAtNow bool
+	// access writes the access log (nil: off).
+	access *accessLog
 }
 
 // state is one applied configuration; requests read it once and use it throughout.
@@ -105,6 +109,7 @@ func New(opts Options) *Gateway {
 		m:          newMetrics(),
 		memory:     ratelimit.NewMemory(ratelimit.MemoryOptions{}),
 		breakers:   map[string]*breaker.Breaker{},
+		access:     newAccessLog(opts.AccessLog),
 	}
 	if g.now == nil {
 		g.now = time.Now

@@ -20,6 +20,8 @@ func (g *Gateway) routes() {
 	g.mux = http.NewServeMux()
 	g.mux.HandleFunc("/v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { g.serveCompletion(w, r, chatEndpoint) })
 	g.mux.HandleFunc("/v1/completions", func(w http.ResponseWriter, r *http.Request) { g.serveCompletion(w, r, completionsEndpoint) })
+	g.mux.HandleFunc("/v1/responses", func(w http.ResponseWriter, r *http.Request) { g.serveCompletion(w, r, responsesEndpoint) })
+	g.mux.HandleFunc("/v1/embeddings", func(w http.ResponseWriter, r *http.Request) { g.serveCompletion(w, r, embeddingsEndpoint) })
 	g.mux.HandleFunc("/v1/models", g.serveModels)
 	g.mux.HandleFunc("/healthz", serveHealth)
 	g.mux.HandleFunc("/readyz", g.serveReady)
@@ -124,7 +126,8 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 	defer g.handlers.add(-1)
 	rw := newResponseWriter(w, st.cfg.Timeouts.ClientWrite.Duration)
 	rec := g.m.begin(g.now(), st.level)
-	defer func() { g.m.end(rec, rw.code(), g.now()) }()
+	rec.ep, rec.requestID = ep, r.Header.Get("X-Request-Id")
+	defer func() { g.finish(rec, rw.code()) }()
 	var adm *admission
 	defer g.settle(rw, &adm, rec)
 
@@ -133,10 +136,12 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 		writeError(rw, aerr)
 		return
 	}
+	rec.keyID = keyID
 	p := st.policy
 	var c client
 	if p != nil {
 		c, aerr = identify(p.source, p.header, p.v6Bits, r, keyID, st.trust)
+		rec.client, rec.limited = c.key, true
 	}
 	var req *request
 	if aerr == nil {
@@ -144,10 +149,12 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 	}
 	if aerr != nil {
 		if p != nil {
-			if rej := p.countRefused(r.Context(), c, rec.start, rec); rej != nil {
+			v, rej := p.countRefused(r.Context(), c, rec.start, rec)
+			if rej != nil {
 				writeRateLimited(rw, rej)
 				return
 			}
+			v.write(rw.Header())
 		}
 		writeError(rw, aerr)
 		return
@@ -160,18 +167,17 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 			return
 		}
 		adm = a
+		a.view.write(rw.Header())
 	}
 
 	rt := st.route(req, rec.start)
 	defer func() { rt.pass.Done(g.now(), breaker.Ignored) }() // when the proxy learned no outcome
-	if rt.level > 0 {
-		rw.Header().Set("X-Qwen-Degradation-Level", strconv.Itoa(rt.level))
-	}
+	setRouteHeaders(rw.Header(), &rt)
 	if rt.target == nil {
-		rw.Header().Set("X-Qwen-Upstream", "static")
+		rec.upstream = gatewayconfig.StaticUpstream
 		g.writeStatic(rw, st, req, rec.start)
 	} else {
-		rw.Header().Set("X-Qwen-Upstream", rt.target.name)
+		rec.upstream = rt.target.name
 		g.proxy(rw, r, st, req, &rt, rec)
 	}
 }

@@ -59,11 +59,11 @@ func TestResponseUsageReadsOnlyTheTopLevelUsage(t *testing.T) {
 		body string
 		want *usage
 	}{
-		{`{"choices":[{"message":{"content":"\"usage\":{\"prompt_tokens\":99}"}}],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}`, &usage{3, 5, 8}},
-		{`{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2},"choices":[{"usage":{"prompt_tokens":7}}]}`, &usage{1, 1, 2}},
+		{`{"choices":[{"message":{"content":"\"usage\":{\"prompt_tokens\":99}"}}],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}`, &usage{PromptTokens: 3, CompletionTokens: 5, TotalTokens: 8}},
+		{`{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2},"choices":[{"usage":{"prompt_tokens":7}}]}`, &usage{PromptTokens: 1, CompletionTokens: 1, TotalTokens: 2}},
 		{`{"choices":[{"usage":{"prompt_tokens":7}}]}`, nil},
 		{`{"usage":null}`, nil},
-		{`{"usage":{"prompt_tokens":3,"prompt_tokens_details":{"cached_tokens":1},"completion_tokens":5,"total_tokens":8}}`, &usage{3, 5, 8}},
+		{`{"usage":{"prompt_tokens":3,"prompt_tokens_details":{"cached_tokens":1},"completion_tokens":5,"total_tokens":8}}`, &usage{PromptTokens: 3, CompletionTokens: 5, TotalTokens: 8}},
 		{`{"usage":{"prompt_tokens":2}}`, &usage{PromptTokens: 2}},
 		{`{"usage":{"prompt_tokens":1e2,"completion_tokens":0,"total_tokens":100}}`, nil},
 		{`{"usage":[1]}`, nil},
@@ -85,10 +85,10 @@ func TestChunkUsage(t *testing.T) {
 	}{
 		{`{"choices":[{"delta":{"content":"x"}}],"usage":null}`, nil, false},
 		{`{"choices":[{"delta":{"content":"\"usage\":{\"prompt_tokens\":9}"}}],"usage":null}`, nil, false},
-		{`{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}`, &usage{3, 5, 8}, true},
+		{`{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}`, &usage{PromptTokens: 3, CompletionTokens: 5, TotalTokens: 8}, true},
 		{`{"choices":[ ],"usage":{"prompt_tokens":3}}`, &usage{PromptTokens: 3}, true},
 		{`{"usage":{"prompt_tokens":3}}`, &usage{PromptTokens: 3}, true},
-		{`{"choices":[{"delta":{}}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`, &usage{3, 1, 4}, false},
+		{`{"choices":[{"delta":{}}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`, &usage{PromptTokens: 3, CompletionTokens: 1, TotalTokens: 4}, false},
 		{`{"choices":1,"usage":{"prompt_tokens":3}}`, &usage{PromptTokens: 3}, false},
 		{`{"choices":[],"usage":{"prompt_tokens":"3"}}`, nil, false},
 		{`{"choices":[],"usage":`, nil, false},

@@ -81,6 +81,7 @@ type tier struct {
 	concPrefix    string
 	concItem      string // the RateLimit header item name of the concurrency quota
 	policyHeader  string // RateLimit-Policy value
+	headers       quotaHeaders
 }
 
 type override struct {
@@ -196,6 +197,7 @@ func newTier(name, policyName string, alg ratelimit.Algorithm, l gatewayconfig.L
 		t.concItem = item + "-concurrency"
 	}
 	t.policyHeader = policyHeader(t)
+	t.headers = newQuotaHeaders(t)
 	return t
 }
 
@@ -222,7 +224,7 @@ func estimate(k quotaKind, req *request, assumed, limit int64) int64 {
 		return 1
 	}
 	perChoice := req.maxTokens
-	if perChoice == 0 {
+	if perChoice == 0 && !req.embeds {
 		perChoice = assumed
 	}
 	completion := min(mulSat(perChoice, req.choices), limit)
@@ -243,19 +245,21 @@ type charge struct {
 	n int64
 }
 
-// admission is an admitted request's hold on its limits.
+// admission is an admitted request's hold on its limits, and the decisions its quota
+// headers show.
 type admission struct {
 	p       *policy
 	key     string
 	charged []charge
 	release func()
+	view    quotaView
 }
 
 // rejection says why a request is refused.
 type rejection struct {
 	reason string
 	t      *tier
-	q      *quota // nil for concurrency and limiter_unavailable
+	q      int // index of the quota in t.quotas; -1 for concurrency and limiter_unavailable
 	d      ratelimit.Decision
 }
 
@@ -269,14 +273,14 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 	ctx, cancel := p.bound(ctx)
 	defer cancel()
 	t := p.tierFor(c)
-	a := &admission{p: p, key: c.key}
+	a := &admission{p: p, key: c.key, view: quotaView{t: t}}
 	if oc, ok := p.lim.(overChecker); ok && !p.shadow {
 		// A quota this gateway already knows to be over rejects before any backend call
 		// (nothing to charge, nothing to refund): a flood from one client costs Redis nothing.
 		for i := range t.quotas {
 			q := &t.quotas[i]
 			if d, over := oc.Over(q.prefix+c.key, q.rule, estimate(q.kind, req, p.assumed, q.rule.Limit), now); over {
-				return nil, p.over(ctx, a, &rejection{reason: q.kind.String(), t: t, q: q, d: d}, now, rec)
+				return nil, p.over(ctx, a, &rejection{reason: q.kind.String(), t: t, q: i, d: d}, now, rec)
 			}
 		}
 	}
@@ -290,11 +294,13 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 				return nil, rej
 			}
 		case !d.Allowed:
-			if rej := p.over(ctx, a, &rejection{reason: q.kind.String(), t: t, q: q, d: d}, now, rec); rej != nil {
+			if rej := p.over(ctx, a, &rejection{reason: q.kind.String(), t: t, q: i, d: d}, now, rec); rej != nil {
 				return nil, rej
 			}
+			a.view.set(i, d) // Shadow mode: the headers say what Enforce would have
 		default:
 			a.charged = append(a.charged, charge{q, n})
+			a.view.set(i, d)
 		}
 	}
 	if t.maxConcurrent > 0 {
@@ -306,7 +312,7 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 			}
 		case !ok:
 			d := ratelimit.Decision{Limit: t.maxConcurrent, RetryAfter: time.Second, Reset: time.Second}
-			if rej := p.over(ctx, a, &rejection{reason: kindConcurrency.String(), t: t, d: d}, now, rec); rej != nil {
+			if rej := p.over(ctx, a, &rejection{reason: kindConcurrency.String(), t: t, q: -1, d: d}, now, rec); rej != nil {
 				return nil, rej
 			}
 		default:
@@ -329,12 +335,13 @@ func (p *policy) bound(ctx context.Context) (context.Context, context.CancelFunc
 // countRefused charges a request the gateway refuses before admission (a bad body, an unknown
 // model, a body too large or too slow) to the client's request quotas, so a flood of bad
 // requests is limited like any other. It returns the rejection to answer instead when the
-// client is over its request limit (Enforce mode). Backend errors are noted and ignored: the
-// request is refused either way.
-func (p *policy) countRefused(ctx context.Context, c client, now time.Time, rec *record) *rejection {
+// client is over its request limit (Enforce mode), else the decisions for the refusal's quota
+// headers. Backend errors are noted and ignored: the request is refused either way.
+func (p *policy) countRefused(ctx context.Context, c client, now time.Time, rec *record) (quotaView, *rejection) {
 	ctx, cancel := p.bound(ctx)
 	defer cancel()
 	t := p.tierFor(c)
+	v := quotaView{t: t}
 	for i := range t.quotas {
 		q := &t.quotas[i]
 		if q.kind != kindRequests {
@@ -345,10 +352,15 @@ func (p *policy) countRefused(ctx context.Context, c client, now time.Time, rec 
 		case err != nil:
 			rec.limiterErrors++
 		case !d.Allowed:
-			return p.over(ctx, &admission{p: p, key: c.key}, &rejection{reason: q.kind.String(), t: t, q: q, d: d}, now, rec)
+			if rej := p.over(ctx, &admission{p: p, key: c.key}, &rejection{reason: q.kind.String(), t: t, q: i, d: d}, now, rec); rej != nil {
+				return v, rej
+			}
+			v.set(i, d)
+		default:
+			v.set(i, d)
 		}
 	}
-	return nil
+	return v, nil
 }
 
 func (p *policy) backendFailed(ctx context.Context, a *admission, t *tier, now time.Time, rec *record) *rejection {
@@ -356,7 +368,7 @@ func (p *policy) backendFailed(ctx context.Context, a *admission, t *tier, now t
 	if !p.failClosed {
 		return nil
 	}
-	rej := &rejection{reason: reasonUnavailable, t: t, d: ratelimit.Decision{RetryAfter: time.Second, Reset: time.Second}}
+	rej := &rejection{reason: reasonUnavailable, t: t, q: -1, d: ratelimit.Decision{RetryAfter: time.Second, Reset: time.Second}}
 	return p.over(ctx, a, rej, now, rec)
 }
 

@@ -11,7 +11,7 @@ import (
 // metrics are the qwen_gateway_* series of API.md, on the gateway's own registry.
 type metrics struct {
 	reg           *prometheus.Registry
-	requests      *prometheus.CounterVec   // model, code, level
+	requests      *prometheus.CounterVec   // model, code, level, upstream
 	duration      *prometheus.HistogramVec // model
 	ttft          *prometheus.HistogramVec // model
 	rateLimited   *prometheus.CounterVec   // reason, mode
@@ -31,7 +31,7 @@ func newMetrics() *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "requests_total",
-			Help: "Completion requests by served model, HTTP status code and degradation level."}, []string{"model", "code", "level"}),
+			Help: "Requests to the completion, Responses and embeddings endpoints by served model, HTTP status code, degradation level and upstream (the engine's name, \"static\" for the gateway's static reply, empty when none was chosen)."}, []string{"model", "code", "level", "upstream"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "request_duration_seconds",
 			Help: "Time from receiving a completion request to the end of its response.", Buckets: latencyBuckets}, []string{"model"}),
 		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "time_to_first_token_seconds",
@@ -73,10 +73,21 @@ func newMetrics() *metrics {
 // metrics.end writes every per-request series from it, once, when the request is over.
 type record struct {
 	start time.Time
+	// ep is the endpoint; requestID the client's X-Request-Id; keyID the API key's id;
+	// client the limiter key; limited whether a rate limit decided the request. The access
+	// log reads them.
+	ep        endpoint
+	requestID string
+	keyID     string
+	client    string
+	limited   bool
 	// model is the served model the request named; empty until it named one.
 	model string
 	// level is the degradation level the request was served at.
 	level int
+	// upstream is the name of the upstream that answered, upstreamStatic for the gateway's
+	// static reply, empty when the request was refused before it was routed.
+	upstream string
 	// firstToken is when the first content chunk of a stream was sent (zero: none was).
 	firstToken time.Time
 	// usage is the upstream's usage report, or what a stream cut short streamed (nil: unknown).
@@ -105,7 +116,7 @@ func (m *metrics) end(r *record, code int, now time.Time) {
 	if r.status != 0 {
 		code = r.status
 	}
-	m.requests.WithLabelValues(r.model, strconv.Itoa(code), strconv.Itoa(r.level)).Inc()
+	m.requests.WithLabelValues(r.model, strconv.Itoa(code), strconv.Itoa(r.level), r.upstream).Inc()
 	m.duration.WithLabelValues(r.model).Observe(now.Sub(r.start).Seconds())
 	if !r.firstToken.IsZero() {
 		m.ttft.WithLabelValues(r.model).Observe(r.firstToken.Sub(r.start).Seconds())

@@ -82,7 +82,7 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 		setSSEHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
 		w.Flush()
-		s, err := pipeSSE(w, idle, req.includeUsage, func() { rec.firstToken = g.now() })
+		s, err := pipeSSE(w, idle, req.includeUsage, req.ep == responsesEndpoint, func() { rec.firstToken = g.now() })
 		if err == nil && !s.done {
 			err = errStreamCut
 		}
@@ -112,8 +112,12 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 			message: fmt.Sprintf("The model's response is larger than the gateway's limit of %d bytes; ask for fewer or shorter choices.", maxUpstreamJSON)})
 		return
 	}
+	var fp json.RawMessage
+	if req.ep.completion() {
+		fp = fingerprint(rt.level)
+	}
 	if req.stream { // L1: the engine answered whole, the client wants SSE.
-		sse, u, err := completionToSSE(req.ep, full, req.includeUsage)
+		sse, u, err := completionToSSE(req.ep, full, req.includeUsage, fp)
 		if err != nil {
 			report(breaker.Failure)
 			writeError(w, &apiError{status: 502, typ: "upstream_error", message: err.Error()})
@@ -129,12 +133,15 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 		return
 	}
 	report(breaker.Success)
+	rec.usage = responseUsage(full)
+	if fp != nil {
+		full = withFingerprint(full, fp)
+	}
 	copyHeader(w.Header(), resp.Header, "Content-Type")
 	w.Header().Set("Content-Length", strconv.Itoa(len(full)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(full)
 	w.Flush()
-	rec.usage = responseUsage(full)
 }
 
 // outcome classifies the end of a stream for the breaker.

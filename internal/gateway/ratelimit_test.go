@@ -157,7 +157,10 @@ func TestTokenLimitTrueUp(t *testing.T) {
 	if fmt.Sprint(codes) != "[200 200 429]" {
 		t.Fatalf("codes %v", codes)
 	}
-	if last.Header.Get("RateLimit") != `"p-tokens";r=20;t=120` || !strings.Contains(lastBody, "200 tokens per minute") {
+	// 20 tokens are left, and the request's 27 fit in 63 s: every reset the 429 gives says so.
+	if last.Header.Get("RateLimit") != `"p-tokens";r=20;t=63` || last.Header.Get("Retry-After") != "63" ||
+		last.Header.Get("X-RateLimit-Reset") != "63" || last.Header.Get("X-Ratelimit-Reset-Tokens") != "1m3s" ||
+		last.Header.Get("X-Ratelimit-Remaining-Tokens") != "20" || !strings.Contains(lastBody, "200 tokens per minute") {
 		t.Fatalf("token rejection: %v %s", last.Header, lastBody)
 	}
 	// A small request still fits the 20 tokens left (without a max_tokens it would be

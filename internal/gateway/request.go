@@ -9,20 +9,24 @@ import (
 	"unicode/utf8"
 )
 
-// endpoint is one of the two completion endpoints.
+// endpoint is one of the OpenAI endpoints the gateway proxies.
 type endpoint int
 
 const (
 	chatEndpoint endpoint = iota
 	completionsEndpoint
+	// responsesEndpoint and embeddingsEndpoint pass through (see passthrough.go).
+	responsesEndpoint
+	embeddingsEndpoint
 )
 
-func (e endpoint) path() string {
-	if e == chatEndpoint {
-		return "/v1/chat/completions"
-	}
-	return "/v1/completions"
-}
+var endpointPaths = [...]string{"/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings"}
+
+func (e endpoint) path() string { return endpointPaths[e] }
+
+// completion reports whether e is a chat or text completion endpoint, the ones the
+// degradation levels rewrite and the static reply answers in kind.
+func (e endpoint) completion() bool { return e == chatEndpoint || e == completionsEndpoint }
 
 // request is a parsed completion request. Unknown fields are kept and forwarded as they are.
 type request struct {
@@ -36,6 +40,9 @@ type request struct {
 	promptTokens int64 // estimate: bytes of messages (or prompt) / 4
 	maxTokens    int64 // max_completion_tokens, else max_tokens, else 0 (not set)
 	choices      int64 // the sequences the engine generates: max(n, best_of, 1)
+	// embeds is true for a request that generates no tokens (embeddings): no completion is
+	// estimated for it.
+	embeds bool
 }
 
 // bytesPerToken is the rough size of a token used to estimate a prompt's token count from its
@@ -55,7 +62,11 @@ func parseRequest(ep endpoint, contentType string, body []byte) (*request, *apiE
 	if r.fields, err = parseObject(body); err != nil {
 		return nil, invalidRequest(400, "We could not parse the JSON body of your request: it must be a JSON object.", "", "invalid_json")
 	}
-	if err := r.decodeKnown(); err != nil {
+	decode := r.decodeKnown
+	if !ep.completion() {
+		decode = r.decodePassthrough
+	}
+	if err := decode(); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -49,6 +49,7 @@ func (r *request) upstreamBody(rw rewrite) ([]byte, error) {
 		}
 	}
 	switch {
+	case !r.ep.completion(): // passed through as sent
 	case rw.stream && !r.includeUsage:
 		so, err := nested(f, "stream_options")
 		if err != nil {

@@ -21,18 +21,25 @@ type route struct {
 // answers statically. While the chosen upstream's breaker is open, the primary's traffic goes
 // to the fallback when its breaker admits it, else gets the static reply. A route with a
 // target holds its breaker admission (pass): the caller reports the outcome through it.
+// Responses and embeddings pass through: L1 and L2 do not rewrite them, and embeddings never
+// go to the fallback.
 func (st *state) route(req *request, now time.Time) route {
 	rt := route{level: st.level}
 	if st.level >= 4 {
 		return rt
 	}
 	target := st.primary
-	if st.level >= 3 && st.fallback != nil {
-		target = st.fallback
+	// Embeddings never go to the fallback: its vectors are not comparable with the primary's.
+	fallback := st.fallback
+	if req.ep == embeddingsEndpoint {
+		fallback = nil
+	}
+	if st.level >= 3 && fallback != nil {
+		target = fallback
 	}
 	pass := target.breaker.Allow(now)
 	if !pass.Admitted() {
-		if target != st.primary || st.fallback == nil {
+		if target != st.primary || fallback == nil {
 			return rt
 		}
 		if pass = st.fallback.breaker.Allow(now); !pass.Admitted() {
@@ -42,5 +49,8 @@ func (st *state) route(req *request, now time.Time) route {
 	}
 	rt.target, rt.pass = target, pass
 	rt.rw = rewrite{model: target.model, stream: req.stream && st.level < 1, disableThinking: st.level >= 2}
+	if !req.ep.completion() { // L1 and L2 rewrite completions only
+		rt.rw.stream, rt.rw.disableThinking = req.stream, false
+	}
 	return rt
 }

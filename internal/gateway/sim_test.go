@@ -20,11 +20,13 @@ import (
 	"github.com/qwenops/qwen-operator/internal/testutil/simulator"
 )
 
-// tap is a reverse proxy in front of a real simulator that records what the gateway sent it.
+// tap is a reverse proxy in front of a real simulator that records what the gateway sent it,
+// and the JSON answers (not the streams) the simulator gave.
 type tap struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	bodies []map[string]any
+	srv       *httptest.Server
+	mu        sync.Mutex
+	bodies    []map[string]any
+	responses [][]byte
 }
 
 func newTap(t testing.TB, sim *simulator.Sim) *tap {
@@ -32,6 +34,17 @@ func newTap(t testing.TB, sim *simulator.Sim) *tap {
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.FlushInterval = -1
 	tp := &tap{}
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			return nil
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		tp.mu.Lock()
+		tp.responses = append(tp.responses, b)
+		tp.mu.Unlock()
+		return err
+	}
 	tp.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		var m map[string]any
@@ -56,6 +69,13 @@ func (tp *tap) last() map[string]any {
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
 	return tp.bodies[len(tp.bodies)-1]
+}
+
+// lastResponse is the last JSON answer the simulator gave.
+func (tp *tap) lastResponse() []byte {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	return tp.responses[len(tp.responses)-1]
 }
 
 func sdkClient(base string, opts ...option.RequestOption) openai.Client {

@@ -14,6 +14,7 @@ import (
 var (
 	dataPrefix = []byte("data:")
 	doneData   = []byte("[DONE]")
+	deltaType  = []byte(`.delta"`)
 )
 
 // setSSEHeaders sets the headers of an event stream.
@@ -42,10 +43,14 @@ type streamed struct {
 // the client whenever the next read would wait for the upstream: every event leaves as soon
 // as it is complete, and events that arrived together leave in one write, as nginx sends
 // what it read in one go. It reads usage from the chunks and drops the usage-only chunk
-// unless keepUsage. firstChunk is called before the first data event is written. It returns
-// what it saw, and errClientGone when a write fails, the upstream's read error otherwise (nil
-// at the end of the upstream's body, with or without [DONE]).
-func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChunk func()) (streamed, error) {
+// unless keepUsage. firstChunk is called before the first data event is written (of a
+// Responses stream, the first delta event). It returns what it saw, and errClientGone when a
+// write fails, the upstream's read error otherwise (nil at the end of the upstream's body,
+// with or without [DONE]).
+//
+// A Responses stream (responses true) has no [DONE] and no usage chunk: it is done at the
+// event that ends the Response, whose usage it carries.
+func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage, responses bool, firstChunk func()) (streamed, error) {
 	var s streamed
 	flusher, _ := w.(http.Flusher)
 	br := sseReaders.Get().(*bufio.Reader)
@@ -70,7 +75,15 @@ func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChu
 			case !blank:
 				if data, ok := bytes.CutPrefix(line, dataPrefix); ok {
 					data = bytes.TrimSpace(data)
-					u, only := chunkUsage(data)
+					var u *usage
+					only := false
+					if responses {
+						if eu, end := responsesEventEnd(data); end {
+							s.usage, s.done = eu, true
+						}
+					} else {
+						u, only = chunkUsage(data)
+					}
 					if u != nil {
 						s.usage = u
 						if only && !keepUsage {
@@ -82,7 +95,8 @@ func pipeSSE(w http.ResponseWriter, upstream io.Reader, keepUsage bool, firstChu
 					if !done && !only {
 						s.chunks++
 					}
-					if !skip && !started && !done {
+					// A Response's first token is its first delta event, not response.created.
+					if !skip && !started && !done && (!responses || bytes.Contains(data, deltaType)) {
 						started = true
 						if firstChunk != nil {
 							firstChunk()
@@ -146,11 +160,14 @@ type completion struct {
 
 // completionToSSE turns a non-streaming completion response into the event stream a
 // streaming client expects: one chunk carrying every choice whole, a usage chunk when
-// includeUsage, and data: [DONE].
-func completionToSSE(ep endpoint, body []byte, includeUsage bool) ([]byte, *usage, error) {
+// includeUsage, and data: [DONE]. A non-nil fingerprint replaces the system_fingerprint.
+func completionToSSE(ep endpoint, body []byte, includeUsage bool, fingerprint json.RawMessage) ([]byte, *usage, error) {
 	var c completion
 	if err := json.Unmarshal(body, &c); err != nil {
 		return nil, nil, fmt.Errorf("upstream returned invalid JSON: %w", err)
+	}
+	if fingerprint != nil {
+		c.SystemFingerprint = fingerprint
 	}
 	chunk := c
 	chunk.Usage = nil

@@ -32,7 +32,7 @@ func TestPipeSSEFlushesBeforeWaitingAndCoalesces(t *testing.T) {
 	w := &flushRecorder{header: http.Header{}, flushed: make(chan string, 16)}
 	done := make(chan error, 1)
 	go func() {
-		_, err := pipeSSE(w, pr, true, nil)
+		_, err := pipeSSE(w, pr, true, false, nil)
 		done <- err
 	}()
 	three := strings.Repeat(`data: {"choices":[{"delta":{"content":"x"}}]}`+"\n\n", 3)

@@ -19,13 +19,17 @@ func (g *Gateway) writeStatic(w *responseWriter, st *state, req *request, now ti
 		return
 	}
 	status := int(s.HTTPStatus)
+	if !req.ep.completion() {
+		writeStaticError(w, s.Message, status)
+		return
+	}
 	if status < 200 || status > 299 {
 		writeError(w, &apiError{status: status, typ: "service_unavailable", code: "degraded", message: s.Message})
 		return
 	}
 	body := staticCompletion(req, s.Message, g.seq.Add(1), now)
 	if req.stream {
-		sse, _, err := completionToSSE(req.ep, body, req.includeUsage)
+		sse, _, err := completionToSSE(req.ep, body, req.includeUsage, nil)
 		if err != nil { // cannot happen: body is ours
 			writeError(w, &apiError{status: 500, typ: "server_error", message: err.Error()})
 			return
@@ -42,7 +46,8 @@ func (g *Gateway) writeStatic(w *responseWriter, st *state, req *request, now ti
 	w.Write(body)
 }
 
-// staticCompletion is a non-streaming completion response carrying msg.
+// staticCompletion is a non-streaming completion response carrying msg, with the static
+// reply's system_fingerprint.
 func staticCompletion(req *request, msg string, seq uint64, now time.Time) []byte {
 	type m = map[string]any
 	var obj m
@@ -50,12 +55,14 @@ func staticCompletion(req *request, msg string, seq uint64, now time.Time) []byt
 	zero := m{"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 	if req.ep == chatEndpoint {
 		obj = m{"id": "chatcmpl-" + id, "object": "chat.completion", "created": now.Unix(), "model": req.model,
-			"choices": []m{{"index": 0, "message": m{"role": "assistant", "content": msg}, "logprobs": nil, "finish_reason": "stop"}},
-			"usage":   zero}
+			"system_fingerprint": fingerprintStatic,
+			"choices":            []m{{"index": 0, "message": m{"role": "assistant", "content": msg}, "logprobs": nil, "finish_reason": "stop"}},
+			"usage":              zero}
 	} else {
 		obj = m{"id": "cmpl-" + id, "object": "text_completion", "created": now.Unix(), "model": req.model,
-			"choices": []m{{"index": 0, "text": msg, "logprobs": nil, "finish_reason": "stop"}},
-			"usage":   zero}
+			"system_fingerprint": fingerprintStatic,
+			"choices":            []m{{"index": 0, "text": msg, "logprobs": nil, "finish_reason": "stop"}},
+			"usage":              zero}
 	}
 	b, _ := json.Marshal(obj)
 	return b

@@ -5,15 +5,28 @@ import (
 	"encoding/json"
 )
 
-// usage is the OpenAI usage object.
+// usage is the OpenAI usage object. The Responses API names its fields input_tokens and
+// output_tokens; normalize folds them into prompt and completion tokens.
 type usage struct {
 	PromptTokens     int64 `json:"prompt_tokens"`
 	CompletionTokens int64 `json:"completion_tokens"`
 	TotalTokens      int64 `json:"total_tokens"`
+	InputTokens      int64 `json:"input_tokens,omitempty"`
+	OutputTokens     int64 `json:"output_tokens,omitempty"`
 }
 
-// responseUsage reads the usage of a non-streaming completion response (nil if absent). Only
-// the usage member is decoded: the choices are skipped by their brackets, not parsed.
+// normalize moves a Response's input and output tokens to prompt and completion tokens.
+func (u *usage) normalize() *usage {
+	if u != nil && (u.InputTokens != 0 || u.OutputTokens != 0) {
+		u.PromptTokens, u.CompletionTokens = u.InputTokens, u.OutputTokens
+		u.InputTokens, u.OutputTokens = 0, 0
+	}
+	return u
+}
+
+// responseUsage reads the usage of a non-streaming response (nil if absent): a completion's,
+// an embedding's (prompt tokens only) or a Response's. Only the usage member is decoded: the
+// choices are skipped by their brackets, not parsed.
 func responseUsage(body []byte) *usage {
 	o, err := scanObject(body)
 	if err != nil {
@@ -26,8 +39,9 @@ func responseUsage(body []byte) *usage {
 	return decodeUsage(raw)
 }
 
-// decodeUsage decodes a usage object; null, and anything that is not a usage object, is nil.
-// Its three counts are read directly; other members (details) are skipped.
+// decodeUsage decodes a usage object (a Response's input and output tokens normalized); null,
+// and anything that is not a usage object, is nil. Its counts are read directly; other
+// members (details) are skipped.
 func decodeUsage(raw []byte) *usage {
 	o, err := scanObject(raw)
 	if err != nil {
@@ -37,7 +51,8 @@ func decodeUsage(raw []byte) *usage {
 	for _, f := range []struct {
 		name string
 		dst  *int64
-	}{{"prompt_tokens", &u.PromptTokens}, {"completion_tokens", &u.CompletionTokens}, {"total_tokens", &u.TotalTokens}} {
+	}{{"prompt_tokens", &u.PromptTokens}, {"completion_tokens", &u.CompletionTokens}, {"total_tokens", &u.TotalTokens},
+		{"input_tokens", &u.InputTokens}, {"output_tokens", &u.OutputTokens}} {
 		v, ok := o.get(f.name)
 		if !ok || isNull(v) {
 			continue
@@ -46,7 +61,7 @@ func decodeUsage(raw []byte) *usage {
 			return nil
 		}
 	}
-	return u
+	return u.normalize()
 }
 
 var usageField = []byte(`"usage"`)

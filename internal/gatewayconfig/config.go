@@ -46,9 +46,15 @@ type Config struct {
 	Breaker Breaker `json:"breaker,omitzero"`
 }
 
+// StaticUpstream is the upstream name of an answer the gateway made itself (the static
+// reply) in X-Qwen-Upstream and the upstream label of qwen_gateway_requests_total; no
+// upstream may take it.
+const StaticUpstream = "static"
+
 // Upstream is an OpenAI-compatible inference engine.
 type Upstream struct {
-	// Name labels the upstream in metrics and logs. Default "primary" or "fallback".
+	// Name labels the upstream in metrics and logs. Default "primary" or "fallback";
+	// "static" is reserved.
 	Name string `json:"name,omitempty"`
 	// URL is the engine's base URL without the /v1 suffix, e.g. http://qwen3-engine.ai.svc:8000.
 	URL string `json:"url"`

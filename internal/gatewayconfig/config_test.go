@@ -119,6 +119,7 @@ func TestValidate(t *testing.T) {
 		{"path in url", `upstream: {url: "http://e/v1", model: m}`, "upstream.url: must be a base URL"},
 		{"bad url", `upstream: {url: "http://e:x:y", model: m}`, "upstream.url: must be a URL"},
 		{"fallback no model", minimal + `fallback: {url: "http://f"}`, "fallback.model: must be set"},
+		{"fallback named static", minimal + `fallback: {name: static, url: "http://f", model: f}`, `fallback.name: "static" names the gateway's static reply`},
 		{"fallback same name", minimal + `fallback: {name: primary, url: "http://f", model: f}`, "fallback.name: must differ from upstream.name"},
 		{"negative body", minimal + `maxRequestBodyBytes: -1`, "maxRequestBodyBytes: must be >= 0"},
 		{"bad proxy", minimal + `trustedProxies: [10.0.0.0/8, nope]`, "trustedProxies[1]: must be an IP or CIDR"},

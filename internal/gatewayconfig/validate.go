@@ -110,8 +110,11 @@ func (v *validator) positive(path string, d time.Duration) {
 }
 
 func (v *validator) upstream(path string, u *Upstream) {
-	if u.Name == "" {
+	switch u.Name {
+	case "":
 		v.add(path+".name", "must be set")
+	case StaticUpstream:
+		v.add(path+".name", `"static" names the gateway's static reply in metrics and headers`)
 	}
 	if u.Model == "" {
 		v.add(path+".model", "must be set")

@@ -76,6 +76,7 @@ func gatewayDeployment(qs *v1alpha1.QwenService, d Defaults) *appsv1.Deployment 
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 	}
+	container.Args = append(container.Args, accessLogArgs(gw.AccessLog)...)
 	var volumes []corev1.Volume
 	if ref := gw.APIKeysSecretRef; ref != nil {
 		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: "api-keys", MountPath: GatewayKeysDir, ReadOnly: true})

@@ -47,7 +47,11 @@ var presets = map[v1alpha1.Signal]string{
 	// Gateway p95 latency over 2m, seconds; NaN (no data) without traffic.
 	v1alpha1.SignalP95LatencySeconds: `histogram_quantile(0.95, sum by (le) (rate(qwen_gateway_request_duration_seconds_bucket{namespace="$namespace",pod=~"$gatewayPods"}[2m])))`,
 	// Gateway 5xx share over 2m, 0..1: 0 when traffic has no 5xx, no data without traffic.
-	v1alpha1.SignalErrorRate: `(sum(rate(qwen_gateway_requests_total{namespace="$namespace",pod=~"$gatewayPods",code=~"5.."}[2m])) or vector(0))` +
+	// The gateway's own static replies (upstream="static") count as answers, never as errors,
+	// whatever their status: a plan whose L4 reply is a 503 would otherwise hold itself at L4
+	// on ErrorRate; leaving them out of the denominator too would leave no data at L4, which
+	// holds the level just the same.
+	v1alpha1.SignalErrorRate: `(sum(rate(qwen_gateway_requests_total{namespace="$namespace",pod=~"$gatewayPods",code=~"5..",upstream!="static"}[2m])) or vector(0))` +
 		` / sum(rate(qwen_gateway_requests_total{namespace="$namespace",pod=~"$gatewayPods"}[2m]))`,
 }
 

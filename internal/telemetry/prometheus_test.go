@@ -69,6 +69,8 @@ func TestAgainstPrometheus(t *testing.T) {
 	native.SetQueueDepth(engineB, 4)
 	native.SetKVCacheUsage(engineB, 0.35)
 	native.SetGatewayTraffic(gateway, 7, 3, 6)
+	// 10 static 503s: answers, not errors (ErrorRate 3/20, not 13/20).
+	native.SetGatewayStatic(gateway, 10)
 	native.SetTimeToFirstToken(engineA, 5, 0.2)
 	for i, pod := range sglangPods {
 		native.SetSGLang(pod)
@@ -97,7 +99,7 @@ func TestAgainstPrometheus(t *testing.T) {
 			v1alpha1.SignalQueueDepth:                 7,
 			v1alpha1.SignalP95TimeToFirstTokenSeconds: 0.2425, // 0.2s first tokens, bucket (0.1, 0.25]
 			v1alpha1.SignalP95LatencySeconds:          9.75,   // 6s observations, bucket (5, 10]
-			v1alpha1.SignalErrorRate:                  0.3,
+			v1alpha1.SignalErrorRate:                  0.15,
 		})
 	})
 
@@ -144,7 +146,7 @@ func TestAgainstPrometheus(t *testing.T) {
 	t.Run("PromQL substitution", func(t *testing.T) {
 		for q, want := range map[string]float64{
 			`sum(vllm:num_requests_waiting{namespace="$namespace",pod=~"$pods"})`:                        7,
-			`count(qwen_gateway_requests_total{namespace="$namespace",pod=~"$gatewayPods"})`:             2,
+			`count(qwen_gateway_requests_total{namespace="$namespace",pod=~"$gatewayPods"})`:             3, // 200, 500, static 503
 			`scalar(count(vllm:num_requests_waiting{namespace="$namespace",pod=~"$service-engine-.*"}))`: 3, // A, B and the nested decoy
 		} {
 			if got, err := c.Query(ctx(t), promql(q), target, time.Now()); err != nil || got != want {

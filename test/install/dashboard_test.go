@@ -340,9 +340,9 @@ func fixtureMetrics(n int) string {
 	op := `namespace="qwen-operator-system",pod="qwen-operator-6b8d9c7f5-k2l3m"`
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	p("# TYPE qwen_gateway_requests_total counter")
-	p(`qwen_gateway_requests_total{%s,model="Qwen3-1.7B",code="200",level="0"} %d`, gw, 10*n)
-	p(`qwen_gateway_requests_total{%s,model="Qwen3-1.7B",code="429",level="0"} %d`, gw, 2*n)
-	p(`qwen_gateway_requests_total{%s,model="Qwen3-1.7B",code="503",level="0"} %d`, gw, n)
+	p(`qwen_gateway_requests_total{%s,model="Qwen3-1.7B",code="200",level="0",upstream="primary"} %d`, gw, 10*n)
+	p(`qwen_gateway_requests_total{%s,model="Qwen3-1.7B",code="429",level="0",upstream=""} %d`, gw, 2*n)
+	p(`qwen_gateway_requests_total{%s,model="Qwen3-1.7B",code="503",level="0",upstream="static"} %d`, gw, n)
 	for _, h := range []string{"qwen_gateway_request_duration_seconds", "qwen_gateway_time_to_first_token_seconds"} {
 		p("# TYPE %s histogram", h)
 		for i, le := range []string{"0.1", "0.5", "1", "5", "+Inf"} {

@@ -22,7 +22,8 @@ import (
 //     histogram vllm:time_to_first_token_seconds, or, for a pod set with SetSGLang, SGLang's
 //     sglang:num_queue_reqs, sglang:token_usage and sglang:time_to_first_token_seconds;
 //   - gateway traffic (qwen_gateway_requests_total, qwen_gateway_request_duration_seconds),
-//     advanced by a fixed amount on every scrape so rates are steady.
+//     advanced by a fixed amount on every scrape so rates are steady; static replies
+//     (SetGatewayStatic) count in qwen_gateway_requests_total only.
 //
 // Engine and gateway series carry namespace and pod as Kubernetes service discovery adds
 // them. Only values that were set are served.
@@ -48,10 +49,12 @@ var sglangNames = map[string]string{
 type seriesKey struct{ name, pod string }
 
 type traffic struct {
-	ok, failed int     // requests per scrape with code 200 and 500
-	latency    float64 // seconds, every request
-	okTotal    int     // counters since the start
-	failTotal  int
+	ok, failed  int     // requests per scrape with code 200 and 500 from the engine
+	static      int     // requests per scrape answered 503 by the gateway's static reply
+	latency     float64 // seconds, every request
+	okTotal     int     // counters since the start
+	failTotal   int
+	staticTotal int
 }
 
 // GatewayBuckets are the upper bounds of qwen_gateway_request_duration_seconds, as the
@@ -133,6 +136,20 @@ func (e *Exporter) SetGatewayTraffic(pod string, ok, failed int, latency float64
 		e.traffic[pod] = tr
 	}
 	tr.ok, tr.failed, tr.latency = ok, failed, latency
+}
+
+// SetGatewayStatic makes the gateway pod's counters also advance on every scrape by n
+// requests answered 503 by the gateway's own static reply (upstream="static"), as a gateway
+// at level 4 with a 503 static reply counts them.
+func (e *Exporter) SetGatewayStatic(pod string, n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	tr := e.traffic[pod]
+	if tr == nil {
+		tr = &traffic{}
+		e.traffic[pod] = tr
+	}
+	tr.static = n
 }
 
 // DeleteGPU stops serving the DCGM series of the pod; DeletePod stops serving all of its
@@ -220,6 +237,7 @@ func advance(byPod map[string]*traffic) []string {
 		pods = append(pods, pod)
 		tr.okTotal += tr.ok
 		tr.failTotal += tr.failed
+		tr.staticTotal += tr.static
 	}
 	slices.Sort(pods)
 	return pods
@@ -236,10 +254,13 @@ func (e *Exporter) writeTraffic(b *strings.Builder) {
 	for _, pod := range pods {
 		tr := e.traffic[pod]
 		for _, c := range []struct {
-			code string
-			n    int
-		}{{"200", tr.okTotal}, {"500", tr.failTotal}} {
-			fmt.Fprintf(b, "qwen_gateway_requests_total{namespace=%s,pod=%q,model=\"Qwen3-1.7B\",code=%q,level=\"0\"} %d\n", ns, pod, c.code, c.n)
+			code, level, upstream string
+			n                     int
+		}{{"200", "0", "primary", tr.okTotal}, {"500", "0", "primary", tr.failTotal}, {"503", "4", "static", tr.staticTotal}} {
+			if c.upstream == "static" && tr.static == 0 {
+				continue
+			}
+			fmt.Fprintf(b, "qwen_gateway_requests_total{namespace=%s,pod=%q,model=\"Qwen3-1.7B\",code=%q,level=%q,upstream=%q} %d\n", ns, pod, c.code, c.level, c.upstream, c.n)
 		}
 	}
 	b.WriteString("# TYPE qwen_gateway_request_duration_seconds histogram\n")

@@ -48,11 +48,13 @@ func TestPrometheusScrapesExporter(t *testing.T) {
 func TestExporterGatewayTraffic(t *testing.T) {
 	e := NewExporter(t, "ai")
 	e.SetGatewayTraffic("qwen3-gateway-5f6d7c8b9-abcde", 7, 3, 6)
+	e.SetGatewayStatic("qwen3-gateway-5f6d7c8b9-abcde", 5)
 	body := scrape(t, e)
 	body = scrape(t, e) // counters advance per scrape
 	for _, want := range []string{
-		`qwen_gateway_requests_total{namespace="ai",pod="qwen3-gateway-5f6d7c8b9-abcde",model="Qwen3-1.7B",code="200",level="0"} 14`,
-		`qwen_gateway_requests_total{namespace="ai",pod="qwen3-gateway-5f6d7c8b9-abcde",model="Qwen3-1.7B",code="500",level="0"} 6`,
+		`qwen_gateway_requests_total{namespace="ai",pod="qwen3-gateway-5f6d7c8b9-abcde",model="Qwen3-1.7B",code="200",level="0",upstream="primary"} 14`,
+		`qwen_gateway_requests_total{namespace="ai",pod="qwen3-gateway-5f6d7c8b9-abcde",model="Qwen3-1.7B",code="500",level="0",upstream="primary"} 6`,
+		`qwen_gateway_requests_total{namespace="ai",pod="qwen3-gateway-5f6d7c8b9-abcde",model="Qwen3-1.7B",code="503",level="4",upstream="static"} 10`,
 		`qwen_gateway_request_duration_seconds_bucket{namespace="ai",pod="qwen3-gateway-5f6d7c8b9-abcde",model="Qwen3-1.7B",le="5"} 0`,
 		`qwen_gateway_request_duration_seconds_bucket{namespace="ai",pod="qwen3-gateway-5f6d7c8b9-abcde",model="Qwen3-1.7B",le="10"} 20`,
 		`qwen_gateway_request_duration_seconds_count{namespace="ai",pod="qwen3-gateway-5f6d7c8b9-abcde",model="Qwen3-1.7B"} 20`,
