@@ -15,6 +15,7 @@ import (
 	"github.com/qwenops/qwen-operator/internal/gateway/breaker"
 	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
 	"github.com/qwenops/qwen-operator/internal/ratelimit"
+	"github.com/qwenops/qwen-operator/internal/respcache"
 )
 
 // Options configure a Gateway.
@@ -61,6 +62,9 @@ type Gateway struct {
 	resolve map[string]string
 	// redisAtNow is Options.RedisAtNow.
 	redisAtNow bool
+	// cacheMem is the in-memory response cache, kept across reloads; cm its metrics.
+	cacheMem atomic.Pointer[respcache.Memory]
+	cm       *cacheMetrics
 }
 
 // state is one applied configuration; requests read it once and use it throughout.
@@ -77,6 +81,7 @@ type state struct {
 	static      *gatewayconfig.StaticResponse
 	transport   *http.Transport
 	idleTimeout time.Duration
+	cache       *responseCache // nil: no response cache
 }
 
 // redisFirstConnect bounds how long applying a config waits for the first connection to a
@@ -115,6 +120,7 @@ func New(opts Options) *Gateway {
 	if g.log == nil {
 		g.log = slog.Default()
 	}
+	g.cm = newCacheMetrics(g.m.reg, g.cacheMem.Load)
 	g.routes()
 	return g
 }
@@ -233,6 +239,7 @@ func (g *Gateway) build(cfg *gatewayconfig.Config) (*state, error) {
 		}
 		st.policy = p
 	}
+	st.cache = g.responseCache(cfg)
 	settings := breaker.Settings{
 		FailureThreshold: int(cfg.Breaker.FailureThreshold),
 		RecoveryTimeout:  cfg.Breaker.RecoveryTimeout.Duration,

@@ -163,11 +163,15 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 	}
 
 	rt := st.route(req, rec.start)
+	rec.cacheKey = st.cache.key(req, keyID)
 	defer func() { rt.pass.Done(g.now(), breaker.Ignored) }() // when the proxy learned no outcome
 	if rt.level > 0 {
 		rw.Header().Set("X-Qwen-Degradation-Level", strconv.Itoa(rt.level))
 	}
 	if rt.target == nil {
+		if g.serveCached(rw, r, st, req, &rt, rec) {
+			return
+		}
 		rw.Header().Set("X-Qwen-Upstream", "static")
 		g.writeStatic(rw, st, req, rec.start)
 	} else {

@@ -267,7 +267,19 @@ func (v *validator) degradation(path string, d *Degradation, hasFallback bool) {
 			v.add(path+".staticResponse.httpStatus", "must be between 200 and 599")
 		}
 	}
+	if ca := d.Cache; ca != nil {
+		if ca.Backend != CacheMemory && ca.Backend != CacheRedis {
+			v.add(path+".cache.backend", fmt.Sprintf("must be Memory or Redis, not %q", ca.Backend))
+		}
+		if ca.MaxBytes < MinCacheBytes {
+			v.add(path+".cache.maxBytes", fmt.Sprintf("must be >= %d", MinCacheBytes))
+		}
+		v.positive(path+".cache.ttl", ca.TTL.Duration)
+	}
 }
+
+// MinCacheBytes is the smallest response cache: room for a few answers.
+const MinCacheBytes = 64 << 10
 
 func (v *validator) breaker(path string, b *Breaker) {
 	if b.FailureThreshold < 1 {

@@ -16,6 +16,7 @@ const (
 	ReasonAPIKeysSecretRequired = "APIKeysSecretRequired"
 	ReasonInvalidGatewayConfig  = "InvalidGatewayConfig"
 	ReasonGatewayAPINotServed   = "GatewayAPINotServed"
+	ReasonCacheNeedsRedis       = "CacheNeedsRedis"
 )
 
 // InvalidError is a spec the schema accepts but that cannot be rendered. Retrying does not
@@ -33,7 +34,7 @@ func (e *InvalidError) Error() string { return e.Reason + ": " + e.Message }
 type check func(in Inputs) (reason, msg string, failed bool)
 
 // checks run in order; the first failure is reported.
-var checks = []check{checkName, checkSecrets, checkAPIKeySource, checkHTTPRouteServed}
+var checks = []check{checkName, checkSecrets, checkAPIKeySource, checkHTTPRouteServed, checkCacheRedis}
 
 // Validate reports the first problem that prevents rendering in as an *InvalidError.
 func Validate(in Inputs) error {
@@ -81,4 +82,13 @@ func checkHTTPRouteServed(in Inputs) (string, string, bool) {
 		return "", "", false
 	}
 	return ReasonGatewayAPINotServed, "spec.exposure.httpRoute needs the Gateway API HTTPRoute (gateway.networking.k8s.io/v1), which the API server does not serve; install the Gateway API CRDs or expose the service with spec.exposure.ingress", true
+}
+
+func checkCacheRedis(in Inputs) (string, string, bool) {
+	p := in.Plan
+	if p == nil || p.Spec.Cache == nil || !p.Spec.Cache.Enabled || p.Spec.Cache.Backend != v1alpha1.CacheRedis || in.Service.Spec.Gateway.Redis != nil {
+		return "", "", false
+	}
+	return ReasonCacheNeedsRedis, fmt.Sprintf("DegradationPlan %q sets spec.cache.backend Redis but spec.gateway.redis is not set; set it or use backend Memory",
+		p.Name), true
 }

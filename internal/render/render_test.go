@@ -184,6 +184,9 @@ func TestValidateReasons(t *testing.T) {
 		{"HTTPRoute without Gateway API", func(in *Inputs) {
 			in.Service.Spec.Exposure.HTTPRoute = &v1alpha1.HTTPRouteExposure{ParentRefs: []v1alpha1.ParentRef{{Name: "gw"}}}
 		}, ReasonGatewayAPINotServed, "spec.exposure.httpRoute"},
+		{"Redis cache without Redis", func(in *Inputs) {
+			in.Service.Spec.Gateway.Redis = nil
+		}, ReasonCacheNeedsRedis, "spec.cache.backend Redis"},
 		{"override keys not IPs for a ClientIP policy", func(in *Inputs) {
 			in.Policy.Status.Effective.Key.Source = v1alpha1.KeyClientIP
 		}, ReasonInvalidGatewayConfig, "rateLimit.overrides[0].keys[0]"},
