@@ -185,4 +185,3 @@ func BenchmarkCacheHit(b *testing.B) {
 		}
 	}
 }
-
