@@ -247,3 +247,47 @@ func TestCacheWithoutStaticReply(t *testing.T) {
 		t.Fatalf("miss: %d %s", resp.StatusCode, readAll(t, resp))
 	}
 }
+
+// TestFallbackUnavailableFallsThrough: the operator marks a fallback without ready endpoints
+// unavailable. With the primary's breaker open the request then gets the cached answer or the
+// static reply, never a 502 from a fallback that cannot answer, and the fallback is not called;
+// at level 3 the primary serves (level 3 acts as level 2).
+func TestFallbackUnavailableFallsThrough(t *testing.T) {
+	fb := newFakeEngine(t, "Qwen3-0.6B")
+	extra := fmt.Sprintf("fallback: {url: %q, model: Qwen3-0.6B}\n", fb.srv.URL)
+	tg, sim := cacheGateway(t, extra, "{}", 0)
+	cfg := *tg.Config()
+	no := false
+	cfg.Degradation.FallbackAvailable = &no
+	if err := tg.Apply(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	fillAndBreak(t, tg, sim)
+	resp := tg.post(t, "/v1/chat/completions", askA, bearer("sk-alice")...)
+	if body := readAll(t, resp); resp.StatusCode != 200 || resp.Header.Get("X-Qwen-Cache") != "hit" {
+		t.Fatalf("cached question: %d cache=%q %s", resp.StatusCode, resp.Header.Get("X-Qwen-Cache"), body)
+	}
+	resp = tg.post(t, "/v1/chat/completions", askC, bearer("sk-alice")...)
+	if body := readAll(t, resp); resp.StatusCode != 200 || resp.Header.Get("X-Qwen-Upstream") != "static" || chatContent(t, body) != "服务繁忙，请稍后再试" {
+		t.Fatalf("new question: %d upstream=%q %s", resp.StatusCode, resp.Header.Get("X-Qwen-Upstream"), body)
+	}
+	if n := fb.calls.Load(); n != 0 {
+		t.Fatalf("the unavailable fallback was called %d times", n)
+	}
+
+	// Level 3 with the fallback unavailable: the primary answers, thinking off.
+	sim.SetFailures(t, 0)
+	tg2, _ := cacheGateway(t, extra, "{}", 3)
+	cfg = *tg2.Config()
+	cfg.Degradation.FallbackAvailable = &no
+	if err := tg2.Apply(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	resp = tg2.post(t, "/v1/chat/completions", askC, bearer("sk-alice")...)
+	if body := readAll(t, resp); resp.StatusCode != 200 || resp.Header.Get("X-Qwen-Upstream") != "primary" || resp.Header.Get("X-Qwen-Degradation-Level") != "3" {
+		t.Fatalf("L3: %d upstream=%q level=%q %s", resp.StatusCode, resp.Header.Get("X-Qwen-Upstream"), resp.Header.Get("X-Qwen-Degradation-Level"), body)
+	}
+	if n := fb.calls.Load(); n != 0 {
+		t.Fatalf("the unavailable fallback was called %d times at L3", n)
+	}
+}

@@ -33,6 +33,9 @@ func GatewayConfig(in Inputs) *gatewayconfig.Config {
 		c.Fallback = &gatewayconfig.Upstream{
 			Name: "fallback", URL: serviceURL(FallbackName(qs), qs.Namespace, port), Model: ServedName(fb.Model),
 		}
+		if in.FallbackUnavailable {
+			c.Degradation.FallbackAvailable = ptr.To(false)
+		}
 	}
 	if gw.APIKeysSecretRef != nil {
 		c.Auth.KeysDir = GatewayKeysDir
