@@ -1,11 +1,11 @@
 package controllers
 
 import (
-	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/utils/ptr"
 	"cmp"
 	"context"
 	"fmt"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/utils/ptr"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
