@@ -147,7 +147,7 @@ func BenchmarkCacheHit(b *testing.B) {
 		extra := ""
 		if backend == "redis" {
 			cache = "{backend: Redis}"
-			extra = fmt.Sprintf("rateLimit: {policy: p, limits: {requestsPerMinute: 100000000}, redis: {address: %q}}\n", srv.Addr())
+			extra = fmt.Sprintf("rateLimit: {policy: p, limits: {requestsPerMinute: 1000000, burst: 1000000}, redis: {address: %q}}\n", srv.Addr())
 		}
 		tg := startGateway(b, newClock(), fmt.Sprintf("upstream: {url: %q, model: Qwen3-1.7B}\nbreaker: {failureThreshold: 1, recoveryTimeout: 1h}\ndegradation: {staticResponse: {message: busy}, cache: %s}\n%s", e.srv.URL, cache, extra))
 		c := benchClient()
