@@ -471,3 +471,38 @@ func TestFallbackWithoutReadyEndpointsIsUnavailable(t *testing.T) {
 	eventually(t, "fallback unavailable once its endpoint is not ready", unavailable)
 	waitCondition(t, ns, "qwen3", v1alpha1.ConditionFallbackAvailable, metav1.ConditionFalse, ReasonNoReadyEndpoints)
 }
+
+// TestSharedPodFallback: with placement SharedPod the fallback runs in the engine pods (no
+// fallback Deployment; switching from SeparateDeployment prunes it), its Service selects the
+// engine pods on the fallback port, the gateway reaches it there, and FallbackAvailable
+// follows the engine Deployment and the fallback Service's endpoints.
+func TestSharedPodFallback(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	qs := qwen3(ns)
+	qs.Spec.Engine.GPUMemoryUtilization = "0.6"
+	qs.Spec.Fallback = &v1alpha1.FallbackSpec{Model: v1alpha1.ModelSpec{Name: "Qwen/Qwen3-0.6B"}}
+	create(t, qs)
+	eventually(t, "separate fallback", func() error {
+		if live(t, "apps/v1", "Deployment", ns, "qwen3-fallback") == nil {
+			return fmt.Errorf("no fallback Deployment")
+		}
+		return nil
+	})
+	update(t, qs, func(q *v1alpha1.QwenService) { q.Spec.Fallback.Placement = v1alpha1.FallbackSharedPod })
+	waitGone(t, "apps/v1", "Deployment", ns, "qwen3-fallback")
+	eventually(t, "shared pod rendered", func() error { return matchesRender(t, inputsOf(t, ns, "qwen3", "", "")) })
+	waitField(t, "v1", "Service", ns, "qwen3-fallback", "engine", "spec", "selector", render.LabelComponent)
+	if cfg := configOf(t, ns, "qwen3"); !strings.Contains(cfg, "url: http://qwen3-fallback."+ns+".svc:8001") {
+		t.Errorf("gateway config does not reach the fallback on its own port:\n%s", cfg)
+	}
+	d := live(t, "apps/v1", "Deployment", ns, "qwen3-engine")
+	cs := d.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)
+	if len(cs) != 2 || cs[1].(map[string]any)["name"] != "fallback" {
+		t.Fatalf("engine pod containers: %v", cs)
+	}
+	setAvailable(t, ns, "qwen3-engine", true)
+	waitCondition(t, ns, "qwen3", v1alpha1.ConditionFallbackAvailable, metav1.ConditionFalse, ReasonNoReadyEndpoints)
+	fallbackSlice(t, ns, true)
+	waitCondition(t, ns, "qwen3", v1alpha1.ConditionFallbackAvailable, metav1.ConditionTrue, "MinimumReplicasAvailable")
+}

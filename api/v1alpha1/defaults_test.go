@@ -83,6 +83,7 @@ func TestSamplesApplyWithDefaults(t *testing.T) {
 	checkEqual(t, "spec.fallback.model.name", qs.Spec.Fallback.Model.Name, "Qwen/Qwen3-0.6B")
 	checkEqual(t, "spec.fallback.model.reasoning.parser", qs.Spec.Fallback.Model.Reasoning.Parser, "qwen3")
 	checkEqual(t, "spec.engine.port", qs.Spec.Engine.Port, int32(8000))
+	checkEqual(t, "spec.fallback.placement (one GPU for both models)", qs.Spec.Fallback.Placement, v1.FallbackSharedPod)
 
 	rlp := createAndRead(t, ns, read("serving_v1alpha1_ratelimitpolicy.yaml"), &v1.RateLimitPolicy{})
 	checkEqual(t, "spec.limits.requestsPerMinute", deref(rlp.Spec.Limits.RequestsPerMinute), int32(100))

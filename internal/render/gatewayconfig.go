@@ -31,7 +31,7 @@ func GatewayConfig(in Inputs) *gatewayconfig.Config {
 	}
 	if fb := qs.Spec.Fallback; fb != nil {
 		c.Fallback = &gatewayconfig.Upstream{
-			Name: "fallback", URL: serviceURL(FallbackName(qs), qs.Namespace, port), Model: ServedName(fb.Model),
+			Name: "fallback", URL: serviceURL(FallbackName(qs), qs.Namespace, FallbackPort(qs)), Model: ServedName(fb.Model),
 		}
 		if in.FallbackUnavailable {
 			c.Degradation.FallbackAvailable = ptr.To(false)
