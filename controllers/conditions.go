@@ -25,6 +25,9 @@ const (
 	// ReasonNoReadyReplicas: the Deployment counts as available (its maxUnavailable allows
 	// zero ready pods, as a one-replica GPU engine's does) but no pod is ready to serve.
 	ReasonNoReadyReplicas = "NoReadyReplicas"
+	// ReasonNoReadyEndpoints: the fallback's Service has no ready endpoint, so the gateway
+	// config marks the fallback unavailable.
+	ReasonNoReadyEndpoints = "NoReadyEndpoints"
 	// ReasonConflict: an object the service renders exists and is not the service's; it is
 	// left alone.
 	ReasonConflict = "Conflict"

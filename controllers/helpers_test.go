@@ -255,6 +255,14 @@ func inputsOf(t testing.TB, ns, name, policy, plan string) render.Inputs {
 			t.Fatal(err)
 		}
 	}
+	if in.Service.Spec.Fallback != nil {
+		r := &QwenServiceReconciler{Client: env.Client}
+		n, err := r.readyEndpoints(ctx, ns, render.FallbackName(in.Service))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.FallbackUnavailable = n == 0
+	}
 	return in
 }
 

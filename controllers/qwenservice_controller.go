@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -75,6 +76,8 @@ type QwenServiceReconciler struct {
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=gateway.envoyproxy.io,resources=backendtrafficpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// EndpointSlices: whether the fallback has a ready endpoint (read only).
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list;watch
 
 // Reconcile renders qs with its policy and plan, applies the result, deletes children whose
 // section was removed, and writes status once. A spec that cannot be rendered sets
@@ -201,6 +204,7 @@ func (r *QwenServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.RateLimitPolicy{}, handler.EnqueueRequestsFromMapFunc(targetOf), builder.WithPredicates(policyStatusChanged())).
 		Watches(&v1alpha1.DegradationPlan{}, handler.EnqueueRequestsFromMapFunc(targetOf)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.servicesUsingSecret), builder.OnlyMetadata).
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(fallbackSliceOwner)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles})
 	// Optional kinds: watching a kind the API server does not serve would stop the manager.
 	// Served later, they are still applied and pruned, only not watched for drift.
@@ -213,6 +217,16 @@ func (r *QwenServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.Owns(btp, builder.OnlyMetadata)
 	}
 	return b.Complete(r)
+}
+
+// fallbackSliceOwner maps an EndpointSlice of a fallback Service to its QwenService (the
+// slices carry the Service's labels).
+func fallbackSliceOwner(_ context.Context, o client.Object) []reconcile.Request {
+	l := o.GetLabels()
+	if l[render.LabelComponent] != render.ComponentFallback || l[render.LabelService] == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: l[render.LabelService]}}}
 }
 
 // targetOf maps a RateLimitPolicy or DegradationPlan to the QwenService it targets.

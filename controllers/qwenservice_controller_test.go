@@ -9,8 +9,12 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -397,4 +401,108 @@ func conditionOf(qs *v1alpha1.QwenService, typ string) metav1.Condition {
 		}
 	}
 	return metav1.Condition{}
+}
+
+// fallbackSlice plays the EndpointSlice controller for the fallback Service: one slice, with
+// the Service's labels copied as that controller does, holding one endpoint of the given
+// readiness.
+func fallbackSlice(t testing.TB, ns string, ready bool) {
+	t.Helper()
+	svc := &corev1.Service{}
+	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "qwen3-fallback"}, svc); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{discoveryv1.LabelServiceName: svc.Name, discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"}
+	for k, v := range svc.Labels {
+		labels[k] = v
+	}
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: "qwen3-fallback-abcde", Labels: labels},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.7"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(8000))}},
+	}
+	cur := &discoveryv1.EndpointSlice{}
+	switch err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(es), cur); {
+	case apierrors.IsNotFound(err):
+		create(t, es)
+	case err != nil:
+		t.Fatal(err)
+	default:
+		update(t, cur, func(c *discoveryv1.EndpointSlice) { c.Endpoints = es.Endpoints })
+	}
+}
+
+// TestFallbackWithoutReadyEndpointsIsUnavailable: while the fallback Service has no ready
+// endpoint, the gateway config marks the fallback unavailable and FallbackAvailable is False
+// (NoReadyEndpoints once its Deployment reports available); a ready endpoint lifts both, and
+// an endpoint turning unready brings them back.
+func TestFallbackWithoutReadyEndpointsIsUnavailable(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	qs := qwen3(ns)
+	qs.Spec.Fallback = &v1alpha1.FallbackSpec{Model: v1alpha1.ModelSpec{Name: "Qwen/Qwen3-0.6B"}}
+	create(t, qs)
+	unavailable := func() error {
+		if cfg := configOf(t, ns, "qwen3"); !strings.Contains(cfg, "fallbackAvailable: false") {
+			return fmt.Errorf("gateway config does not mark the fallback unavailable:\n%s", cfg)
+		}
+		return nil
+	}
+	eventually(t, "fallback unavailable without endpoints", unavailable)
+	setAvailable(t, ns, "qwen3-fallback", true)
+	c := meta.FindStatusCondition(waitCondition(t, ns, "qwen3", v1alpha1.ConditionFallbackAvailable, metav1.ConditionFalse, ReasonNoReadyEndpoints).Status.Conditions,
+		v1alpha1.ConditionFallbackAvailable)
+	if !strings.Contains(c.Message, "qwen3-fallback has no ready endpoint") {
+		t.Errorf("message = %q", c.Message)
+	}
+
+	fallbackSlice(t, ns, true)
+	eventually(t, "fallback available with a ready endpoint", func() error {
+		if cfg := configOf(t, ns, "qwen3"); strings.Contains(cfg, "fallbackAvailable") {
+			return fmt.Errorf("gateway config still marks the fallback:\n%s", cfg)
+		}
+		return nil
+	})
+	waitCondition(t, ns, "qwen3", v1alpha1.ConditionFallbackAvailable, metav1.ConditionTrue, "MinimumReplicasAvailable")
+	eventually(t, "matches the render", func() error { return matchesRender(t, inputsOf(t, ns, "qwen3", "", "")) })
+
+	fallbackSlice(t, ns, false)
+	eventually(t, "fallback unavailable once its endpoint is not ready", unavailable)
+	waitCondition(t, ns, "qwen3", v1alpha1.ConditionFallbackAvailable, metav1.ConditionFalse, ReasonNoReadyEndpoints)
+}
+
+// TestSharedPodFallback: with placement SharedPod the fallback runs in the engine pods (no
+// fallback Deployment; switching from SeparateDeployment prunes it), its Service selects the
+// engine pods on the fallback port, the gateway reaches it there, and FallbackAvailable
+// follows the engine Deployment and the fallback Service's endpoints.
+func TestSharedPodFallback(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	qs := qwen3(ns)
+	qs.Spec.Engine.GPUMemoryUtilization = "0.6"
+	qs.Spec.Fallback = &v1alpha1.FallbackSpec{Model: v1alpha1.ModelSpec{Name: "Qwen/Qwen3-0.6B"}}
+	create(t, qs)
+	eventually(t, "separate fallback", func() error {
+		if live(t, "apps/v1", "Deployment", ns, "qwen3-fallback") == nil {
+			return fmt.Errorf("no fallback Deployment")
+		}
+		return nil
+	})
+	update(t, qs, func(q *v1alpha1.QwenService) { q.Spec.Fallback.Placement = v1alpha1.FallbackSharedPod })
+	waitGone(t, "apps/v1", "Deployment", ns, "qwen3-fallback")
+	eventually(t, "shared pod rendered", func() error { return matchesRender(t, inputsOf(t, ns, "qwen3", "", "")) })
+	waitField(t, "v1", "Service", ns, "qwen3-fallback", "engine", "spec", "selector", render.LabelComponent)
+	if cfg := configOf(t, ns, "qwen3"); !strings.Contains(cfg, "url: http://qwen3-fallback."+ns+".svc:8001") {
+		t.Errorf("gateway config does not reach the fallback on its own port:\n%s", cfg)
+	}
+	d := live(t, "apps/v1", "Deployment", ns, "qwen3-engine")
+	cs := d.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)
+	if len(cs) != 2 || cs[1].(map[string]any)["name"] != "fallback" {
+		t.Fatalf("engine pod containers: %v", cs)
+	}
+	setAvailable(t, ns, "qwen3-engine", true)
+	waitCondition(t, ns, "qwen3", v1alpha1.ConditionFallbackAvailable, metav1.ConditionFalse, ReasonNoReadyEndpoints)
+	fallbackSlice(t, ns, true)
+	waitCondition(t, ns, "qwen3", v1alpha1.ConditionFallbackAvailable, metav1.ConditionTrue, "MinimumReplicasAvailable")
 }

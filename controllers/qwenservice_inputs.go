@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/utils/ptr"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -42,7 +44,32 @@ func (r *QwenServiceReconciler) inputs(ctx context.Context, qs *v1alpha1.QwenSer
 			return in, fmt.Errorf("looking up Secret %s: %w", ref.Name, err)
 		}
 	}
+	if qs.Spec.Fallback != nil {
+		ready, err := r.readyEndpoints(ctx, qs.Namespace, render.FallbackName(qs))
+		if err != nil {
+			return in, err
+		}
+		in.FallbackUnavailable = ready == 0
+	}
 	return in, nil
+}
+
+// readyEndpoints counts the ready endpoints of a Service in its EndpointSlices (an endpoint
+// whose readiness is unknown counts as ready, as the EndpointSlice API says).
+func (r *QwenServiceReconciler) readyEndpoints(ctx context.Context, namespace, service string) (int, error) {
+	var slices discoveryv1.EndpointSliceList
+	if err := r.List(ctx, &slices, client.InNamespace(namespace), client.MatchingLabels{discoveryv1.LabelServiceName: service}); err != nil {
+		return 0, fmt.Errorf("listing the EndpointSlices of Service %s: %w", service, err)
+	}
+	n := 0
+	for _, s := range slices.Items {
+		for _, e := range s.Endpoints {
+			if ptr.Deref(e.Conditions.Ready, true) {
+				n++
+			}
+		}
+	}
+	return n, nil
 }
 
 // oldest returns the object created first (ties broken by name), or nil: of two policies on

@@ -41,7 +41,7 @@ func computeStatus(qs *v1alpha1.QwenService, in render.Inputs, obs observed, pro
 	gateway := deploymentCondition(v1alpha1.ConditionGatewayAvailable, "gateway", obs.gateway)
 	set(engine)
 	set(gateway)
-	set(fallbackCondition(qs, obs.fallback))
+	set(fallbackCondition(qs, obs.fallback, obs.engine, in.FallbackUnavailable))
 	set(degradedCondition(qs, in.Plan))
 	set(clientsCondition(qs, in.Policy))
 	set(readyCondition(qs, engine, gateway, problem))
@@ -80,13 +80,27 @@ func deploymentCondition(typ, what string, d *appsv1.Deployment) metav1.Conditio
 	return c
 }
 
-// fallbackCondition mirrors the fallback Deployment, False/NotConfigured without a fallback.
-func fallbackCondition(qs *v1alpha1.QwenService, d *appsv1.Deployment) metav1.Condition {
+// fallbackCondition mirrors the fallback Deployment (the engine's, whose pods run the
+// fallback container, with placement SharedPod), False/NotConfigured without a fallback,
+// and False/NoReadyEndpoints while the fallback Service has no ready endpoint (noEndpoints):
+// the gateway config then marks the fallback unavailable.
+func fallbackCondition(qs *v1alpha1.QwenService, d, engine *appsv1.Deployment, noEndpoints bool) metav1.Condition {
 	if qs.Spec.Fallback == nil {
 		return metav1.Condition{Type: v1alpha1.ConditionFallbackAvailable, Status: metav1.ConditionFalse,
 			Reason: ReasonNotConfigured, Message: "spec.fallback is not set; level 3 acts as level 2"}
 	}
-	return deploymentCondition(v1alpha1.ConditionFallbackAvailable, "fallback", d)
+	c := deploymentCondition(v1alpha1.ConditionFallbackAvailable, "fallback", d)
+	if render.FallbackShared(qs) {
+		c = deploymentCondition(v1alpha1.ConditionFallbackAvailable, "engine (with the fallback container)", engine)
+	}
+	if noEndpoints && c.Status == metav1.ConditionTrue {
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonNoReadyEndpoints
+	}
+	if noEndpoints {
+		c.Message = fmt.Sprintf("Service %s has no ready endpoint: the gateway sends it nothing (level 3 acts as level 2; while the primary's breaker is open requests get the cached or static reply); %s",
+			render.FallbackName(qs), c.Message)
+	}
+	return c
 }
 
 // degradedCondition is True while the plan's level is above 0, with the level as reason.

@@ -122,6 +122,10 @@ func TestDegradedAndFallbackConditions(t *testing.T) {
 	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionFallbackAvailable); c.Status != metav1.ConditionTrue {
 		t.Errorf("FallbackAvailable with an available fallback = %s/%s", c.Status, c.Reason)
 	}
+	st = computeStatus(qs, render.Inputs{FallbackUnavailable: true}, observed{fallback: deployment("f", 1, 1, corev1.ConditionTrue)}, nil, t0)
+	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionFallbackAvailable); c.Status != metav1.ConditionFalse || c.Reason != ReasonNoReadyEndpoints {
+		t.Errorf("FallbackAvailable without ready endpoints = %s/%s", c.Status, c.Reason)
+	}
 }
 
 func TestStatusEvents(t *testing.T) {

@@ -87,15 +87,21 @@ func TestSamplesApplyWithDefaults(t *testing.T) {
 	checkEqual(t, "spec.fallback.model.name", qs.Spec.Fallback.Model.Name, "Qwen/Qwen3-0.6B")
 	checkEqual(t, "spec.fallback.model.reasoning.parser", qs.Spec.Fallback.Model.Reasoning.Parser, "qwen3")
 	checkEqual(t, "spec.engine.port", qs.Spec.Engine.Port, int32(8000))
+	checkEqual(t, "spec.fallback.placement (one GPU for both models)", qs.Spec.Fallback.Placement, v1.FallbackSharedPod)
 
 	rlp := createAndRead(t, ns, read("serving_v1alpha1_ratelimitpolicy.yaml"), &v1.RateLimitPolicy{})
-	checkEqual(t, "spec.limits.requestsPerMinute", deref(rlp.Spec.Limits.RequestsPerMinute), int32(30))
+	checkEqual(t, "spec.limits.requestsPerMinute", deref(rlp.Spec.Limits.RequestsPerMinute), int32(100))
 	checkEqual(t, "spec.timezone", rlp.Spec.Timezone, "Asia/Shanghai")
 	byName := map[string]int32{}
 	for _, s := range rlp.Spec.Schedules {
 		byName[s.Name] = deref(s.Limits.RequestsPerMinute)
 	}
 	checkEqual(t, "schedules", byName, map[string]int32{"daytime": 50, "night": 200})
+	for _, s := range rlp.Spec.Schedules {
+		if len(s.Days) != 0 {
+			t.Errorf("schedule %s applies on %v only; the article's day and night hold every day", s.Name, s.Days)
+		}
+	}
 	if len(rlp.Spec.Adaptive) != 1 || rlp.Spec.Adaptive[0].Signal != v1.SignalGPUTemperature || rlp.Spec.Adaptive[0].Scale != "0.5" {
 		t.Errorf("adaptive = %+v, want one GPUTemperature rule with scale 0.5", rlp.Spec.Adaptive)
 	}
@@ -106,6 +112,12 @@ func TestSamplesApplyWithDefaults(t *testing.T) {
 		levels = append(levels, l.Level)
 	}
 	checkEqual(t, "levels", levels, []int32{1, 2, 3, 4})
+	if w := dp.Spec.Levels[0].When; len(w) != 1 || w[0].Signal != v1.SignalP95TimeToFirstTokenSeconds {
+		t.Errorf("L1 triggers %+v, want time to first token (whole-answer latency keeps L1 on for any long stream)", w)
+	}
+	if c := dp.Spec.Cache; c == nil || !c.Enabled {
+		t.Errorf("the sample plan serves no cached replies while the breaker is open: %+v", c)
+	}
 	checkEqual(t, "spec.circuitBreaker.failureThreshold", dp.Spec.CircuitBreaker.FailureThreshold, int32(5))
 	checkEqual(t, "spec.circuitBreaker.recoveryTimeout", dp.Spec.CircuitBreaker.RecoveryTimeout.Duration, 30*time.Second)
 	checkEqual(t, "spec.staticResponse.message", dp.Spec.StaticResponse.Message, "服务繁忙，请稍后再试")

@@ -89,6 +89,56 @@ type CircuitBreaker struct {
 	HalfOpenRequests int32 `json:"halfOpenRequests,omitempty"`
 }
 
+// CacheBackend is where the response cache keeps its entries.
+// +kubebuilder:validation:Enum=Memory;Redis
+type CacheBackend string
+
+// Cache backends.
+const (
+	// CacheMemory keeps entries in each gateway replica's memory.
+	CacheMemory CacheBackend = "Memory"
+	// CacheRedis keeps entries in the target's Redis (spec.gateway.redis), shared by the replicas.
+	CacheRedis CacheBackend = "Redis"
+)
+
+// ResponseCache keeps successful answers (streamed or not) and serves them, instead of the
+// static reply or 503, to requests no engine can take: while the circuit breakers leave no
+// upstream, and at level 4 when serveAtLevel4 says so. An answer is found again by a hash of
+// the endpoint, the API key and the whole request body except stream and stream_options.
+type ResponseCache struct {
+	// enabled turns the cache on.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+	// backend holds the entries: Memory (default; each gateway replica its own, bounded by
+	// maxBytes) or Redis (spec.gateway.redis of the target, shared by the replicas, bounded by
+	// ttl and Redis's maxmemory).
+	// +kubebuilder:default=Memory
+	// +optional
+	Backend CacheBackend `json:"backend,omitempty"`
+	// maxBytes bounds the memory backend per gateway replica (least recently used answers are
+	// evicted first); an answer larger than maxBytes/8 is not cached. It counts against the
+	// gateway container's memory limit.
+	// +kubebuilder:default=67108864
+	// +kubebuilder:validation:Minimum=65536
+	// +kubebuilder:validation:Maximum=17179869184
+	// +optional
+	MaxBytes int64 `json:"maxBytes,omitempty"`
+	// ttl is how long an answer is served after it was stored.
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('168h')",message="cache.ttl must be between 1s and 168h"
+	// +optional
+	TTL metav1.Duration `json:"ttl,omitzero"`
+	// shareAcrossKeys serves an answer cached for one API key to every other key. Off by
+	// default: an answer never crosses API keys.
+	// +optional
+	ShareAcrossKeys bool `json:"shareAcrossKeys,omitempty"`
+	// serveAtLevel4 serves cached answers at level 4 too, before the static reply.
+	// +optional
+	ServeAtLevel4 bool `json:"serveAtLevel4,omitempty"`
+}
+
 // LevelOverride pins the level by hand (drills, incidents).
 type LevelOverride struct {
 	// level to pin, 0..4.
@@ -141,6 +191,9 @@ type DegradationPlanSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	CircuitBreaker CircuitBreaker `json:"circuitBreaker,omitempty"`
+	// cache serves earlier answers while no engine can answer (see ResponseCache).
+	// +optional
+	Cache *ResponseCache `json:"cache,omitempty"`
 	// override pins the level by hand; it wins over telemetry.
 	// +optional
 	Override *LevelOverride `json:"override,omitempty"`

@@ -182,10 +182,43 @@ type FallbackSpec struct {
 	// +kubebuilder:validation:Maximum=64
 	// +optional
 	Replicas *int32 `json:"replicas,omitempty"`
-	// resources of the fallback engine pods; unset fields take the primary's.
+	// resources of the fallback engine pods; unset fields take the primary's. Not used with
+	// placement SharedPod (the fallback shares the primary's pod and GPUs).
 	// +optional
 	Resources ResourcesSpec `json:"resources,omitempty"`
+	// placement of the fallback engine: SeparateDeployment (default) runs it in its own
+	// Deployment with its own GPUs; SharedPod runs it as a second container of every primary
+	// engine pod, on the primary's GPU (one nvidia.com/gpu for both), so that a single-GPU node
+	// holds both models. With SharedPod, replicas and resources are the primary's.
+	// +kubebuilder:default=SeparateDeployment
+	// +optional
+	Placement FallbackPlacement `json:"placement,omitempty"`
+	// port the fallback container listens on with placement SharedPod (the primary's is
+	// spec.engine.port); the fallback Service serves on it too. Default: spec.engine.port + 1.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+	// gpuMemoryUtilization is the fraction of GPU memory the fallback engine may use, in (0, 1]
+	// (vLLM --gpu-memory-utilization, SGLang --mem-fraction-static). With SharedPod it
+	// defaults to "0.3", the primary's spec.engine.gpuMemoryUtilization to "0.6", and the two
+	// must add up to at most 0.95.
+	// +kubebuilder:validation:XValidation:rule="double(self) > 0.0 && double(self) <= 1.0",message="fallback.gpuMemoryUtilization must be a fraction in (0, 1], such as \"0.3\""
+	// +optional
+	GPUMemoryUtilization Decimal `json:"gpuMemoryUtilization,omitempty"`
 }
+
+// FallbackPlacement is where the fallback engine runs.
+// +kubebuilder:validation:Enum=SeparateDeployment;SharedPod
+type FallbackPlacement string
+
+// Fallback placements.
+const (
+	// FallbackSeparateDeployment runs the fallback in its own Deployment.
+	FallbackSeparateDeployment FallbackPlacement = "SeparateDeployment"
+	// FallbackSharedPod runs the fallback as a second container of the primary's pods.
+	FallbackSharedPod FallbackPlacement = "SharedPod"
+)
 
 // RedisSpec points the gateway at a Redis for global (cross-replica) limits: a standalone
 // server (address), a master found through Redis Sentinel (sentinel), or a Redis Cluster

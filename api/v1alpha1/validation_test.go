@@ -149,6 +149,11 @@ func invalidCases() []invalidCase {
 		{"dp prometheus ca and insecure", dp, map[string]any{"spec.prometheus.tlsConfig": map[string]any{"insecureSkipVerify": true, "ca": map[string]any{"configMap": map[string]any{"name": "b", "key": "ca.crt"}}}}, []string{"spec.prometheus.tlsConfig", "set ca or insecureSkipVerify, not both"}},
 		{"dp prometheus authorization without secret", dp, map[string]any{"spec.prometheus.authorization": map[string]any{"type": "Bearer"}}, []string{"spec.prometheus.authorization.credentials", "Required"}},
 		{"dp prometheus authorization type with a space", dp, map[string]any{"spec.prometheus.authorization": withField(bearer(), "type", "Bearer x")}, []string{"spec.prometheus.authorization.type", "should match"}},
+		{"qs fallback placement unknown", qs, map[string]any{"spec.fallback": map[string]any{"model": map[string]any{"name": "Qwen/Qwen3-0.6B"}, "placement": "SameNode"}}, []string{"spec.fallback.placement", "Unsupported value"}},
+		{"qs fallback memory share above 1", qs, map[string]any{"spec.fallback": map[string]any{"model": map[string]any{"name": "Qwen/Qwen3-0.6B"}, "gpuMemoryUtilization": "1.5"}}, []string{"spec.fallback.gpuMemoryUtilization", "fraction in (0, 1]"}},
+		{"dp cache unknown backend", dp, map[string]any{"spec.cache": map[string]any{"enabled": true, "backend": "Disk"}}, []string{"spec.cache.backend", "Unsupported value"}},
+		{"dp cache too small", dp, map[string]any{"spec.cache": map[string]any{"enabled": true, "maxBytes": int64(1000)}}, []string{"spec.cache.maxBytes", "greater than or equal to 65536"}},
+		{"dp cache ttl too long", dp, map[string]any{"spec.cache": map[string]any{"enabled": true, "ttl": "200h"}}, []string{"spec.cache.ttl", "between 1s and 168h"}},
 		{"dp unknown signal", dp, map[string]any{"spec.levels.0.when.0.signal": "TTFT"}, []string{"spec.levels[0].when[0].signal", "Unsupported value", `"P95TimeToFirstTokenSeconds"`}},
 		{"dp interval too short", dp, map[string]any{"spec.prometheus.interval": "100ms"}, []string{"spec.prometheus.interval", "between 1s and 1h"}},
 		{"dp breaker zero threshold", dp, map[string]any{"spec.circuitBreaker.failureThreshold": int64(0)}, []string{"spec.circuitBreaker.failureThreshold", "greater than or equal to 1"}},
@@ -250,6 +255,7 @@ func TestFullConnectionSettingsAreAccepted(t *testing.T) {
 		{minimalDegradationPlan, map[string]any{"spec.prometheus": map[string]any{"url": "https://prom:9090", "basicAuth": basic(),
 			"tlsConfig": map[string]any{"ca": map[string]any{"secret": map[string]any{"name": "prom-ca", "key": "ca.crt"}}, "serverName": "prometheus"}}}},
 		{minimalDegradationPlan, map[string]any{"spec.levels.0.when.0": map[string]any{"signal": "P95TimeToFirstTokenSeconds", "above": "2"}}},
+		{minimalDegradationPlan, map[string]any{"spec.cache": map[string]any{"enabled": true, "backend": "Redis", "maxBytes": int64(1 << 20), "ttl": "30m", "shareAcrossKeys": true, "serveAtLevel4": true}}},
 	} {
 		obj := decode(t, tc.base)
 		obj.SetNamespace(ns)

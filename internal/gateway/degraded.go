@@ -8,11 +8,13 @@ import (
 )
 
 // How a program tells a degraded answer from a real one (docs/gateway.md):
-//   - X-Qwen-Upstream names what answered: the upstream's name, or "static" for the gateway's
-//     static reply (also the 503 it gives when no upstream can answer and none is configured);
+//   - X-Qwen-Upstream names what answered: the upstream's name, "cache" for a cached reply, or
+//     "static" for the gateway's static reply (also the 503 it gives when no upstream can
+//     answer and none is configured);
 //   - X-Qwen-Degradation-Level: N on every answer served at level N > 0;
 //   - system_fingerprint, in a chat or text completion (and each chunk of its stream):
-//     "qwen-static" for the static reply, "qwen-degraded-l<N>" for an engine's answer at
+//     "qwen-static" for the static reply, "qwen-cache" for a cached reply,
+//     "qwen-degraded-l<N>" for an engine's answer at
 //     level N > 0, the engine's own value otherwise.
 const (
 	hDegradationLevel = "X-Qwen-Degradation-Level"

@@ -15,6 +15,7 @@ import (
 	"github.com/qwenops/qwen-operator/internal/gateway/breaker"
 	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
 	"github.com/qwenops/qwen-operator/internal/ratelimit"
+	"github.com/qwenops/qwen-operator/internal/respcache"
 )
 
 // Options configure a Gateway.
@@ -65,6 +66,9 @@ type Gateway struct {
 	redisAtNow bool
 	// access writes the access log (nil: off).
 	access *accessLog
+	// cacheMem is the in-memory response cache, kept across reloads; cm its metrics.
+	cacheMem atomic.Pointer[respcache.Memory]
+	cm       *cacheMetrics
 }
 
 // state is one applied configuration; requests read it once and use it throughout.
@@ -81,6 +85,7 @@ type state struct {
 	static      *gatewayconfig.StaticResponse
 	transport   *h1Transport
 	idleTimeout time.Duration
+	cache       *responseCache // nil: no response cache
 }
 
 // redisFirstConnect bounds how long applying a config waits for the first connection to a
@@ -120,6 +125,7 @@ func New(opts Options) *Gateway {
 	if g.log == nil {
 		g.log = slog.Default()
 	}
+	g.cm = newCacheMetrics(g.m.reg, g.cacheMem.Load)
 	g.routes()
 	return g
 }
@@ -238,6 +244,7 @@ func (g *Gateway) build(cfg *gatewayconfig.Config) (*state, error) {
 		}
 		st.policy = p
 	}
+	st.cache = g.responseCache(cfg)
 	settings := breaker.Settings{
 		FailureThreshold: int(cfg.Breaker.FailureThreshold),
 		RecoveryTimeout:  cfg.Breaker.RecoveryTimeout.Duration,

@@ -171,9 +171,14 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 	}
 
 	rt := st.route(req, rec.start)
+	rec.cacheKey = st.cache.key(req, keyID)
 	defer func() { rt.pass.Done(g.now(), breaker.Ignored) }() // when the proxy learned no outcome
 	setRouteHeaders(rw.Header(), &rt)
 	if rt.target == nil {
+		if g.serveCached(rw, r, st, req, &rt, rec) {
+			rec.upstream = cacheUpstream
+			return
+		}
 		rec.upstream = gatewayconfig.StaticUpstream
 		g.writeStatic(rw, st, req, rec.start)
 	} else {

@@ -101,6 +101,8 @@ type record struct {
 	mode       string
 	// limiterErrors counts the limiter backend calls that failed or timed out.
 	limiterErrors int
+	// cacheKey is the request's response cache key ("" without a cache).
+	cacheKey string
 }
 
 // begin counts a request in flight and starts its record.

@@ -82,7 +82,8 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 		setSSEHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
 		w.Flush()
-		s, err := pipeSSE(w, idle, req.includeUsage, req.ep == responsesEndpoint, func() { rec.firstToken = g.now() })
+		tee := st.cache.teeFor(w, rec)
+		s, err := pipeSSE(tee, idle, req.includeUsage, req.ep == responsesEndpoint, func() { rec.firstToken = g.now() })
 		if err == nil && !s.done {
 			err = errStreamCut
 		}
@@ -93,6 +94,7 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 			writeStreamError(w, idle.fired.Load())
 			w.aborted, rec.status = true, http.StatusBadGateway
 		}
+		g.cacheFillStream(r, st, rec, tee, req.ep, s.usage, err == nil)
 		rec.usage = s.usage
 		if rec.usage == nil { // cut short: charge what was streamed, one token per chunk
 			rec.usage = &usage{PromptTokens: req.promptTokens, CompletionTokens: s.chunks}
@@ -130,10 +132,12 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 		w.Write(sse)
 		w.Flush()
 		rec.usage = u
+		g.cacheFill(r, st, rec, full)
 		return
 	}
 	report(breaker.Success)
 	rec.usage = responseUsage(full)
+	g.cacheFill(r, st, rec, full) // the engine's answer, before any marking
 	if fp != nil {
 		full = withFingerprint(full, fp)
 	}

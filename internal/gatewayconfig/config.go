@@ -51,6 +51,9 @@ type Config struct {
 // upstream may take it.
 const StaticUpstream = "static"
 
+// CacheUpstream is the upstream name of a reply from the response cache, like StaticUpstream.
+const CacheUpstream = "cache"
+
 // Upstream is an OpenAI-compatible inference engine.
 type Upstream struct {
 	// Name labels the upstream in metrics and logs. Default "primary" or "fallback";
@@ -257,6 +260,39 @@ type Degradation struct {
 	// StaticResponse is the reply at level 4 and while no upstream can take a request; nil
 	// means such requests get 503.
 	StaticResponse *StaticResponse `json:"staticResponse,omitempty"`
+	// Cache keeps successful answers to serve instead of the static reply (or 503) while no
+	// upstream can take a request; nil means no cache.
+	Cache *Cache `json:"cache,omitempty"`
+}
+
+// CacheBackend is where the response cache keeps its entries.
+type CacheBackend string
+
+// Cache backends.
+const (
+	// CacheMemory keeps entries in each gateway replica's memory, bounded by MaxBytes.
+	CacheMemory CacheBackend = "Memory"
+	// CacheRedis keeps entries in the rate limiter's Redis (rateLimit.redis), shared by the
+	// replicas; while no rateLimit.redis is configured the gateway caches in memory.
+	CacheRedis CacheBackend = "Redis"
+)
+
+// Cache configures the response cache. Answers are keyed by a hash of the endpoint, the API
+// key id (unless ShareAcrossKeys) and every field of the request body except stream and
+// stream_options, and served only where the request would otherwise get the static reply or
+// 503: while the breakers leave no upstream, and at level 4 when ServeAtLevel4.
+type Cache struct {
+	// Backend is Memory (default) or Redis.
+	Backend CacheBackend `json:"backend,omitempty"`
+	// MaxBytes bounds the memory backend (least recently used entries are evicted); an answer
+	// larger than MaxBytes/8 is not cached on either backend. Default 64 MiB.
+	MaxBytes int64 `json:"maxBytes,omitempty"`
+	// TTL is how long an entry is served after it was stored. Default 10m.
+	TTL metav1.Duration `json:"ttl,omitzero"`
+	// ShareAcrossKeys serves an answer cached for one API key to the others.
+	ShareAcrossKeys bool `json:"shareAcrossKeys,omitempty"`
+	// ServeAtLevel4 serves cached answers at level 4 too, before the static reply.
+	ServeAtLevel4 bool `json:"serveAtLevel4,omitempty"`
 }
 
 // StaticResponse is a fixed reply. A 2xx status gets an OpenAI completion carrying Message;

@@ -18,6 +18,7 @@ rateLimit:
   redis: {address: "redis:6379"}
 degradation:
   staticResponse: {message: busy}
+  cache: {}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +44,9 @@ degradation:
 		{"rateLimit.replicas", c.RateLimit.Replicas, int32(1)},
 		{"degradation.fallbackAvailable", *c.Degradation.FallbackAvailable, true},
 		{"degradation.staticResponse.httpStatus", c.Degradation.StaticResponse.HTTPStatus, int32(200)},
+		{"degradation.cache.backend", c.Degradation.Cache.Backend, CacheMemory},
+		{"degradation.cache.maxBytes", c.Degradation.Cache.MaxBytes, int64(64 << 20)},
+		{"degradation.cache.ttl", c.Degradation.Cache.TTL.Duration, 10 * time.Minute},
 		{"breaker.failureThreshold", c.Breaker.FailureThreshold, int32(5)},
 		{"breaker.recoveryTimeout", c.Breaker.RecoveryTimeout.Duration, 30 * time.Second},
 		{"breaker.halfOpenRequests", c.Breaker.HalfOpenRequests, int32(1)},
@@ -120,6 +124,7 @@ func TestValidate(t *testing.T) {
 		{"bad url", `upstream: {url: "http://e:x:y", model: m}`, "upstream.url: must be a URL"},
 		{"fallback no model", minimal + `fallback: {url: "http://f"}`, "fallback.model: must be set"},
 		{"fallback named static", minimal + `fallback: {name: static, url: "http://f", model: f}`, `fallback.name: "static" names the gateway's static reply`},
+		{"fallback named cache", minimal + `fallback: {name: cache, url: "http://f", model: f}`, `fallback.name: "cache" names a reply from the response cache`},
 		{"fallback same name", minimal + `fallback: {name: primary, url: "http://f", model: f}`, "fallback.name: must differ from upstream.name"},
 		{"negative body", minimal + `maxRequestBodyBytes: -1`, "maxRequestBodyBytes: must be >= 0"},
 		{"bad proxy", minimal + `trustedProxies: [10.0.0.0/8, nope]`, "trustedProxies[1]: must be an IP or CIDR"},
@@ -161,6 +166,9 @@ func TestValidate(t *testing.T) {
 		{"fallback available without fallback", minimal + `degradation: {fallbackAvailable: true}`, "degradation.fallbackAvailable: must not be true without a fallback upstream"},
 		{"static no message", minimal + `degradation: {staticResponse: {httpStatus: 200}}`, "degradation.staticResponse.message: must be set"},
 		{"static bad status", minimal + `degradation: {staticResponse: {message: m, httpStatus: 99}}`, "degradation.staticResponse.httpStatus: must be between 200 and 599"},
+		{"cache bad backend", minimal + `degradation: {cache: {backend: Disk}}`, `degradation.cache.backend: must be Memory or Redis, not "Disk"`},
+		{"cache too small", minimal + `degradation: {cache: {maxBytes: 1000}}`, "degradation.cache.maxBytes: must be >= 65536"},
+		{"cache negative ttl", minimal + `degradation: {cache: {ttl: -1s}}`, "degradation.cache.ttl: must be > 0"},
 		{"breaker threshold", minimal + `breaker: {failureThreshold: -1}`, "breaker.failureThreshold: must be >= 1"},
 		{"breaker recovery", minimal + `breaker: {recoveryTimeout: -1s}`, "breaker.recoveryTimeout: must be > 0"},
 		{"breaker half open", minimal + `breaker: {halfOpenRequests: -3}`, "breaker.halfOpenRequests: must be >= 1"},

@@ -24,6 +24,8 @@ const (
 	DefaultRecoveryTimeout     = 30 * time.Second
 	DefaultHalfOpenRequests    = 1
 	DefaultStaticStatus        = 200
+	DefaultCacheMaxBytes       = 64 << 20
+	DefaultCacheTTL            = 10 * time.Minute
 )
 
 // Default fills every unset field with its default, in place.
@@ -60,6 +62,15 @@ func (c *Config) Default() {
 	}
 	if s := c.Degradation.StaticResponse; s != nil && s.HTTPStatus == 0 {
 		s.HTTPStatus = DefaultStaticStatus
+	}
+	if ca := c.Degradation.Cache; ca != nil {
+		if ca.Backend == "" {
+			ca.Backend = CacheMemory
+		}
+		if ca.MaxBytes == 0 {
+			ca.MaxBytes = DefaultCacheMaxBytes
+		}
+		setDuration(&ca.TTL, DefaultCacheTTL)
 	}
 	if c.Breaker.FailureThreshold == 0 {
 		c.Breaker.FailureThreshold = DefaultFailureThreshold

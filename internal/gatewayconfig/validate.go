@@ -115,6 +115,8 @@ func (v *validator) upstream(path string, u *Upstream) {
 		v.add(path+".name", "must be set")
 	case StaticUpstream:
 		v.add(path+".name", `"static" names the gateway's static reply in metrics and headers`)
+	case CacheUpstream:
+		v.add(path+".name", `"cache" names a reply from the response cache in metrics and headers`)
 	}
 	if u.Model == "" {
 		v.add(path+".model", "must be set")
@@ -270,7 +272,19 @@ func (v *validator) degradation(path string, d *Degradation, hasFallback bool) {
 			v.add(path+".staticResponse.httpStatus", "must be between 200 and 599")
 		}
 	}
+	if ca := d.Cache; ca != nil {
+		if ca.Backend != CacheMemory && ca.Backend != CacheRedis {
+			v.add(path+".cache.backend", fmt.Sprintf("must be Memory or Redis, not %q", ca.Backend))
+		}
+		if ca.MaxBytes < MinCacheBytes {
+			v.add(path+".cache.maxBytes", fmt.Sprintf("must be >= %d", MinCacheBytes))
+		}
+		v.positive(path+".cache.ttl", ca.TTL.Duration)
+	}
 }
+
+// MinCacheBytes is the smallest response cache: room for a few answers.
+const MinCacheBytes = 64 << 10
 
 func (v *validator) breaker(path string, b *Breaker) {
 	if b.FailureThreshold < 1 {

@@ -90,32 +90,28 @@ func engineDeployment(qs *v1alpha1.QwenService, role engineRole, d Defaults) *ap
 	e := qs.Spec.Engine
 	port := enginePort(e)
 	gpus := GPUs(e, role.resources)
-	command, args := engineCommand(e, role.model, port, gpus)
-	container := corev1.Container{
-		Name:    "engine",
-		Image:   engineImage(e, d),
-		Command: command,
-		Args:    args,
-		Ports:   []corev1.ContainerPort{{Name: "http", ContainerPort: port, Protocol: corev1.ProtocolTCP}},
-		Env:     mergeEnv(engineEnv(e), e.Env),
-		Resources: corev1.ResourceRequirements{
-			Requests: copyList(role.resources.Requests),
-			Limits:   gpuLimits(role.resources, gpus),
-		},
-		VolumeMounts: []corev1.VolumeMount{
-			{Name: "dshm", MountPath: "/dev/shm"},
-			{Name: "model-cache", MountPath: HFCacheDir},
-		},
-		StartupProbe:    httpProbe("/health", startupPeriodSeconds, startupFailureThreshold),
-		ReadinessProbe:  httpProbe("/health", 5, 3),
-		LivenessProbe:   httpProbe("/health", 10, 6),
-		SecurityContext: engineSecurityContext(e),
+	shared := role.component == ComponentEngine && FallbackShared(qs)
+	primary := e
+	switch {
+	case shared && primary.GPUMemoryUtilization == "":
+		primary.GPUMemoryUtilization = DefaultSharedPrimaryMemory
+	case role.component == ComponentFallback && qs.Spec.Fallback.GPUMemoryUtilization != "":
+		primary.GPUMemoryUtilization = qs.Spec.Fallback.GPUMemoryUtilization
+	}
+	container := engineContainer(primary, role.model, "engine", "http", port, gpus, d)
+	container.Resources = corev1.ResourceRequirements{
+		Requests: copyList(role.resources.Requests),
+		Limits:   gpuLimits(role.resources, gpus),
+	}
+	containers := []corev1.Container{container}
+	if shared {
+		containers = append(containers, sharedFallbackContainer(qs, gpus, d))
 	}
 	pod := corev1.PodSpec{
 		// An engine never talks to the API server: no token to steal.
 		AutomountServiceAccountToken: ptr.To(false),
 		SecurityContext:              enginePodSecurityContext(e),
-		Containers:                   []corev1.Container{container},
+		Containers:                   containers,
 		NodeSelector:                 role.resources.NodeSelector,
 		Tolerations:                  role.resources.Tolerations,
 		Volumes: []corev1.Volume{
@@ -147,6 +143,78 @@ func engineDeployment(qs *v1alpha1.QwenService, role engineRole, d Defaults) *ap
 		dep.Spec.Strategy = rollingUpdate(1, 0)
 	}
 	return dep
+}
+
+// engineContainer runs model with the engine of e on port (named portName), probed on /health.
+func engineContainer(e v1alpha1.EngineSpec, model v1alpha1.ModelSpec, name, portName string, port, gpus int32, d Defaults) corev1.Container {
+	command, args := engineCommand(e, model, port, gpus)
+	return corev1.Container{
+		Name:    name,
+		Image:   engineImage(e, d),
+		Command: command,
+		Args:    args,
+		Ports:   []corev1.ContainerPort{{Name: portName, ContainerPort: port, Protocol: corev1.ProtocolTCP}},
+		Env:     mergeEnv(engineEnv(e), e.Env),
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "dshm", MountPath: "/dev/shm"},
+			{Name: "model-cache", MountPath: HFCacheDir},
+		},
+		StartupProbe:    portProbe("/health", portName, startupPeriodSeconds, startupFailureThreshold),
+		ReadinessProbe:  portProbe("/health", portName, 5, 3),
+		LivenessProbe:   portProbe("/health", portName, 10, 6),
+		SecurityContext: engineSecurityContext(e),
+	}
+}
+
+// Defaults of placement SharedPod: the GPU memory split between the two engines of a pod.
+const (
+	// DefaultSharedPrimaryMemory is the primary's share of GPU memory.
+	DefaultSharedPrimaryMemory v1alpha1.Decimal = "0.6"
+	// DefaultSharedFallbackMemory is the fallback's share of GPU memory.
+	DefaultSharedFallbackMemory v1alpha1.Decimal = "0.3"
+	// maxSharedMemory bounds the two shares together: each engine also needs CUDA context and
+	// activation memory outside its share.
+	maxSharedMemory = 0.95
+)
+
+// FallbackShared reports whether qs runs its fallback in the primary's pods (placement SharedPod).
+func FallbackShared(qs *v1alpha1.QwenService) bool {
+	return qs.Spec.Fallback != nil && qs.Spec.Fallback.Placement == v1alpha1.FallbackSharedPod
+}
+
+// FallbackPort is the port of the fallback Service: with SharedPod the fallback container's
+// own port (spec.fallback.port, default the engine port + 1), else the engine port.
+func FallbackPort(qs *v1alpha1.QwenService) int32 {
+	port := enginePort(qs.Spec.Engine)
+	if !FallbackShared(qs) {
+		return port
+	}
+	if p := qs.Spec.Fallback.Port; p != 0 {
+		return p
+	}
+	return port + 1
+}
+
+// sharedFallbackPort names the fallback container's port in a shared pod.
+const sharedFallbackPort = "fallback-http"
+
+// sharedFallbackContainer is the fallback engine as a second container of a primary pod. It
+// asks for no GPU of its own: the device plugin gives the pod's GPU to the primary container,
+// and NVIDIA_VISIBLE_DEVICES=all lets the NVIDIA container runtime expose it to this one too
+// (on a node with one GPU, the pod's); its share of the GPU memory is its
+// gpuMemoryUtilization.
+func sharedFallbackContainer(qs *v1alpha1.QwenService, gpus int32, d Defaults) corev1.Container {
+	fb := qs.Spec.Fallback
+	e := qs.Spec.Engine
+	e.GPUMemoryUtilization = fb.GPUMemoryUtilization
+	if e.GPUMemoryUtilization == "" && gpus > 0 {
+		e.GPUMemoryUtilization = DefaultSharedFallbackMemory
+	}
+	c := engineContainer(e, fb.Model, "fallback", sharedFallbackPort, FallbackPort(qs), gpus, d)
+	if gpus > 0 {
+		c.Env = mergeEnv(c.Env, []corev1.EnvVar{{Name: "NVIDIA_VISIBLE_DEVICES", Value: "all"}})
+	}
+	return c
 }
 
 // engineRunAsUser is the user of the Simulator image (FROM scratch, USER 65532).
@@ -193,16 +261,20 @@ func rollingUpdate(surge, unavailable int32) appsv1.DeploymentStrategy {
 	}
 }
 
-// engineService is the ClusterIP Service of role's pods, on the engine port.
+// engineService is the ClusterIP Service of role's pods, on the engine port. The fallback
+// Service of a shared pod selects the primary's pods, on the fallback container's port.
 func engineService(qs *v1alpha1.QwenService, role engineRole) *corev1.Service {
-	port := enginePort(qs.Spec.Engine)
+	port, target, selector := enginePort(qs.Spec.Engine), "http", selectorLabels(qs, role.component)
+	if role.component == ComponentFallback && FallbackShared(qs) {
+		port, target, selector = FallbackPort(qs), sharedFallbackPort, selectorLabels(qs, ComponentEngine)
+	}
 	return &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 		ObjectMeta: objectMeta(qs, role.name, role.component),
 		Spec: corev1.ServiceSpec{
-			Selector: selectorLabels(qs, role.component),
+			Selector: selector,
 			Ports: []corev1.ServicePort{{
-				Name: "http", Port: port, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP,
+				Name: "http", Port: port, TargetPort: intstr.FromString(target), Protocol: corev1.ProtocolTCP,
 			}},
 		},
 	}
@@ -284,8 +356,13 @@ func modelCacheSource(qs *v1alpha1.QwenService) corev1.VolumeSource {
 }
 
 func httpProbe(path string, period, failures int32) *corev1.Probe {
+	return portProbe(path, "http", period, failures)
+}
+
+// portProbe is an HTTP GET of path on the named container port.
+func portProbe(path, port string, period, failures int32) *corev1.Probe {
 	return &corev1.Probe{
-		ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("http")}},
+		ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString(port)}},
 		PeriodSeconds:    period,
 		TimeoutSeconds:   5,
 		FailureThreshold: failures,

@@ -31,7 +31,10 @@ func GatewayConfig(in Inputs) *gatewayconfig.Config {
 	}
 	if fb := qs.Spec.Fallback; fb != nil {
 		c.Fallback = &gatewayconfig.Upstream{
-			Name: "fallback", URL: serviceURL(FallbackName(qs), qs.Namespace, port), Model: ServedName(fb.Model),
+			Name: "fallback", URL: serviceURL(FallbackName(qs), qs.Namespace, FallbackPort(qs)), Model: ServedName(fb.Model),
+		}
+		if in.FallbackUnavailable {
+			c.Degradation.FallbackAvailable = ptr.To(false)
 		}
 	}
 	if gw.APIKeysSecretRef != nil {
@@ -45,6 +48,7 @@ func GatewayConfig(in Inputs) *gatewayconfig.Config {
 		if sr.Message != "" {
 			c.Degradation.StaticResponse = &gatewayconfig.StaticResponse{Message: sr.Message, HTTPStatus: sr.HTTPStatus}
 		}
+		c.Degradation.Cache = cacheConfig(plan.Spec.Cache)
 		cb := plan.Spec.CircuitBreaker
 		c.Breaker = gatewayconfig.Breaker{
 			FailureThreshold: cb.FailureThreshold, RecoveryTimeout: cb.RecoveryTimeout, HalfOpenRequests: cb.HalfOpenRequests,
@@ -79,6 +83,16 @@ func rateLimitConfig(p *v1alpha1.RateLimitPolicy, e *v1alpha1.EffectivePolicy, g
 		rl.Replicas = gatewayReplicas(gw)
 	}
 	return rl
+}
+
+// cacheConfig is the gateway's response cache of a plan's spec.cache, nil when it is off.
+// The Redis backend uses the limiter's Redis (rendered from spec.gateway.redis with the policy).
+func cacheConfig(rc *v1alpha1.ResponseCache) *gatewayconfig.Cache {
+	if rc == nil || !rc.Enabled {
+		return nil
+	}
+	return &gatewayconfig.Cache{Backend: gatewayconfig.CacheBackend(rc.Backend), MaxBytes: rc.MaxBytes, TTL: rc.TTL,
+		ShareAcrossKeys: rc.ShareAcrossKeys, ServeAtLevel4: rc.ServeAtLevel4}
 }
 
 // TrustedHops is the number of X-Forwarded-For hops the gateway trusts: spec.gateway.trustedHops,

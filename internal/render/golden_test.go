@@ -30,6 +30,8 @@ type goldenInput struct {
 	Plan                       *v1alpha1.DegradationPlan `json:"plan,omitempty"`
 	HTTPRouteServed            bool                      `json:"httpRouteServed,omitempty"`
 	BackendTrafficPolicyServed bool                      `json:"backendTrafficPolicyServed,omitempty"`
+	// FallbackUnavailable: the fallback Service has no ready endpoints.
+	FallbackUnavailable bool `json:"fallbackUnavailable,omitempty"`
 }
 
 // testDefaults are the images of every golden case.
@@ -55,7 +57,8 @@ func input(t testing.TB, name string) Inputs {
 		t.Fatalf("%s.in.yaml: no service", name)
 	}
 	return Inputs{Service: g.Service, Policy: g.Policy, Plan: g.Plan, Defaults: testDefaults,
-		HTTPRouteServed: g.HTTPRouteServed, BackendTrafficPolicyServed: g.BackendTrafficPolicyServed}
+		HTTPRouteServed: g.HTTPRouteServed, BackendTrafficPolicyServed: g.BackendTrafficPolicyServed,
+		FallbackUnavailable: g.FallbackUnavailable}
 }
 
 // goldenCases are the names of the .in.yaml files; every .golden.yaml must have one.

@@ -37,6 +37,10 @@ type Inputs struct {
 	// BackendTrafficPolicyServed says the API server serves Envoy Gateway's
 	// gateway.envoyproxy.io/v1alpha1 BackendTrafficPolicy.
 	BackendTrafficPolicyServed bool
+	// FallbackUnavailable says the fallback Service has no ready endpoints: the gateway is told
+	// not to send it traffic (level 3 then acts as level 2, and while the primary's breaker is
+	// open requests get the cache or the static reply instead of a 502).
+	FallbackUnavailable bool
 }
 
 // SecretRef is a Secret a QwenService references, with the field that references it.

@@ -39,6 +39,9 @@ func networkPolicy(qs *v1alpha1.QwenService) *networkingv1.NetworkPolicy {
 	ports := []networkingv1.NetworkPolicyPort{{
 		Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(enginePort(qs.Spec.Engine))),
 	}}
+	if FallbackShared(qs) {
+		ports = append(ports, networkingv1.NetworkPolicyPort{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(FallbackPort(qs)))})
+	}
 	return &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
 		ObjectMeta: objectMeta(qs, NetworkPolicyName(qs), ComponentNetworkPolicy),

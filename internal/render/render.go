@@ -37,7 +37,10 @@ func Render(in Inputs) ([]client.Object, error) {
 	objs = append(objs, engineDeployment(qs, primary, in.Defaults), engineService(qs, primary))
 	if qs.Spec.Fallback != nil {
 		fb := fallbackRole(qs)
-		objs = append(objs, engineDeployment(qs, fb, in.Defaults), engineService(qs, fb))
+		if !FallbackShared(qs) {
+			objs = append(objs, engineDeployment(qs, fb, in.Defaults))
+		}
+		objs = append(objs, engineService(qs, fb))
 	}
 	objs = append(objs, gatewayDeployment(qs, in.Defaults), gatewayService(qs), gatewayPDB(qs))
 	if np := networkPolicy(qs); np != nil {

@@ -184,6 +184,22 @@ func TestValidateReasons(t *testing.T) {
 		{"HTTPRoute without Gateway API", func(in *Inputs) {
 			in.Service.Spec.Exposure.HTTPRoute = &v1alpha1.HTTPRouteExposure{ParentRefs: []v1alpha1.ParentRef{{Name: "gw"}}}
 		}, ReasonGatewayAPINotServed, "spec.exposure.httpRoute"},
+		{"Redis cache without Redis", func(in *Inputs) {
+			in.Service.Spec.Gateway.Redis = nil
+		}, ReasonCacheNeedsRedis, "spec.cache.backend Redis"},
+		{"shared pod with two GPUs", func(in *Inputs) {
+			in.Service.Spec.Fallback.Placement = v1alpha1.FallbackSharedPod
+		}, ReasonInvalidSharedPod, "spec.resources.gpus is 2"},
+		{"shared pod over the GPU's memory", func(in *Inputs) {
+			in.Service.Spec.Fallback.Placement = v1alpha1.FallbackSharedPod
+			in.Service.Spec.Resources.GPUs = ptr.To(int32(1))
+		}, ReasonInvalidSharedPod, "spec.engine.gpuMemoryUtilization 0.90 + spec.fallback.gpuMemoryUtilization 0.3 = 1.20"},
+		{"shared pod on the engine's port", func(in *Inputs) {
+			in.Service.Spec.Fallback.Placement = v1alpha1.FallbackSharedPod
+			in.Service.Spec.Resources.GPUs = ptr.To(int32(1))
+			in.Service.Spec.Engine.GPUMemoryUtilization = "0.6"
+			in.Service.Spec.Fallback.Port = 8000
+		}, ReasonInvalidSharedPod, "spec.fallback.port 8000 is spec.engine.port"},
 		{"override keys not IPs for a ClientIP policy", func(in *Inputs) {
 			in.Policy.Status.Effective.Key.Source = v1alpha1.KeyClientIP
 		}, ReasonInvalidGatewayConfig, "rateLimit.overrides[0].keys[0]"},

@@ -77,13 +77,14 @@ func ptrString[T any](p *T) any {
 	return *p
 }
 
-// The sample policy (config/samples/serving_v1alpha1_ratelimitpolicy.yaml): 30/min base,
-// 50/min on weekdays 09–18, 200/min (burst 40) every night 22–06, in Asia/Shanghai (UTC+8).
+// The sample policy (config/samples/serving_v1alpha1_ratelimitpolicy.yaml): 100/min base,
+// 50/min (burst 10) every day 09–18, 200/min (burst 40) every night 22–06, in Asia/Shanghai
+// (UTC+8).
 func sampleSchedules() ([]v1alpha1.Schedule, v1alpha1.LimitSet) {
-	base := v1alpha1.LimitSet{RequestsPerMinute: i32(30), Burst: i32(10), TokensPerMinute: i64(60000), MaxConcurrentRequests: i32(8)}
+	base := v1alpha1.LimitSet{RequestsPerMinute: i32(100), Burst: i32(20), TokensPerMinute: i64(60000), MaxConcurrentRequests: i32(8)}
 	return []v1alpha1.Schedule{
-		{Name: "daytime", Days: []v1alpha1.Weekday{"Mon", "Tue", "Wed", "Thu", "Fri"}, Start: "09:00", End: "18:00",
-			Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(50)}},
+		{Name: "daytime", Start: "09:00", End: "18:00",
+			Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(50), Burst: i32(10)}},
 		{Name: "night", Start: "22:00", End: "06:00",
 			Limits: v1alpha1.LimitSet{RequestsPerMinute: i32(200), Burst: i32(40)}},
 	}, base
@@ -93,14 +94,15 @@ func TestEvaluateShanghaiDayNight(t *testing.T) {
 	loc := mustLoad(t, "Asia/Shanghai")
 	scheds, base := sampleSchedules()
 	runEval(t, loc, scheds, base, []evalCase{
-		{"thursday morning before daytime", "2026-11-26 08:59", "", 30, "2026-11-26 09:00"},
+		{"thursday morning before daytime", "2026-11-26 08:59", "", 100, "2026-11-26 09:00"},
 		{"daytime starts inclusive", "2026-11-26 09:00", "daytime", 50, "2026-11-26 18:00"},
 		{"daytime, next is 10:00Z as in API.md", "2026-11-26 10:00", "daytime", 50, "2026-11-26T10:00:00Z"},
-		{"daytime ends exclusive", "2026-11-26 18:00", "", 30, "2026-11-26 22:00"},
+		{"daytime ends exclusive", "2026-11-26 18:00", "", 100, "2026-11-26 22:00"},
 		{"night starts", "2026-11-26 22:00", "night", 200, "2026-11-27 06:00"},
 		{"night after midnight", "2026-11-27 03:00", "night", 200, "2026-11-27 06:00"},
-		{"friday gap before daytime", "2026-11-27 06:00", "", 30, "2026-11-27 09:00"},
-		{"saturday has no daytime", "2026-11-28 10:00", "", 30, "2026-11-28 22:00"},
+		{"friday gap before daytime", "2026-11-27 06:00", "", 100, "2026-11-27 09:00"},
+		{"saturday has its daytime peak too", "2026-11-28 10:00", "daytime", 50, "2026-11-28 18:00"},
+		{"sunday evening between peak and night", "2026-11-29 20:00", "", 100, "2026-11-29 22:00"},
 		{"sunday night runs into monday", "2026-11-29 23:30", "night", 200, "2026-11-30 06:00"},
 		{"monday daytime", "2026-11-30 17:59", "daytime", 50, "2026-11-30 18:00"},
 	})

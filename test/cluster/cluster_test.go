@@ -274,6 +274,10 @@ func (s *suite) testSamples(t *testing.T) {
 	var qs v1alpha1.QwenService
 	readYAML(t, filepath.Join(samples, "serving_v1alpha1_qwenservice.yaml"), &qs)
 	qs.Spec.Engine.Type = v1alpha1.EngineSimulator
+	// This test checks the engine, fallback and gateway Deployments one by one: it keeps the
+	// fallback in a Deployment of its own. The sample's shared pod (placement SharedPod) is
+	// rendered for the Simulator by the golden case fallback-shared-simulator.
+	qs.Spec.Fallback.Placement = v1alpha1.FallbackSeparateDeployment
 	// 20 ms per token: a long stream lasts long enough to outlive a gateway pod's deletion.
 	qs.Spec.Engine.Args = []string{"--inter-token-latency", "20ms"}
 	qs.Spec.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")}

@@ -44,7 +44,7 @@ Paste into a shell:
   kubectl get rlp $NAME-limits                         # RPM 3
   for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%%{http_code} ' $CHAT; done; echo     # ... 429 429
   curl -si $CHAT | grep -iE '^(HTTP|retry-after|ratelimit|x-ratelimit)'
-  kubectl apply -f %[1]s/manifests/20-ratelimitpolicy.yaml   # back to the seed's 30/50/200 per minute
+  kubectl apply -f %[1]s/manifests/20-ratelimitpolicy.yaml   # back to the seed's 50/200 per minute (100 between)
 
 # 3. Degradation: heat the GPU and watch the ladder (the plan reads Prometheus every 2s)
   kubectl get dp -w &                                 # LEVEL and REASON; stop with: kill %%1

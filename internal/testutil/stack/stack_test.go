@@ -74,7 +74,7 @@ func TestManifests(t *testing.T) {
 	if dp.Spec.Prometheus.URL != s.PrometheusURL() || dp.Spec.StaticResponse.Message != "服务繁忙，请稍后再试" || dp.Spec.CircuitBreaker.FailureThreshold != 5 {
 		t.Errorf("DegradationPlan %+v", dp.Spec)
 	}
-	if ptr.Deref(rlp.Spec.Limits.RequestsPerMinute, 0) != 30 || len(rlp.Spec.Schedules) != 2 || rlp.Spec.Timezone != "Asia/Shanghai" {
+	if ptr.Deref(rlp.Spec.Limits.RequestsPerMinute, 0) != 100 || len(rlp.Spec.Schedules) != 2 || rlp.Spec.Timezone != "Asia/Shanghai" {
 		t.Errorf("RateLimitPolicy %+v", rlp.Spec)
 	}
 	if len(ms) != 4 {
