@@ -364,6 +364,14 @@ func fixtureMetrics(n int) string {
 	p("# TYPE qwen_gateway_upstream_circuit_state gauge")
 	p(`qwen_gateway_upstream_circuit_state{%s,upstream="primary"} 2`, gw)
 	p(`qwen_gateway_upstream_circuit_state{%s,upstream="fallback"} 0`, gw)
+	p("# TYPE qwen_gateway_cache_lookups_total counter")
+	for _, r := range []string{"hit", "miss", "error"} {
+		p(`qwen_gateway_cache_lookups_total{%s,result=%q} %d`, gw, r, n)
+	}
+	p("# TYPE qwen_gateway_cache_stored_bytes_total counter")
+	p(`qwen_gateway_cache_stored_bytes_total{%s} %d`, gw, 1000*n)
+	p("# TYPE qwen_gateway_cache_bytes gauge")
+	p(`qwen_gateway_cache_bytes{%s} 4096`, gw)
 	p("# TYPE qwen_gateway_limiter_backend_errors_total counter")
 	p(`qwen_gateway_limiter_backend_errors_total{%s} %d`, gw, n)
 	p("# TYPE qwen_gateway_config_reloads_total counter")

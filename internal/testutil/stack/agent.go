@@ -112,6 +112,10 @@ func RunAgent(dir string) error {
 			if err := reflectDeployment(ctx, cs, s.Namespace, si.deployment, ok, time.Now()); err != nil && ctx.Err() == nil {
 				log.Warn("updating Deployment status", "deployment", si.deployment, "err", err)
 			}
+			// The Service of the same name gets the EndpointSlice its pod would give it.
+			if err := reflectEndpoints(ctx, cs, s.Namespace, si.deployment, ok); err != nil && ctx.Err() == nil {
+				log.Warn("updating EndpointSlice", "service", si.deployment, "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -223,7 +227,8 @@ func (w *statusWriter) code() int {
 	return w.status
 }
 
-// standIn is a Deployment and the health URL of the local process standing in for its pods.
+// standIn is a Deployment (and the Service of the same name) and the health URL of the local
+// process standing in for its pods.
 type standIn struct{ deployment, health string }
 
 // reflectDeployment writes the status a Deployment controller and kubelet would report if
