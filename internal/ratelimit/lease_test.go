@@ -91,9 +91,24 @@ func TestRedisReleaseRetried(t *testing.T) {
 		t.Fatal("closed while a release is pending")
 	default:
 	}
-	waitFor(t, "the retry scheduled", func() bool { return clk.HasWaiters() })
-	clk.Step(time.Second)
-	waitFor(t, "the retried release", func() bool { return leaseCount(t, srv, lim, "k") == 0 })
+	waitFor(t, "the client reconnected", func() bool {
+		return client.Do(ctx, client.B().Ping().Build()).Error() == nil
+	})
+	// Step to each retry until one gets through: the client may still meet the cut on its
+	// first retry (a connection it had not yet found closed), and then waits twice as long.
+	for retries := 0; ; retries++ {
+		waitFor(t, "a retry scheduled", func() bool { return leaseCount(t, srv, lim, "k") == 0 || clk.HasWaiters() })
+		if leaseCount(t, srv, lim, "k") == 0 {
+			break
+		}
+		if retries == 8 {
+			t.Fatal("the lease is still held after 8 retries")
+		}
+		clk.Step(30 * time.Second) // the longest backoff
+	}
+	if held := clk.Since(t0); held >= 10*time.Minute {
+		t.Fatalf("the slot was freed %v after the release, not before the lease's TTL", held)
+	}
 	<-closed
 }
 
