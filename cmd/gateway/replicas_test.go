@@ -56,6 +56,10 @@ rateLimit:
   limits: {requestsPerMinute: %d, tokensPerMinute: %d, maxConcurrentRequests: 100000}
   overrides: [{name: conc, keys: [conc-%s], limits: {maxConcurrentRequests: %d}}]
   redis: {address: %q}
+  # A decision that misses its deadline on a busy machine must not admit (FailOpen would):
+  # this test is about exactness, so it fails closed with a deadline nothing here reaches.
+  failureMode: FailClosed
+  backendTimeout: 5s
 `, eng.URL, alg, rpm, tpm, alg, conc, rs.Addr())
 			path := filepath.Join(t.TempDir(), "config.yaml")
 			must(t, os.WriteFile(path, []byte(cfg), 0o644))
