@@ -51,7 +51,6 @@ upstream: {url: %q, model: Qwen3-1.7B}
 rateLimit:
   policy: p
   algorithm: %s
-  backendTimeout: 2s
   key: {source: Header, header: X-User-Id}
   limits: {requestsPerMinute: %d, tokensPerMinute: %d, maxConcurrentRequests: 100000}
   overrides: [{name: conc, keys: [conc-%s], limits: {maxConcurrentRequests: %d}}]
