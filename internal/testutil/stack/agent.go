@@ -178,9 +178,13 @@ func newServiceProxy(service, target string, log *requestLog) http.Handler {
 			rec.Body = body
 		}
 		sw := &statusWriter{ResponseWriter: w}
+		// Logged even when the proxy aborts the response: ReverseProxy panics with
+		// http.ErrAbortHandler when the gateway closes a stream right after [DONE].
+		defer func() {
+			rec.Status = sw.code()
+			log.write(rec)
+		}()
 		rp.ServeHTTP(sw, r)
-		rec.Status = sw.code()
-		log.write(rec)
 	})
 }
 
