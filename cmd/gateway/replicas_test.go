@@ -26,10 +26,6 @@ import (
 // that a client flooding them gets its requests limit, its tokens limit and its concurrency
 // limit: never more, and at least 99% of it.
 //
-// The backend timeout is 2 s, not the default 50 ms: on a machine busy with other tests a
-// decision can take longer than 50 ms, and FailOpen would then admit it (correctly, but past the
-// limit this test counts).
-//
 // Decisions are on the Redis server's clock, as in production, so the bound a limit sets
 // depends on the time the flood took: exactly the limit for the window algorithms when the
 // flood stays within one aligned minute (which the test reads from Redis's TIME), plus what

@@ -42,21 +42,40 @@ func ParsePid(b []byte) (Pid, error) {
 
 // Stat returns the state letter and start time of a process from /proc/PID/stat.
 func Stat(pid int) (state byte, start uint64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return statFile(fmt.Sprintf("/proc/%d/stat", pid))
+}
+
+func statFile(path string) (state byte, start uint64, err error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, 0, err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces: parse after the last ')'.
 	i := strings.LastIndexByte(string(b), ')')
 	if i < 0 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+		return 0, 0, fmt.Errorf("%s: unexpected format", path)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 20 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+		return 0, 0, fmt.Errorf("%s: unexpected format", path)
 	}
 	start, err = strconv.ParseUint(f[19], 10, 64)
 	return f[0][0], start, err
+}
+
+// Stopped reports whether every thread of the process is stopped by a signal (state T):
+// SIGSTOP is delivered asynchronously, so a thread may run on for a moment after kill returns.
+func Stopped(pid int) bool {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, t := range tasks {
+		if state, _, err := statFile(t); err != nil || state != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 // Alive reports whether the recorded process still runs (a zombie does not count).

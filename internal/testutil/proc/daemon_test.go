@@ -2,7 +2,9 @@ package proc
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -57,5 +59,28 @@ func TestParsePid(t *testing.T) {
 	}
 	if p, err := ParsePid([]byte("123 456\n")); err != nil || p.Pid != 123 || p.Start != 456 {
 		t.Fatalf("%+v %v", p, err)
+	}
+}
+
+func TestStoppedWaitsForEveryThread(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if Stopped(cmd.Process.Pid) {
+		t.Fatal("a running process reports stopped")
+	}
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	for !Stopped(cmd.Process.Pid) { // the stop is asynchronous; the test's deadline bounds it
+		time.Sleep(time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	for Stopped(cmd.Process.Pid) {
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -170,8 +170,23 @@ func (p *Prometheus) Restart() {
 }
 
 // Pause freezes prometheus (SIGSTOP): connections are accepted but nothing answers, so
-// clients time out. Resume continues it.
-func (p *Prometheus) Pause() { p.signal(syscall.SIGSTOP) }
+// clients time out. It returns once every thread has stopped: a signal is delivered
+// asynchronously, and a thread still running on a busy machine would answer one more
+// query. Resume continues it.
+func (p *Prometheus) Pause() {
+	p.tb.Helper()
+	p.signal(syscall.SIGSTOP)
+	p.mu.Lock()
+	pid := p.cmd.Process.Pid
+	p.mu.Unlock()
+	deadline := time.Now().Add(30 * time.Second)
+	for !proc.Stopped(pid) {
+		if time.Now().After(deadline) {
+			p.tb.Fatalf("promtest: prometheus (pid %d) has threads still running 30s after SIGSTOP", pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
 
 // Resume continues a paused prometheus (SIGCONT).
 func (p *Prometheus) Resume() { p.signal(syscall.SIGCONT) }
