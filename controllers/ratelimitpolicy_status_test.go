@@ -239,3 +239,28 @@ func TestRenderGoldenPolicyStatus(t *testing.T) {
 		t.Errorf("the controller publishes\n%s\nthe golden input says\n%s", asJSON(got), asJSON(want))
 	}
 }
+
+// TestSlidingLogCappedWhenScaledUp: an adaptive scale above 1 may raise requestsPerMinute past
+// what a SlidingLog holds (10000, one entry per admission); the effective limits of every tier
+// stop there, so the gateway never refuses the rendered config.
+func TestSlidingLogCappedWhenScaledUp(t *testing.T) {
+	spec := v1alpha1.RateLimitPolicySpec{
+		Algorithm: v1alpha1.AlgorithmSlidingLog,
+		Limits:    v1alpha1.LimitSet{RequestsPerMinute: ptr.To[int32](8000)},
+		Overrides: []v1alpha1.LimitOverride{{Name: "t", Keys: []string{"k"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: ptr.To[int32](9000)}}},
+	}
+	e, err := effectivePolicy(spec, spec.Limits, "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := *e.Limits.RequestsPerMinute; got != 10000 {
+		t.Errorf("base requestsPerMinute %d, want 10000", got)
+	}
+	if got := *e.Overrides[0].Limits.RequestsPerMinute; got != 10000 {
+		t.Errorf("override requestsPerMinute %d, want 10000", got)
+	}
+	spec.Algorithm = v1alpha1.AlgorithmSlidingWindow
+	if e, _ := effectivePolicy(spec, spec.Limits, "2"); *e.Limits.RequestsPerMinute != 16000 {
+		t.Errorf("SlidingWindow capped too: %d", *e.Limits.RequestsPerMinute)
+	}
+}

@@ -33,18 +33,28 @@ const (
 )
 
 // Algorithm is a rate-limiting algorithm.
-// +kubebuilder:validation:Enum=TokenBucket;SlidingWindow;FixedWindow;LeakyBucket;Hybrid
+// +kubebuilder:validation:Enum=TokenBucket;SlidingWindow;SlidingLog;FixedWindow;LeakyBucket;Hybrid
 type Algorithm string
 
 // The algorithms.
 const (
 	// AlgorithmTokenBucket allows bursts up to burst, refilling requestsPerMinute per minute.
 	AlgorithmTokenBucket Algorithm = "TokenBucket"
-	// AlgorithmSlidingWindow counts requests in the last 60 s.
+	// AlgorithmSlidingWindow is a sliding-window counter: the current calendar minute's count
+	// plus the previous minute's weighted by how much of it the last 60 s still cover. It is an
+	// estimate, not a count of the last 60 s: traffic bunched at the end of one minute can see
+	// up to 2×requestsPerMinute−1 in one 60 s span (59 for 30/min).
 	AlgorithmSlidingWindow Algorithm = "SlidingWindow"
-	// AlgorithmFixedWindow counts requests per calendar minute.
+	// AlgorithmSlidingLog is the exact log of the admissions of the last 60 s (a sorted set in
+	// Redis): no 60 s span ever holds more than requestsPerMinute. It keeps an entry per
+	// admitted request, so requestsPerMinute is at most 10000 with it.
+	AlgorithmSlidingLog Algorithm = "SlidingLog"
+	// AlgorithmFixedWindow counts requests per calendar minute, like slowapi's "30/minute":
+	// up to 2×requestsPerMinute in a 60 s span that straddles two minutes.
 	AlgorithmFixedWindow Algorithm = "FixedWindow"
-	// AlgorithmLeakyBucket smooths requests to a constant rate with a queue of burst.
+	// AlgorithmLeakyBucket is a bucket of burst requests draining at requestsPerMinute. It does
+	// not queue: a request that does not fit is rejected at once (its decisions equal
+	// TokenBucket's).
 	AlgorithmLeakyBucket Algorithm = "LeakyBucket"
 	// AlgorithmHybrid admits only what both a sliding window and a token bucket admit (the default).
 	AlgorithmHybrid Algorithm = "Hybrid"
@@ -187,7 +197,12 @@ type LimitOverride struct {
 	Limits LimitSet `json:"limits"`
 }
 
+// MaxSlidingLogRequestsPerMinute is the largest requestsPerMinute of a SlidingLog policy: the
+// log keeps an entry per admitted request (16 bytes in memory, a sorted-set member in Redis).
+const MaxSlidingLogRequestsPerMinute = 10000
+
 // RateLimitPolicySpec is the desired limiting of one QwenService.
+// +kubebuilder:validation:XValidation:rule="!has(self.algorithm) || self.algorithm != 'SlidingLog' || ((!has(self.limits.requestsPerMinute) || self.limits.requestsPerMinute <= 10000) && (!has(self.schedules) || self.schedules.all(s, !has(s.limits.requestsPerMinute) || s.limits.requestsPerMinute <= 10000)) && (!has(self.overrides) || self.overrides.all(o, !has(o.limits.requestsPerMinute) || o.limits.requestsPerMinute <= 10000)))",message="requestsPerMinute must be at most 10000 with algorithm SlidingLog (it keeps an entry per admitted request), in limits, schedules and overrides"
 type RateLimitPolicySpec struct {
 	// targetRef is the QwenService in this namespace.
 	// +required

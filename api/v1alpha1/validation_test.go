@@ -110,6 +110,8 @@ func invalidCases() []invalidCase {
 		{"rlp zero assumed max tokens", rlp, map[string]any{"spec.assumedMaxTokens": int64(0)}, []string{"spec.assumedMaxTokens", "greater than or equal to 1"}},
 		{"rlp zero concurrency", rlp, map[string]any{"spec.limits.maxConcurrentRequests": int64(0)}, []string{"spec.limits.maxConcurrentRequests", "greater than or equal to 1"}},
 		{"rlp unknown algorithm", rlp, map[string]any{"spec.algorithm": "Magic"}, []string{"spec.algorithm", "Unsupported value", `"Hybrid"`}},
+		{"rlp sliding log beyond its log", rlp, map[string]any{"spec.algorithm": "SlidingLog", "spec.limits.requestsPerMinute": int64(10001)}, []string{"spec", "at most 10000 with algorithm SlidingLog"}},
+		{"rlp sliding log override beyond its log", rlp, map[string]any{"spec.algorithm": "SlidingLog", "spec.overrides": []any{map[string]any{"name": "big", "keys": []any{"k"}, "limits": map[string]any{"requestsPerMinute": int64(20000)}}}}, []string{"spec", "at most 10000 with algorithm SlidingLog"}},
 		{"rlp unknown mode", rlp, map[string]any{"spec.mode": "Off"}, []string{"spec.mode", "Unsupported value", `"Shadow"`}},
 		{"rlp unknown failure mode", rlp, map[string]any{"spec.failureMode": "Maybe"}, []string{"spec.failureMode", "Unsupported value", `"FailClosed"`}},
 		{"rlp header key without header", rlp, map[string]any{"spec.key": map[string]any{"source": "Header"}}, []string{"spec.key", "key.header is required when key.source is Header"}},

@@ -114,8 +114,10 @@ type Algorithm string
 const (
 	TokenBucket   Algorithm = "TokenBucket"
 	SlidingWindow Algorithm = "SlidingWindow"
-	FixedWindow   Algorithm = "FixedWindow"
-	LeakyBucket   Algorithm = "LeakyBucket"
+	// SlidingLog is the exact log of the last 60 s; RequestsPerMinute at most 10000.
+	SlidingLog  Algorithm = "SlidingLog"
+	FixedWindow Algorithm = "FixedWindow"
+	LeakyBucket Algorithm = "LeakyBucket"
 	// Hybrid admits only when both a sliding window and a token bucket admit.
 	Hybrid Algorithm = "Hybrid"
 )

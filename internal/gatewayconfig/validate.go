@@ -158,9 +158,9 @@ func (v *validator) rateLimit(path string, r *RateLimit) {
 		v.add(path+".assumedMaxTokens", "must be >= 1")
 	}
 	switch r.Algorithm {
-	case TokenBucket, SlidingWindow, FixedWindow, LeakyBucket, Hybrid:
+	case TokenBucket, SlidingWindow, SlidingLog, FixedWindow, LeakyBucket, Hybrid:
 	default:
-		v.add(path+".algorithm", fmt.Sprintf("must be TokenBucket, SlidingWindow, FixedWindow, LeakyBucket or Hybrid, not %q", r.Algorithm))
+		v.add(path+".algorithm", fmt.Sprintf("must be TokenBucket, SlidingWindow, SlidingLog, FixedWindow, LeakyBucket or Hybrid, not %q", r.Algorithm))
 	}
 	v.limits(path+".limits", &r.Limits)
 	names := map[string]bool{}
