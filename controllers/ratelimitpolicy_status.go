@@ -102,7 +102,7 @@ func effectivePolicy(spec v1alpha1.RateLimitPolicySpec, scheduled v1alpha1.Limit
 		return nil, err
 	}
 	e := &v1alpha1.EffectivePolicy{Mode: spec.Mode, Key: spec.Key, Algorithm: spec.Algorithm, FailureMode: spec.FailureMode,
-		AssumedMaxTokens: spec.AssumedMaxTokens, Limits: capLog(spec.Algorithm, base)}
+		AssumedMaxTokens: spec.AssumedMaxTokens, Queue: spec.Queue.DeepCopy(), Limits: capLog(spec.Algorithm, base)}
 	for _, o := range spec.Overrides {
 		limits, err := schedule.Scale(schedule.Merge(scheduled, o.Limits), scale)
 		if err != nil {

@@ -217,26 +217,30 @@ func TestAdaptiveScaleSmallestMatchingWins(t *testing.T) {
 	}
 }
 
-// TestRenderGoldenPolicyStatus keeps internal/render's golden input honest: its policy status
-// is what this controller publishes for its spec at the instant the file names.
+// TestRenderGoldenPolicyStatus keeps internal/render's golden inputs honest: their policy
+// status is what this controller publishes for their spec at the instant the first names.
 func TestRenderGoldenPolicyStatus(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "internal", "render", "testdata", "policy-overrides-schedules.in.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var in struct {
-		Policy *v1alpha1.RateLimitPolicy `json:"policy"`
-	}
-	if err := yaml.Unmarshal(b, &in); err != nil || in.Policy == nil {
-		t.Fatalf("reading the golden input: %v", err)
-	}
-	want := in.Policy.Status
-	p := in.Policy.DeepCopy()
-	p.Status = v1alpha1.RateLimitPolicyStatus{}
-	got, _ := policyStatus(policyInputs{policy: p, targetExists: true, adaptive: temps(85), now: shanghai(t, "2026-11-26 10:00")})
-	if !equality.Semantic.DeepEqual(got.Effective, want.Effective) || got.ActiveSchedule != want.ActiveSchedule ||
-		got.AdaptiveScale != want.AdaptiveScale || !got.NextTransitionTime.Equal(want.NextTransitionTime) || got.ObservedGeneration != want.ObservedGeneration {
-		t.Errorf("the controller publishes\n%s\nthe golden input says\n%s", asJSON(got), asJSON(want))
+	for _, name := range []string{"policy-overrides-schedules.in.yaml", "policy-leaky-queue.in.yaml"} {
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("..", "internal", "render", "testdata", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var in struct {
+				Policy *v1alpha1.RateLimitPolicy `json:"policy"`
+			}
+			if err := yaml.Unmarshal(b, &in); err != nil || in.Policy == nil {
+				t.Fatalf("reading the golden input: %v", err)
+			}
+			want := in.Policy.Status
+			p := in.Policy.DeepCopy()
+			p.Status = v1alpha1.RateLimitPolicyStatus{}
+			got, _ := policyStatus(policyInputs{policy: p, targetExists: true, adaptive: temps(85), now: shanghai(t, "2026-11-26 10:00")})
+			if !equality.Semantic.DeepEqual(got.Effective, want.Effective) || got.ActiveSchedule != want.ActiveSchedule ||
+				got.AdaptiveScale != want.AdaptiveScale || !got.NextTransitionTime.Equal(want.NextTransitionTime) || got.ObservedGeneration != want.ObservedGeneration {
+				t.Errorf("the controller publishes\n%s\nthe golden input says\n%s", asJSON(got), asJSON(want))
+			}
+		})
 	}
 }
 

@@ -52,9 +52,10 @@ const (
 	// AlgorithmFixedWindow counts requests per calendar minute, like slowapi's "30/minute":
 	// up to 2×requestsPerMinute in a 60 s span that straddles two minutes.
 	AlgorithmFixedWindow Algorithm = "FixedWindow"
-	// AlgorithmLeakyBucket is a bucket of burst requests draining at requestsPerMinute. It does
-	// not queue: a request that does not fit is rejected at once (its decisions equal
-	// TokenBucket's).
+	// AlgorithmLeakyBucket is a bucket of burst requests draining at requestsPerMinute. Without
+	// spec.queue it does not queue: a request that does not fit is rejected at once (its
+	// decisions equal TokenBucket's). With spec.queue requests wait for their turn in a fair
+	// queue and leave at the drain rate (see QueueSpec).
 	AlgorithmLeakyBucket Algorithm = "LeakyBucket"
 	// AlgorithmHybrid admits only what both a sliding window and a token bucket admit (the default).
 	AlgorithmHybrid Algorithm = "Hybrid"
@@ -201,7 +202,29 @@ type LimitOverride struct {
 // log keeps an entry per admitted request (16 bytes in memory, a sorted-set member in Redis).
 const MaxSlidingLogRequestsPerMinute = 10000
 
+// QueueSpec makes a LeakyBucket policy hold requests until their turn instead of refusing
+// them. Each client's bucket (shared through Redis when the service has one) decides when its
+// request may go: the bucket drains one request every 60/requestsPerMinute seconds, and a
+// request waits until those ahead of it have drained. The gateway replica that received it
+// waits locally. A request whose turn is further away than maxWait gets 429 at once.
+type QueueSpec struct {
+	// maxWait is the longest a request may wait for its turn, at most 10m.
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('10m')",message="queue.maxWait must be greater than 0s and at most 10m"
+	// +required
+	MaxWait metav1.Duration `json:"maxWait"`
+	// maxQueued bounds the requests waiting on one gateway replica, over every client. When
+	// it is full, a newcomer takes the place of the newest, least critical request of the
+	// client with the most requests waiting (that one gets 429), unless its own client has as
+	// many waiting: one heavy client cannot fill the queue. Default 100.
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	// +optional
+	MaxQueued *int32 `json:"maxQueued,omitempty"`
+}
+
 // RateLimitPolicySpec is the desired limiting of one QwenService.
+// +kubebuilder:validation:XValidation:rule="!has(self.queue) || (has(self.algorithm) && self.algorithm == 'LeakyBucket')",message="queue needs algorithm LeakyBucket"
 // +kubebuilder:validation:XValidation:rule="!has(self.algorithm) || self.algorithm != 'SlidingLog' || ((!has(self.limits.requestsPerMinute) || self.limits.requestsPerMinute <= 10000) && (!has(self.schedules) || self.schedules.all(s, !has(s.limits.requestsPerMinute) || s.limits.requestsPerMinute <= 10000)) && (!has(self.overrides) || self.overrides.all(o, !has(o.limits.requestsPerMinute) || o.limits.requestsPerMinute <= 10000)))",message="requestsPerMinute must be at most 10000 with algorithm SlidingLog (it keeps an entry per admitted request), in limits, schedules and overrides"
 type RateLimitPolicySpec struct {
 	// targetRef is the QwenService in this namespace.
@@ -222,6 +245,9 @@ type RateLimitPolicySpec struct {
 	// limits are the base limits.
 	// +required
 	Limits LimitSet `json:"limits"`
+	// queue makes a LeakyBucket hold requests for their turn instead of refusing them.
+	// +optional
+	Queue *QueueSpec `json:"queue,omitempty"`
 	// timezone (IANA name) the schedules are read in.
 	// +kubebuilder:default=UTC
 	// +kubebuilder:validation:MinLength=1
@@ -318,6 +344,9 @@ type EffectivePolicy struct {
 	// assumedMaxTokens charged per choice for a request that sets no max_tokens.
 	// +optional
 	AssumedMaxTokens *int64 `json:"assumedMaxTokens,omitempty"`
+	// queue of a LeakyBucket policy, as in spec.
+	// +optional
+	Queue *QueueSpec `json:"queue,omitempty"`
 	// limits of every key outside the override tiers.
 	// +required
 	Limits LimitSet `json:"limits"`

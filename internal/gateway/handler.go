@@ -160,6 +160,9 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 			return
 		}
 		adm = a
+		if !g.awaitTurn(r.Context(), rw, a, classStandard, rec) {
+			return
+		}
 	}
 
 	rt := st.route(req, rec.start)

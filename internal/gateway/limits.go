@@ -101,7 +101,8 @@ type policy struct {
 	assumed    int64 // max_tokens charged per choice for a request that sets none
 	base       *tier
 	overrides  []override
-	lim        limiter // set by the caller
+	queue      *fairQueue // LeakyBucket with a queue; nil: refuse at once
+	lim        limiter    // set by the caller
 }
 
 // newPolicy compiles rl. Every rule must be one the limiters can hold (see
@@ -122,13 +123,17 @@ func newPolicy(rl *gatewayconfig.RateLimit) (*policy, error) {
 		v6Bits:     int(rl.Key.IPv6PrefixLength),
 		assumed:    rl.AssumedMaxTokens,
 	}
-	p.base = newTier("", rl.Policy, ratelimit.Algorithm(rl.Algorithm), rl.Limits, divisor)
+	var maxWait time.Duration
+	if q := rl.Queue; q != nil {
+		maxWait, p.queue = q.MaxWait.Duration, newFairQueue(q.MaxQueued)
+	}
+	p.base = newTier("", rl.Policy, ratelimit.Algorithm(rl.Algorithm), rl.Limits, divisor, maxWait)
 	if err := p.base.validate("rateLimit.limits"); err != nil {
 		return nil, err
 	}
 	for i, o := range rl.Overrides {
 		ov := override{ids: map[string]bool{}}
-		ov.t = newTier(o.Name, rl.Policy, ratelimit.Algorithm(rl.Algorithm), o.Limits, divisor)
+		ov.t = newTier(o.Name, rl.Policy, ratelimit.Algorithm(rl.Algorithm), o.Limits, divisor, maxWait)
 		if err := ov.t.validate(fmt.Sprintf("rateLimit.overrides[%d].limits", i)); err != nil {
 			return nil, err
 		}
@@ -164,9 +169,10 @@ func split(limit, divisor int64) int64 {
 	return max(limit/divisor, 1)
 }
 
-// newTier builds the quotas of one tier. Requests use the policy's algorithm; token quotas
-// use a 60 s sliding window, which matches "tokens per minute" and supports the true-up.
-func newTier(name, policyName string, alg ratelimit.Algorithm, l gatewayconfig.Limits, divisor int64) *tier {
+// newTier builds the quotas of one tier. Requests use the policy's algorithm (a LeakyBucket
+// queues up to maxWait); token quotas use a 60 s sliding window, which matches "tokens per
+// minute" and supports the true-up.
+func newTier(name, policyName string, alg ratelimit.Algorithm, l gatewayconfig.Limits, divisor int64, maxWait time.Duration) *tier {
 	t := &tier{name: name, maxConcurrent: split(l.MaxConcurrentRequests, divisor)}
 	item := policyName
 	if name != "" {
@@ -188,6 +194,9 @@ func newTier(name, policyName string, alg ratelimit.Algorithm, l gatewayconfig.L
 		t.quotas = append(t.quotas, q)
 	}
 	add(kindRequests, alg, l.RequestsPerMinute, l.Burst)
+	if len(t.quotas) > 0 && t.quotas[0].kind == kindRequests {
+		t.quotas[0].rule.MaxWait = maxWait
+	}
 	add(kindTokens, ratelimit.SlidingWindow, l.TokensPerMinute, 0)
 	add(kindInputTokens, ratelimit.SlidingWindow, l.InputTokensPerMinute, 0)
 	add(kindOutputTokens, ratelimit.SlidingWindow, l.OutputTokensPerMinute, 0)
@@ -247,8 +256,11 @@ type charge struct {
 type admission struct {
 	p       *policy
 	key     string
+	tier    *tier
 	charged []charge
 	release func()
+	// wait is how long a LeakyBucket queue holds the request before it may go (0: none).
+	wait time.Duration
 }
 
 // rejection says why a request is refused.
@@ -269,7 +281,7 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	t := p.tierFor(c)
-	a := &admission{p: p, key: c.key}
+	a := &admission{p: p, key: c.key, tier: t}
 	if oc, ok := p.lim.(overChecker); ok && !p.shadow {
 		// A quota this gateway already knows to be over rejects before any backend call
 		// (nothing to charge, nothing to refund): a flood from one client costs Redis nothing.
@@ -295,6 +307,9 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 			}
 		default:
 			a.charged = append(a.charged, charge{q, n})
+			if !p.shadow { // Shadow mode never holds a request back
+				a.wait = max(a.wait, d.Wait)
+			}
 		}
 	}
 	if t.maxConcurrent > 0 {

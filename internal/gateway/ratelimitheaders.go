@@ -54,6 +54,9 @@ func writeRateLimited(w http.ResponseWriter, rej *rejection) {
 	limit := d.Limit
 	var item, msg string
 	switch {
+	case rej.reason == reasonQueueFull:
+		item = rej.q.item
+		msg = fmt.Sprintf("The request queue is full and other clients' requests took its place. Please retry after %d s.", retry)
 	case rej.q != nil:
 		item = rej.q.item
 		if limit == 0 {

@@ -147,6 +147,9 @@ type RateLimit struct {
 	// neither max_tokens nor max_completion_tokens; the response's usage trues it up.
 	// Default 4096.
 	AssumedMaxTokens int64 `json:"assumedMaxTokens,omitempty"`
+	// Queue, for LeakyBucket only, holds requests until their turn instead of refusing them;
+	// nil refuses at once.
+	Queue *Queue `json:"queue,omitempty"`
 	// Limits are the base limits; a zero field means no limit.
 	Limits Limits `json:"limits,omitzero"`
 	// Overrides give named keys other limits; the first override listing a key wins.
@@ -162,6 +165,14 @@ type RateLimit struct {
 	Replicas int32 `json:"replicas,omitempty"`
 	// ActiveSchedule is the schedule the limits came from (informational).
 	ActiveSchedule string `json:"activeSchedule,omitempty"`
+}
+
+// Queue holds LeakyBucket requests until their turn (see the RateLimitPolicy's QueueSpec).
+type Queue struct {
+	// MaxWait is the longest a request may wait for its turn; a longer wait gets 429. (0, 10m].
+	MaxWait metav1.Duration `json:"maxWait"`
+	// MaxQueued bounds the requests waiting on this replica, over every client. Default 100.
+	MaxQueued int64 `json:"maxQueued,omitempty"`
 }
 
 // Key identifies a client for limiting.

@@ -26,6 +26,9 @@ const (
 	DefaultStaticStatus        = 200
 )
 
+// DefaultMaxQueued is the default bound on the requests a replica holds in a LeakyBucket queue.
+const DefaultMaxQueued = 100
+
 // Default fills every unset field with its default, in place.
 func (c *Config) Default() {
 	if c.Listen == "" {
@@ -83,6 +86,9 @@ func (r *RateLimit) Default() {
 	}
 	if r.AssumedMaxTokens == 0 {
 		r.AssumedMaxTokens = DefaultAssumedMaxTokens
+	}
+	if r.Queue != nil && r.Queue.MaxQueued == 0 {
+		r.Queue.MaxQueued = DefaultMaxQueued
 	}
 	if r.Key.IPv6PrefixLength == 0 {
 		r.Key.IPv6PrefixLength = DefaultIPv6PrefixLength

@@ -162,6 +162,17 @@ func (v *validator) rateLimit(path string, r *RateLimit) {
 	default:
 		v.add(path+".algorithm", fmt.Sprintf("must be TokenBucket, SlidingWindow, SlidingLog, FixedWindow, LeakyBucket or Hybrid, not %q", r.Algorithm))
 	}
+	if q := r.Queue; q != nil {
+		if r.Algorithm != LeakyBucket {
+			v.add(path+".queue", fmt.Sprintf("needs algorithm LeakyBucket, not %q", r.Algorithm))
+		}
+		if d := q.MaxWait.Duration; d <= 0 || d > MaxQueueWait {
+			v.add(path+".queue.maxWait", fmt.Sprintf("must be greater than 0s and at most %s, not %s", MaxQueueWait, d))
+		}
+		if q.MaxQueued < 1 || q.MaxQueued > 100000 {
+			v.add(path+".queue.maxQueued", fmt.Sprintf("must be between 1 and 100000, not %d", q.MaxQueued))
+		}
+	}
 	v.limits(path+".limits", &r.Limits)
 	names := map[string]bool{}
 	for i, o := range r.Overrides {
@@ -242,6 +253,9 @@ func (v *validator) hostPort(path, addr string) {
 		v.add(path, fmt.Sprintf("must be host:port, not %q", addr))
 	}
 }
+
+// MaxQueueWait is the longest Queue.MaxWait.
+const MaxQueueWait = 10 * time.Minute
 
 func (v *validator) limits(path string, l *Limits) {
 	v.nonNegative(path+".requestsPerMinute", l.RequestsPerMinute)

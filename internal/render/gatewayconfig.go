@@ -68,6 +68,9 @@ func rateLimitConfig(p *v1alpha1.RateLimitPolicy, e *v1alpha1.EffectivePolicy, g
 		FailureMode:      gatewayconfig.FailureMode(e.FailureMode),
 		ActiveSchedule:   p.Status.ActiveSchedule,
 	}
+	if q := e.Queue; q != nil {
+		rl.Queue = &gatewayconfig.Queue{MaxWait: q.MaxWait, MaxQueued: int64(ptr.Deref(q.MaxQueued, 0))}
+	}
 	for _, o := range e.Overrides {
 		rl.Overrides = append(rl.Overrides, gatewayconfig.Override{
 			Name: o.Name, Keys: append([]string(nil), o.Keys...), Limits: limits(o.Limits),
