@@ -102,13 +102,19 @@ func effectivePolicy(spec v1alpha1.RateLimitPolicySpec, scheduled v1alpha1.Limit
 		return nil, err
 	}
 	e := &v1alpha1.EffectivePolicy{Mode: spec.Mode, Key: spec.Key, Algorithm: spec.Algorithm, FailureMode: spec.FailureMode,
-		AssumedMaxTokens: spec.AssumedMaxTokens, Queue: spec.Queue.DeepCopy(), Limits: capLog(spec.Algorithm, base)}
+		AssumedMaxTokens: spec.AssumedMaxTokens, Queue: spec.Queue.DeepCopy(), Limits: capLog(spec.Algorithm, base),
+		Criticality: spec.Criticality, CriticalityHeader: spec.CriticalityHeader}
 	for _, o := range spec.Overrides {
 		limits, err := schedule.Scale(schedule.Merge(scheduled, o.Limits), scale)
 		if err != nil {
 			return nil, err
 		}
-		e.Overrides = append(e.Overrides, v1alpha1.EffectiveOverride{Name: o.Name, Keys: slices.Clone(o.Keys), Limits: capLog(spec.Algorithm, limits)})
+		cl := o.Criticality
+		if cl == "" {
+			cl = spec.Criticality
+		}
+		e.Overrides = append(e.Overrides, v1alpha1.EffectiveOverride{Name: o.Name, Keys: slices.Clone(o.Keys),
+			Limits: capLog(spec.Algorithm, limits), Criticality: cl})
 	}
 	return e, nil
 }

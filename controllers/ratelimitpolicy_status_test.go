@@ -3,6 +3,7 @@ package controllers
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -266,5 +267,26 @@ func TestSlidingLogCappedWhenScaledUp(t *testing.T) {
 	spec.Algorithm = v1alpha1.AlgorithmSlidingWindow
 	if e, _ := effectivePolicy(spec, spec.Limits, "2"); *e.Limits.RequestsPerMinute != 16000 {
 		t.Errorf("SlidingWindow capped too: %d", *e.Limits.RequestsPerMinute)
+	}
+}
+
+// TestEffectiveCriticality: the policy's class and header reach status.effective, and each tier
+// carries its class, the policy's where it sets none.
+func TestEffectiveCriticality(t *testing.T) {
+	spec := v1alpha1.RateLimitPolicySpec{
+		Criticality: v1alpha1.CriticalitySheddable, CriticalityHeader: "X-Qwen-Criticality",
+		Limits: v1alpha1.LimitSet{RequestsPerMinute: ptr.To[int32](10)},
+		Overrides: []v1alpha1.LimitOverride{
+			{Name: "ops", Keys: []string{"ops"}, Criticality: v1alpha1.CriticalityCritical, Limits: v1alpha1.LimitSet{RequestsPerMinute: ptr.To[int32](10)}},
+			{Name: "other", Keys: []string{"o"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: ptr.To[int32](10)}},
+		},
+	}
+	e, err := effectivePolicy(spec, spec.Limits, "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []v1alpha1.Criticality{e.Criticality, e.Overrides[0].Criticality, e.Overrides[1].Criticality}
+	if fmt.Sprint(got) != "[Sheddable Critical Sheddable]" || e.CriticalityHeader != "X-Qwen-Criticality" {
+		t.Errorf("classes %v, header %q", got, e.CriticalityHeader)
 	}
 }

@@ -61,6 +61,23 @@ const (
 	AlgorithmHybrid Algorithm = "Hybrid"
 )
 
+// Criticality is a request's class: it decides the degradation level the request gets (see
+// the DegradationPlan's classes) and its place in a LeakyBucket queue. The names are those of
+// the Gateway API Inference Extension's InferenceObjective.
+// +kubebuilder:validation:Enum=Critical;Standard;Sheddable
+type Criticality string
+
+// The classes.
+const (
+	// CriticalityCritical is degraded last, at most to the plan's classes.criticalMaxLevel,
+	// and served first from a queue.
+	CriticalityCritical Criticality = "Critical"
+	// CriticalityStandard gets the plan's level (the default).
+	CriticalityStandard Criticality = "Standard"
+	// CriticalitySheddable is degraded first: classes.sheddableStepsAhead levels ahead.
+	CriticalitySheddable Criticality = "Sheddable"
+)
+
 // FailureMode says what the gateway does when the shared limiter state (Redis) cannot be reached.
 // +kubebuilder:validation:Enum=FailOpen;FailClosed
 type FailureMode string
@@ -196,6 +213,9 @@ type LimitOverride struct {
 	// limits for these keys; fields set here override the effective limits.
 	// +required
 	Limits LimitSet `json:"limits"`
+	// criticality of these keys' requests; default the policy's.
+	// +optional
+	Criticality Criticality `json:"criticality,omitempty"`
 }
 
 // MaxSlidingLogRequestsPerMinute is the largest requestsPerMinute of a SlidingLog policy: the
@@ -248,6 +268,19 @@ type RateLimitPolicySpec struct {
 	// queue makes a LeakyBucket hold requests for their turn instead of refusing them.
 	// +optional
 	Queue *QueueSpec `json:"queue,omitempty"`
+	// criticality of the requests of keys outside the override tiers (which may set their own).
+	// +kubebuilder:default=Standard
+	// +optional
+	Criticality Criticality `json:"criticality,omitempty"`
+	// criticalityHeader names a request header (e.g. X-Qwen-Criticality: Critical) that sets
+	// a request's class over its tier's. It is honoured only on connections from an address in
+	// the QwenService's gateway.trustedProxies (never without them), so the proxy there must set
+	// or remove it: a proxy that passes a client's headers through lets clients choose.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`
+	// +optional
+	CriticalityHeader string `json:"criticalityHeader,omitempty"`
 	// timezone (IANA name) the schedules are read in.
 	// +kubebuilder:default=UTC
 	// +kubebuilder:validation:MinLength=1
@@ -347,6 +380,12 @@ type EffectivePolicy struct {
 	// queue of a LeakyBucket policy, as in spec.
 	// +optional
 	Queue *QueueSpec `json:"queue,omitempty"`
+	// criticality of the keys outside the override tiers.
+	// +optional
+	Criticality Criticality `json:"criticality,omitempty"`
+	// criticalityHeader a trusted proxy may set, as in spec.
+	// +optional
+	CriticalityHeader string `json:"criticalityHeader,omitempty"`
 	// limits of every key outside the override tiers.
 	// +required
 	Limits LimitSet `json:"limits"`
@@ -370,6 +409,9 @@ type EffectiveOverride struct {
 	// tier leaves it unset.
 	// +required
 	Limits LimitSet `json:"limits"`
+	// criticality of these keys' requests: the tier's, else the policy's.
+	// +optional
+	Criticality Criticality `json:"criticality,omitempty"`
 }
 
 // RateLimitPolicy limits requests and tokens per client for a QwenService, with time-of-day

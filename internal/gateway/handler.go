@@ -135,8 +135,12 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 	}
 	p := st.policy
 	var c client
+	cl := classStandard
 	if p != nil {
 		c, aerr = identify(p.source, p.header, p.v6Bits, r, keyID, st.trust)
+		if aerr == nil {
+			cl, aerr = p.classify(r, c, st.trust)
+		}
 	}
 	var req *request
 	if aerr == nil {
@@ -160,12 +164,14 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 			return
 		}
 		adm = a
-		if !g.awaitTurn(r.Context(), rw, a, classStandard, rec) {
+		if !g.awaitTurn(r.Context(), rw, a, cl, rec) {
 			return
 		}
 	}
 
-	rt := st.route(req, rec.start)
+	rec.class, rec.level, rec.routed = cl, st.levelFor(cl), true
+	rw.Header().Set(criticalityHeader, cl.String())
+	rt := st.route(req, rec.level, rec.start)
 	defer func() { rt.pass.Done(g.now(), breaker.Ignored) }() // when the proxy learned no outcome
 	if rt.level > 0 {
 		rw.Header().Set("X-Qwen-Degradation-Level", strconv.Itoa(rt.level))

@@ -76,6 +76,7 @@ type quota struct {
 // tier is a set of limits: the base limits or an override's.
 type tier struct {
 	name          string
+	class         class // the criticality of its requests
 	quotas        []quota
 	maxConcurrent int64
 	concPrefix    string
@@ -102,7 +103,9 @@ type policy struct {
 	base       *tier
 	overrides  []override
 	queue      *fairQueue // LeakyBucket with a queue; nil: refuse at once
-	lim        limiter    // set by the caller
+	// classHeader is the header a trusted proxy may name a request's class in ("": none).
+	classHeader string
+	lim         limiter // set by the caller
 }
 
 // newPolicy compiles rl. Every rule must be one the limiters can hold (see
@@ -127,13 +130,16 @@ func newPolicy(rl *gatewayconfig.RateLimit) (*policy, error) {
 	if q := rl.Queue; q != nil {
 		maxWait, p.queue = q.MaxWait.Duration, newFairQueue(q.MaxQueued)
 	}
+	p.classHeader = rl.CriticalityHeader
 	p.base = newTier("", rl.Policy, ratelimit.Algorithm(rl.Algorithm), rl.Limits, divisor, maxWait)
+	p.base.class = classOf(rl.Criticality, classStandard)
 	if err := p.base.validate("rateLimit.limits"); err != nil {
 		return nil, err
 	}
 	for i, o := range rl.Overrides {
 		ov := override{ids: map[string]bool{}}
 		ov.t = newTier(o.Name, rl.Policy, ratelimit.Algorithm(rl.Algorithm), o.Limits, divisor, maxWait)
+		ov.t.class = classOf(o.Criticality, p.base.class)
 		if err := ov.t.validate(fmt.Sprintf("rateLimit.overrides[%d].limits", i)); err != nil {
 			return nil, err
 		}

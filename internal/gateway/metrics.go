@@ -21,6 +21,7 @@ type metrics struct {
 	circuit       *prometheus.GaugeVec // upstream: 0 closed, 1 half-open, 2 open
 	limiterErrors prometheus.Counter
 	reloads       *prometheus.CounterVec // result: success, failure
+	byClass       *prometheus.CounterVec // class, level
 	queued        prometheus.Gauge
 	queueWait     *prometheus.HistogramVec // class
 }
@@ -53,6 +54,8 @@ func newMetrics() *metrics {
 			Help: "Limiter backend calls that failed or timed out."}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "config_reloads_total",
 			Help: "Configuration loads by result (success, failure)."}, []string{"result"}),
+		byClass: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "requests_by_class_total",
+			Help: "Completion requests that reached routing, by class (Critical, Standard, Sheddable) and the degradation level they got."}, []string{"class", "level"}),
 		queued: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "queued_requests",
 			Help: "Requests waiting for their turn in a LeakyBucket queue on this replica."}),
 		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "queue_wait_seconds",
@@ -60,7 +63,7 @@ func newMetrics() *metrics {
 			Buckets: latencyBuckets}, []string{"class"}),
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.ttft, m.rateLimited, m.tokens, m.inflight, m.level,
-		m.circuit, m.limiterErrors, m.reloads, m.queued, m.queueWait,
+		m.circuit, m.limiterErrors, m.reloads, m.byClass, m.queued, m.queueWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
@@ -84,8 +87,11 @@ type record struct {
 	start time.Time
 	// model is the served model the request named; empty until it named one.
 	model string
-	// level is the degradation level the request was served at.
+	// level is the degradation level the request was served at (its class's).
 	level int
+	// class is the request's class; routed says it reached routing (and class is known).
+	class  class
+	routed bool
 	// firstToken is when the first content chunk of a stream was sent (zero: none was).
 	firstToken time.Time
 	// usage is the upstream's usage report, or what a stream cut short streamed (nil: unknown).
@@ -116,6 +122,9 @@ func (m *metrics) end(r *record, code int, now time.Time) {
 	}
 	m.requests.WithLabelValues(r.model, strconv.Itoa(code), strconv.Itoa(r.level)).Inc()
 	m.duration.WithLabelValues(r.model).Observe(now.Sub(r.start).Seconds())
+	if r.routed {
+		m.byClass.WithLabelValues(r.class.String(), strconv.Itoa(r.level)).Inc()
+	}
 	if !r.firstToken.IsZero() {
 		m.ttft.WithLabelValues(r.model).Observe(r.firstToken.Sub(r.start).Seconds())
 	}

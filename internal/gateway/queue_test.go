@@ -116,6 +116,7 @@ func TestLeakyBucketQueuesInsteadOfRefusing(t *testing.T) {
 	if n, sum := histogram(t, tg.Gateway, "qwen_gateway_queue_wait_seconds", "class", "Standard"); n != 5 || sum != 1+2+3+4 {
 		t.Errorf("queue_wait_seconds: %d observations summing to %v, want 5 summing to 10", n, sum)
 	}
+	waitMetric(t, tg.Gateway, 6, "qwen_gateway_request_duration_seconds") // written once the response is out
 	if n, sum := histogram(t, tg.Gateway, "qwen_gateway_request_duration_seconds"); n != 6 || sum != 0 {
 		t.Errorf("request_duration_seconds: %d summing to %v, want 6 summing to 0: the queue counted as latency", n, sum)
 	}
@@ -158,7 +159,7 @@ func TestQueueFullPushesOutTheHeavyClient(t *testing.T) {
 	if fmt.Sprint(got) != "[{200 1000 } {200 1000 } {200 2000 }]" {
 		t.Errorf("replies %v", got)
 	}
-	if n := metricValue(t, tg.Gateway, "qwen_gateway_rate_limited_total", "reason", "queue_full", "mode", "Enforce"); n != 2 {
+	if n := waitMetric(t, tg.Gateway, 2, "qwen_gateway_rate_limited_total", "reason", "queue_full", "mode", "Enforce"); n != 2 {
 		t.Errorf("rate_limited_total{queue_full} = %v, want 2", n)
 	}
 }

@@ -16,18 +16,19 @@ type route struct {
 	rw   rewrite
 }
 
-// route applies the degradation level, which is cumulative: L1 calls the engine without
-// streaming, L2 turns thinking off, L3 uses the fallback (without one it acts as L2), L4
-// answers statically. While the chosen upstream's breaker is open, the primary's traffic goes
-// to the fallback when its breaker admits it, else gets the static reply. A route with a
-// target holds its breaker admission (pass): the caller reports the outcome through it.
-func (st *state) route(req *request, now time.Time) route {
-	rt := route{level: st.level}
-	if st.level >= 4 {
+// route applies a request's degradation level (the plan's, per its class: see
+// state.levelFor), which is cumulative: L1 calls the engine without streaming, L2 turns
+// thinking off, L3 uses the fallback (without one it acts as L2), L4 answers statically. While
+// the chosen upstream's breaker is open, the primary's traffic goes to the fallback when its
+// breaker admits it, else gets the static reply. A route with a target holds its breaker
+// admission (pass): the caller reports the outcome through it.
+func (st *state) route(req *request, level int, now time.Time) route {
+	rt := route{level: level}
+	if level >= 4 {
 		return rt
 	}
 	target := st.primary
-	if st.level >= 3 && st.fallback != nil {
+	if level >= 3 && st.fallback != nil {
 		target = st.fallback
 	}
 	pass := target.breaker.Allow(now)
@@ -41,6 +42,6 @@ func (st *state) route(req *request, now time.Time) route {
 		target = st.fallback
 	}
 	rt.target, rt.pass = target, pass
-	rt.rw = rewrite{model: target.model, stream: req.stream && st.level < 1, disableThinking: st.level >= 2}
+	rt.rw = rewrite{model: target.model, stream: req.stream && level < 1, disableThinking: level >= 2}
 	return rt
 }

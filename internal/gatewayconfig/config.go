@@ -150,6 +150,12 @@ type RateLimit struct {
 	// Queue, for LeakyBucket only, holds requests until their turn instead of refusing them;
 	// nil refuses at once.
 	Queue *Queue `json:"queue,omitempty"`
+	// Criticality is the class of the requests of keys outside the overrides: Critical,
+	// Standard (default) or Sheddable.
+	Criticality Criticality `json:"criticality,omitempty"`
+	// CriticalityHeader names a request header that sets a request's class; it is honoured
+	// only on connections from TrustedProxies. Empty: none.
+	CriticalityHeader string `json:"criticalityHeader,omitempty"`
 	// Limits are the base limits; a zero field means no limit.
 	Limits Limits `json:"limits,omitzero"`
 	// Overrides give named keys other limits; the first override listing a key wins.
@@ -213,7 +219,22 @@ type Override struct {
 	// Limits are the tier's complete limits, as the RateLimitPolicy's status resolves them
 	// (the operator merges a tier over the base limits); a zero field means no limit.
 	Limits Limits `json:"limits,omitzero"`
+	// Criticality is the class of the tier's requests; empty: the policy's.
+	Criticality Criticality `json:"criticality,omitempty"`
 }
+
+// Criticality is a request class.
+type Criticality string
+
+// Request classes, most critical first.
+const (
+	// Critical requests are degraded at most to Degradation.CriticalMaxLevel.
+	Critical Criticality = "Critical"
+	// Standard requests get the degradation level.
+	Standard Criticality = "Standard"
+	// Sheddable requests are degraded Degradation.SheddableStepsAhead levels ahead.
+	Sheddable Criticality = "Sheddable"
+)
 
 // Redis is the shared limiter backend: exactly one of a standalone server (Address), a
 // master found through Redis Sentinel (Sentinel) or a Redis Cluster (Cluster).
@@ -258,6 +279,11 @@ type Degradation struct {
 	// Level is 0 (normal) to 4; levels are cumulative: 1 no streaming upstream, 2 thinking
 	// off, 3 fallback model, 4 static reply.
 	Level int32 `json:"level,omitempty"`
+	// CriticalMaxLevel is the most a Critical request is degraded. Default 2.
+	CriticalMaxLevel *int32 `json:"criticalMaxLevel,omitempty"`
+	// SheddableStepsAhead is how many levels ahead of Level a Sheddable request is degraded
+	// while Level is above 0 (at most 4). Default 1.
+	SheddableStepsAhead *int32 `json:"sheddableStepsAhead,omitempty"`
 	// FallbackAvailable says whether the fallback upstream may take traffic. Default true when
 	// a fallback is configured.
 	FallbackAvailable *bool `json:"fallbackAvailable,omitempty"`

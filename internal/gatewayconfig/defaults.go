@@ -26,6 +26,12 @@ const (
 	DefaultStaticStatus        = 200
 )
 
+// The default class levels: Critical at most L2, Sheddable one level ahead.
+const (
+	DefaultCriticalMaxLevel    = 2
+	DefaultSheddableStepsAhead = 1
+)
+
 // DefaultMaxQueued is the default bound on the requests a replica holds in a LeakyBucket queue.
 const DefaultMaxQueued = 100
 
@@ -61,6 +67,14 @@ func (c *Config) Default() {
 		yes := true
 		c.Degradation.FallbackAvailable = &yes
 	}
+	if c.Degradation.CriticalMaxLevel == nil {
+		l := int32(DefaultCriticalMaxLevel)
+		c.Degradation.CriticalMaxLevel = &l
+	}
+	if c.Degradation.SheddableStepsAhead == nil {
+		l := int32(DefaultSheddableStepsAhead)
+		c.Degradation.SheddableStepsAhead = &l
+	}
 	if s := c.Degradation.StaticResponse; s != nil && s.HTTPStatus == 0 {
 		s.HTTPStatus = DefaultStaticStatus
 	}
@@ -86,6 +100,9 @@ func (r *RateLimit) Default() {
 	}
 	if r.AssumedMaxTokens == 0 {
 		r.AssumedMaxTokens = DefaultAssumedMaxTokens
+	}
+	if r.Criticality == "" {
+		r.Criticality = Standard
 	}
 	if r.Queue != nil && r.Queue.MaxQueued == 0 {
 		r.Queue.MaxQueued = DefaultMaxQueued

@@ -173,6 +173,10 @@ func (v *validator) rateLimit(path string, r *RateLimit) {
 			v.add(path+".queue.maxQueued", fmt.Sprintf("must be between 1 and 100000, not %d", q.MaxQueued))
 		}
 	}
+	v.criticality(path+".criticality", r.Criticality, false)
+	if h := r.CriticalityHeader; h != "" && !httpguts.ValidHeaderFieldName(h) {
+		v.add(path+".criticalityHeader", fmt.Sprintf("must be a header name, not %q", h))
+	}
 	v.limits(path+".limits", &r.Limits)
 	names := map[string]bool{}
 	for i, o := range r.Overrides {
@@ -197,6 +201,7 @@ func (v *validator) rateLimit(path string, r *RateLimit) {
 			}
 		}
 		v.limits(op+".limits", &o.Limits)
+		v.criticality(op+".criticality", o.Criticality, true)
 	}
 	switch r.FailureMode {
 	case FailOpen, FailClosed:
@@ -266,9 +271,24 @@ func (v *validator) limits(path string, l *Limits) {
 	v.nonNegative(path+".maxConcurrentRequests", l.MaxConcurrentRequests)
 }
 
+func (v *validator) criticality(path string, c Criticality, optional bool) {
+	switch {
+	case c == Critical || c == Standard || c == Sheddable:
+	case c == "" && optional:
+	default:
+		v.add(path, fmt.Sprintf("must be Critical, Standard or Sheddable, not %q", c))
+	}
+}
+
 func (v *validator) degradation(path string, d *Degradation, hasFallback bool) {
 	if d.Level < 0 || d.Level > 4 {
 		v.add(path+".level", "must be between 0 and 4")
+	}
+	if l := d.CriticalMaxLevel; l == nil || *l < 0 || *l > 4 {
+		v.add(path+".criticalMaxLevel", "must be between 0 and 4")
+	}
+	if l := d.SheddableStepsAhead; l == nil || *l < 0 || *l > 4 {
+		v.add(path+".sheddableStepsAhead", "must be between 0 and 4")
 	}
 	if d.FallbackAvailable != nil && *d.FallbackAvailable && !hasFallback {
 		v.add(path+".fallbackAvailable", "must not be true without a fallback upstream")
