@@ -118,7 +118,7 @@ type KeySpec struct {
 }
 
 // LimitSet is a set of per-key limits; an absent field means no limit on that dimension.
-// +kubebuilder:validation:XValidation:rule="has(self.requestsPerMinute) || has(self.tokensPerMinute) || has(self.inputTokensPerMinute) || has(self.outputTokensPerMinute) || has(self.maxConcurrentRequests) || has(self.burst)",message="set at least one limit: requestsPerMinute, burst, tokensPerMinute, inputTokensPerMinute, outputTokensPerMinute or maxConcurrentRequests"
+// +kubebuilder:validation:XValidation:rule="has(self.requestsPerMinute) || has(self.tokensPerMinute) || has(self.inputTokensPerMinute) || has(self.outputTokensPerMinute) || has(self.maxConcurrentRequests) || has(self.burst) || has(self.requestsPerHour) || has(self.requestsPerDay) || has(self.tokensPerHour) || has(self.tokensPerDay)",message="set at least one limit: requestsPerMinute, burst, tokensPerMinute, inputTokensPerMinute, outputTokensPerMinute, maxConcurrentRequests, requestsPerHour, requestsPerDay, tokensPerHour or tokensPerDay"
 type LimitSet struct {
 	// requestsPerMinute per key.
 	// +kubebuilder:validation:Minimum=1
@@ -154,6 +154,30 @@ type LimitSet struct {
 	// +kubebuilder:validation:Maximum=100000
 	// +optional
 	MaxConcurrentRequests *int32 `json:"maxConcurrentRequests,omitempty"`
+	// requestsPerHour is a budget of requests per key over any hour (a sliding-window counter
+	// of 3600 s), on top of the per-minute limits.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000000
+	// +optional
+	RequestsPerHour *int32 `json:"requestsPerHour,omitempty"`
+	// requestsPerDay is a budget of requests per key over any day (a sliding-window counter of
+	// 86400 s).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000000
+	// +optional
+	RequestsPerDay *int32 `json:"requestsPerDay,omitempty"`
+	// tokensPerHour is a budget of prompt + completion tokens per key over any hour, charged
+	// and trued up like tokensPerMinute. At most 100,000,000,000.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000000000
+	// +optional
+	TokensPerHour *int64 `json:"tokensPerHour,omitempty"`
+	// tokensPerDay is a budget of prompt + completion tokens per key over any day (the most
+	// asked-for LLM gateway limit). At most 10,000,000,000, which the limiters count exactly.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000000000
+	// +optional
+	TokensPerDay *int64 `json:"tokensPerDay,omitempty"`
 }
 
 // Schedule overrides limits during a daily time window.
@@ -390,6 +414,7 @@ type EffectivePolicy struct {
 	// +required
 	Limits LimitSet `json:"limits"`
 	// overrides are the tiers of spec.overrides in spec order, each with complete limits.
+	// +kubebuilder:validation:MaxItems=64
 	// +listType=map
 	// +listMapKey=name
 	// +optional

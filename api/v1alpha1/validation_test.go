@@ -119,6 +119,8 @@ func invalidCases() []invalidCase {
 		{"rlp unknown criticality", rlp, map[string]any{"spec.criticality": "VIP"}, []string{"spec.criticality", "Unsupported value", `"Sheddable"`}},
 		{"rlp criticality header not a header", rlp, map[string]any{"spec.criticalityHeader": "X Class"}, []string{"spec.criticalityHeader", "should match"}},
 		{"dp critical ceiling beyond L4", minimalDegradationPlan, map[string]any{"spec.classes.criticalMaxLevel": int64(5)}, []string{"spec.classes.criticalMaxLevel", "less than or equal to 4"}},
+		{"rlp daily tokens beyond the limiter", rlp, map[string]any{"spec.limits.tokensPerDay": int64(10000000001)}, []string{"spec.limits.tokensPerDay", "less than or equal to 10000000000"}},
+		{"rlp zero hourly requests", rlp, map[string]any{"spec.limits.requestsPerHour": int64(0)}, []string{"spec.limits.requestsPerHour", "greater than or equal to 1"}},
 		{"rlp unknown mode", rlp, map[string]any{"spec.mode": "Off"}, []string{"spec.mode", "Unsupported value", `"Shadow"`}},
 		{"rlp unknown failure mode", rlp, map[string]any{"spec.failureMode": "Maybe"}, []string{"spec.failureMode", "Unsupported value", `"FailClosed"`}},
 		{"rlp header key without header", rlp, map[string]any{"spec.key": map[string]any{"source": "Header"}}, []string{"spec.key", "key.header is required when key.source is Header"}},

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/bits"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
@@ -65,10 +66,28 @@ func (k quotaKind) count(prompt, completion int64) int64 {
 // reasonUnavailable is the rate_limited_total reason of a FailClosed rejection.
 const reasonUnavailable = "limiter_unavailable"
 
-// quota is one per-minute limit of a tier.
+// budgetWindow is the window of a quota: a minute, or an hour or a day for budgets.
+type budgetWindow struct {
+	window      time.Duration
+	name, title string
+}
+
+var (
+	perMinute = budgetWindow{time.Minute, "minute", "Minute"}
+	perHour   = budgetWindow{time.Hour, "hour", "Hour"}
+	perDay    = budgetWindow{24 * time.Hour, "day", "Day"}
+)
+
+// budgetReasons are the rate_limited_total reasons of the hourly and daily budgets.
+var budgetReasons = []string{"requests_per_hour", "requests_per_day", "tokens_per_hour", "tokens_per_day"}
+
+// quota is one limit of a tier: per minute, or an hourly or daily budget.
 type quota struct {
 	kind   quotaKind
 	rule   ratelimit.Rule
+	per    string // the window's name: minute, hour or day
+	reason string // the rate_limited_total reason: the kind, with _per_hour or _per_day for budgets
+	field  string // the gatewayconfig.Limits field that sets it
 	prefix string // state key prefix (the limiter adds the rule, so a changed limit starts fresh)
 	item   string // the RateLimit header item name
 }
@@ -161,7 +180,7 @@ func newPolicy(rl *gatewayconfig.RateLimit) (*policy, error) {
 func (t *tier) validate(path string) error {
 	for _, q := range t.quotas {
 		if err := q.rule.Validate(); err != nil {
-			return fmt.Errorf("%s.%s: %w", path, q.kind.field(), err)
+			return fmt.Errorf("%s.%s: %w", path, q.field, err)
 		}
 	}
 	return nil
@@ -184,28 +203,39 @@ func newTier(name, policyName string, alg ratelimit.Algorithm, l gatewayconfig.L
 	if name != "" {
 		item += "-" + name
 	}
-	add := func(kind quotaKind, a ratelimit.Algorithm, limit, burst int64) {
+	add := func(kind quotaKind, a ratelimit.Algorithm, limit, burst int64, per budgetWindow) {
 		if limit = split(limit, divisor); limit == 0 {
 			return
 		}
 		if burst = split(burst, divisor); burst == 0 {
 			burst = limit
 		}
-		q := quota{kind: kind, rule: ratelimit.Rule{Algorithm: a, Limit: limit, Window: time.Minute, Burst: burst}}
-		q.prefix = kind.String() + ":"
+		q := quota{kind: kind, rule: ratelimit.Rule{Algorithm: a, Limit: limit, Window: per.window, Burst: burst},
+			per: per.name, reason: kind.String(), field: kind.field()}
 		q.item = item
 		if kind != kindRequests {
 			q.item += "-" + kind.String()
 		}
+		if per.window != time.Minute {
+			q.reason += "_per_" + per.name
+			q.field = strings.TrimSuffix(q.field, "PerMinute") + "Per" + per.title
+			q.item += "-per-" + per.name
+		}
+		q.prefix = strings.ReplaceAll(q.reason, "_", "-") + ":"
 		t.quotas = append(t.quotas, q)
 	}
-	add(kindRequests, alg, l.RequestsPerMinute, l.Burst)
+	add(kindRequests, alg, l.RequestsPerMinute, l.Burst, perMinute)
 	if len(t.quotas) > 0 && t.quotas[0].kind == kindRequests {
 		t.quotas[0].rule.MaxWait = maxWait
 	}
-	add(kindTokens, ratelimit.SlidingWindow, l.TokensPerMinute, 0)
-	add(kindInputTokens, ratelimit.SlidingWindow, l.InputTokensPerMinute, 0)
-	add(kindOutputTokens, ratelimit.SlidingWindow, l.OutputTokensPerMinute, 0)
+	add(kindTokens, ratelimit.SlidingWindow, l.TokensPerMinute, 0, perMinute)
+	add(kindInputTokens, ratelimit.SlidingWindow, l.InputTokensPerMinute, 0, perMinute)
+	add(kindOutputTokens, ratelimit.SlidingWindow, l.OutputTokensPerMinute, 0, perMinute)
+	// Budgets beyond a minute: sliding-window counters of an hour and a day.
+	add(kindRequests, ratelimit.SlidingWindow, l.RequestsPerHour, 0, perHour)
+	add(kindRequests, ratelimit.SlidingWindow, l.RequestsPerDay, 0, perDay)
+	add(kindTokens, ratelimit.SlidingWindow, l.TokensPerHour, 0, perHour)
+	add(kindTokens, ratelimit.SlidingWindow, l.TokensPerDay, 0, perDay)
 	if t.maxConcurrent > 0 {
 		t.concPrefix = kindConcurrency.String() + ":"
 		t.concItem = item + "-concurrency"
@@ -294,7 +324,7 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 		for i := range t.quotas {
 			q := &t.quotas[i]
 			if d, over := oc.Over(q.prefix+c.key, q.rule, estimate(q.kind, req, p.assumed, q.rule.Limit), now); over {
-				return nil, p.over(ctx, a, &rejection{reason: q.kind.String(), t: t, q: q, d: d}, now, rec)
+				return nil, p.over(ctx, a, &rejection{reason: q.reason, t: t, q: q, d: d}, now, rec)
 			}
 		}
 	}
@@ -308,7 +338,7 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 				return nil, rej
 			}
 		case !d.Allowed:
-			if rej := p.over(ctx, a, &rejection{reason: q.kind.String(), t: t, q: q, d: d}, now, rec); rej != nil {
+			if rej := p.over(ctx, a, &rejection{reason: q.reason, t: t, q: q, d: d}, now, rec); rej != nil {
 				return nil, rej
 			}
 		default:
@@ -356,7 +386,7 @@ func (p *policy) countRefused(ctx context.Context, c client, now time.Time, rec 
 		case err != nil:
 			rec.limiterErrors++
 		case !d.Allowed:
-			return p.over(ctx, &admission{p: p, key: c.key}, &rejection{reason: q.kind.String(), t: t, q: q, d: d}, now, rec)
+			return p.over(ctx, &admission{p: p, key: c.key}, &rejection{reason: q.reason, t: t, q: q, d: d}, now, rec)
 		}
 	}
 	return nil

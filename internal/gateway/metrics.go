@@ -41,7 +41,7 @@ func newMetrics() *metrics {
 			Help:    "Time from receiving a streaming request to sending its first content chunk.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"model"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rate_limited_total",
-			Help: "Requests over a limit, by reason (requests, tokens, input_tokens, output_tokens, concurrency, limiter_unavailable, queue_full) and mode (Enforce rejects, Shadow only counts)."}, []string{"reason", "mode"}),
+			Help: "Requests over a limit, by reason (requests, tokens, input_tokens, output_tokens, concurrency, limiter_unavailable, queue_full, requests_per_hour, requests_per_day, tokens_per_hour, tokens_per_day) and mode (Enforce rejects, Shadow only counts)."}, []string{"reason", "mode"}),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "tokens_total",
 			Help: "Tokens reported by the upstreams' usage, by direction (input, output)."}, []string{"direction"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_requests",
@@ -68,7 +68,7 @@ func newMetrics() *metrics {
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
 	}
-	for _, reason := range append(kindNames[:], reasonUnavailable, reasonQueueFull) {
+	for _, reason := range append(append(kindNames[:], reasonUnavailable, reasonQueueFull), budgetReasons...) {
 		for _, mode := range []string{"Enforce", "Shadow"} {
 			m.rateLimited.WithLabelValues(reason, mode)
 		}

@@ -62,8 +62,8 @@ func writeRateLimited(w http.ResponseWriter, rej *rejection) {
 		if limit == 0 {
 			limit = rej.q.rule.Limit
 		}
-		unit := strings.ReplaceAll(rej.reason, "_", " ")
-		msg = fmt.Sprintf("Rate limit reached: %d %s per minute. Please retry after %d s.", limit, unit, retry)
+		unit := strings.ReplaceAll(rej.q.kind.String(), "_", " ")
+		msg = fmt.Sprintf("Rate limit reached: %d %s per %s. Please retry after %d s.", limit, unit, rej.q.per, retry)
 	case rej.reason == kindConcurrency.String():
 		msg = fmt.Sprintf("Rate limit reached: at most %d concurrent requests. Please retry after %d s.", limit, retry)
 	default:

@@ -208,6 +208,14 @@ type Limits struct {
 	OutputTokensPerMinute int64 `json:"outputTokensPerMinute,omitempty"`
 	// MaxConcurrentRequests limits requests in flight.
 	MaxConcurrentRequests int64 `json:"maxConcurrentRequests,omitempty"`
+	// RequestsPerHour and RequestsPerDay are request budgets over 3600 s and 86400 s
+	// (sliding-window counters).
+	RequestsPerHour int64 `json:"requestsPerHour,omitempty"`
+	RequestsPerDay  int64 `json:"requestsPerDay,omitempty"`
+	// TokensPerHour and TokensPerDay are prompt + completion token budgets over 3600 s and
+	// 86400 s, charged and trued up like TokensPerMinute.
+	TokensPerHour int64 `json:"tokensPerHour,omitempty"`
+	TokensPerDay  int64 `json:"tokensPerDay,omitempty"`
 }
 
 // Override is a tier of limits for named keys.

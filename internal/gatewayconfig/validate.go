@@ -269,6 +269,10 @@ func (v *validator) limits(path string, l *Limits) {
 	v.nonNegative(path+".inputTokensPerMinute", l.InputTokensPerMinute)
 	v.nonNegative(path+".outputTokensPerMinute", l.OutputTokensPerMinute)
 	v.nonNegative(path+".maxConcurrentRequests", l.MaxConcurrentRequests)
+	v.nonNegative(path+".requestsPerHour", l.RequestsPerHour)
+	v.nonNegative(path+".requestsPerDay", l.RequestsPerDay)
+	v.nonNegative(path+".tokensPerHour", l.TokensPerHour)
+	v.nonNegative(path+".tokensPerDay", l.TokensPerDay)
 }
 
 func (v *validator) criticality(path string, c Criticality, optional bool) {

@@ -129,6 +129,10 @@ func limits(l v1alpha1.LimitSet) gatewayconfig.Limits {
 		InputTokensPerMinute:  ptr.Deref(l.InputTokensPerMinute, 0),
 		OutputTokensPerMinute: ptr.Deref(l.OutputTokensPerMinute, 0),
 		MaxConcurrentRequests: int64(ptr.Deref(l.MaxConcurrentRequests, 0)),
+		RequestsPerHour:       int64(ptr.Deref(l.RequestsPerHour, 0)),
+		RequestsPerDay:        int64(ptr.Deref(l.RequestsPerDay, 0)),
+		TokensPerHour:         ptr.Deref(l.TokensPerHour, 0),
+		TokensPerDay:          ptr.Deref(l.TokensPerDay, 0),
 	}
 }
 
