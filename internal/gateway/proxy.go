@@ -82,7 +82,11 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 		setSSEHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
 		w.Flush()
-		s, err := pipeSSE(w, idle, req.includeUsage, func() { rec.firstToken = g.now() })
+		var out http.ResponseWriter = w
+		if req.hideReasoning {
+			out = reasoningStripper{w}
+		}
+		s, err := pipeSSE(out, idle, req.includeUsage, func() { rec.firstToken = g.now() })
 		if err == nil && !s.done {
 			err = errStreamCut
 		}
@@ -112,6 +116,10 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 			message: fmt.Sprintf("The model's response is larger than the gateway's limit of %d bytes; ask for fewer or shorter choices.", maxUpstreamJSON)})
 		return
 	}
+	rec.usage = responseUsage(full) // the engine's usage, whatever the client is shown
+	if req.hideReasoning {
+		full = stripReasoning(full, "message")
+	}
 	if req.stream { // L1: the engine answered whole, the client wants SSE.
 		sse, u, err := completionToSSE(req.ep, full, req.includeUsage)
 		if err != nil {
@@ -134,7 +142,6 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 	w.WriteHeader(http.StatusOK)
 	w.Write(full)
 	w.Flush()
-	rec.usage = responseUsage(full)
 }
 
 // outcome classifies the end of a stream for the breaker.

@@ -34,6 +34,8 @@ type request struct {
 	promptTokens int64 // estimate: bytes of messages (or prompt) / 4
 	maxTokens    int64 // max_completion_tokens, else max_tokens, else 0 (not set)
 	choices      int64 // the sequences the engine generates: max(n, best_of, 1)
+	// hideReasoning: the client sent return_reasoning: false (see reasoning.go).
+	hideReasoning bool
 }
 
 // bytesPerToken is the rough size of a token used to estimate a prompt's token count from its
@@ -80,6 +82,9 @@ func (r *request) decodeKnown() *apiError {
 			return err
 		}
 		if _, err := optional[map[string]json.RawMessage](r.fields, "chat_template_kwargs", "an object"); err != nil {
+			return err
+		}
+		if err := r.decodeReturnReasoning(); err != nil {
 			return err
 		}
 	} else {
