@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,4 +255,42 @@ func histogram(t *testing.T, g *Gateway, name string, labels ...string) (uint64,
 		}
 	}
 	return 0, 0
+}
+
+// TestQueueClientLeavesIsRefunded: a client that hangs up while its request waits frees its
+// place in the queue and its charge: the next request gets the turn the first would have had,
+// and the one that left counts as 499.
+func TestQueueClientLeavesIsRefunded(t *testing.T) {
+	e := newFakeEngine(t, "engine-model")
+	fc := clocktesting.NewFakeClock(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
+	tg := queueGateway(t, fc, limitConfig(e.srv.URL, fmt.Sprintf(queuePolicy, 100)))
+	if r := <-postAsync(t, tg); r.code != 200 {
+		t.Fatalf("first: %+v", r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, tg.srv.URL+"/v1/chat/completions", strings.NewReader(chatBody))
+		req.Header.Set("Content-Type", "application/json")
+		_, err := http.DefaultClient.Do(req)
+		gone <- err
+	}()
+	waitQueued(t, tg, fc, 1)
+	cancel()
+	<-gone
+	waitQueued(t, tg, fc, 0)
+	next := postAsync(t, tg)
+	waitQueued(t, tg, fc, 1)
+	fc.Step(time.Second)
+	select {
+	case r := <-next:
+		if r.code != 200 || r.queued != "1000" {
+			t.Fatalf("after the refund: %+v, want 200 after 1000 ms (the turn of the one that left)", r)
+		}
+	case <-time.After(30 * time.Second): // a guard, not a wait: the fake clock decides
+		t.Fatal("the next request still waits a second after its turn: the one that left was not refunded")
+	}
+	if n := waitMetric(t, tg.Gateway, 1, "qwen_gateway_requests_total", "code", "499"); n != 1 {
+		t.Errorf("requests_total{code=499} = %v", n)
+	}
 }
