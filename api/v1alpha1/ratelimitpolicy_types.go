@@ -383,8 +383,8 @@ type RateLimitPolicyStatus struct {
 // with and the complete limits of every tier. The base limits are the active schedule's
 // merged over spec.limits; each override's limits are merged over those; every tier is then
 // scaled by adaptiveScale. The RateLimitPolicy controller is the only place that works these
-// out; the renderer copies them. Later dimensions of a policy (request classes, queueing,
-// budgets beyond a minute) are added here, resolved the same way.
+// out; the renderer copies them. The request classes, the queue and the hourly and daily
+// budgets are resolved here the same way.
 type EffectivePolicy struct {
 	// mode in force: Enforce or Shadow.
 	// +optional
