@@ -70,6 +70,26 @@ func (w *blockingWriter) Write(b []byte) (int, error) {
 	return w.ResponseRecorder.Write(b)
 }
 
+// countingWriter is a client that tells reached once n data lines were written to it.
+type countingWriter struct {
+	*httptest.ResponseRecorder
+	mu      sync.Mutex
+	data    int
+	n       int
+	reached chan struct{}
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if strings.HasPrefix(string(b), "data:") {
+		if w.data++; w.data == w.n {
+			close(w.reached)
+		}
+	}
+	return w.ResponseRecorder.Write(b)
+}
+
 // TestSlowReaderIsNotAnEngineFailure: while the gateway waits on a client that does not read,
 // the upstream idle timer is stopped; however long the client takes (the fake clock is stepped
 // far past the idle timeout), the stream ends whole and the breaker counts no failure.
@@ -111,13 +131,17 @@ func TestIdleEngineStillTimesOut(t *testing.T) {
 	if err := g.Load([]byte(fmt.Sprintf("upstream: {url: %q, model: m}\nmodels: [Qwen3-1.7B]\ntimeouts: {idle: 1s}\nbreaker: {failureThreshold: 1}\n", engine.URL))); err != nil {
 		t.Fatal(err)
 	}
-	w := httptest.NewRecorder()
+	w := &countingWriter{ResponseRecorder: httptest.NewRecorder(), n: 2, reached: make(chan struct{})}
 	done := make(chan any)
 	go func() {
 		defer func() { done <- recover() }()
 		g.ServeHTTP(w, httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(streamBody)))
 	}()
-	for !timers.HasWaiters() { // the gateway waits for the engine's third chunk
+	// Both chunks have passed (the reads that brought them are over, their timers stopped):
+	// the next timer armed is the wait for the third chunk. Stepping any earlier could end
+	// the wait for the first two, on a machine slow enough to let the test in between.
+	<-w.reached
+	for !timers.HasWaiters() {
 		runtimeGosched()
 	}
 	timers.Step(2 * time.Second)
