@@ -445,3 +445,43 @@ func TestRejectedEditNeverReachesTheGateway(t *testing.T) {
 		return nil
 	})
 }
+
+// TestIssue12FieldsReachTheGateway: the policy's queue, classes and daily budgets, and the
+// plan's class levels, go through the API server (CEL, defaults), the policy's status and the
+// QwenService controller into the gateway ConfigMap, where the gateway's own loader accepts them.
+func TestIssue12FieldsReachTheGateway(t *testing.T) {
+	ns := newNamespace(t)
+	startPolicyManager(t, &offsetClock{}, "")
+	create(t, qwen3(ns))
+	p := limitsPolicy(ns, "qwen3-limits", 60)
+	p.Spec.Algorithm = v1alpha1.AlgorithmLeakyBucket
+	p.Spec.Queue = &v1alpha1.QueueSpec{MaxWait: metav1.Duration{Duration: 5 * time.Second}}
+	p.Spec.Criticality = v1alpha1.CriticalitySheddable
+	p.Spec.Limits.TokensPerDay = ptr.To[int64](2000000)
+	p.Spec.Overrides = []v1alpha1.LimitOverride{{Name: "ops", Keys: []string{"10.0.0.0/8"}, Criticality: v1alpha1.CriticalityCritical,
+		Limits: v1alpha1.LimitSet{RequestsPerHour: ptr.To[int32](500)}}}
+	create(t, p)
+	plan := fastPlan(ns, "http://127.0.0.1:1")
+	plan.Spec.Classes.CriticalMaxLevel = ptr.To[int32](1)
+	create(t, plan)
+	eventually(t, "queue, classes and budgets in the gateway config", func() error {
+		c := gatewayConfig(t, ns)
+		if c == nil || c.RateLimit == nil {
+			return fmt.Errorf("gateway config %+v", c)
+		}
+		rl := c.RateLimit
+		if rl.Queue == nil || rl.Queue.MaxWait.Duration != 5*time.Second || rl.Queue.MaxQueued != 100 {
+			return fmt.Errorf("queue %+v", rl.Queue)
+		}
+		if rl.Criticality != gatewayconfig.Sheddable || len(rl.Overrides) != 1 || rl.Overrides[0].Criticality != gatewayconfig.Critical {
+			return fmt.Errorf("classes %q %+v", rl.Criticality, rl.Overrides)
+		}
+		if rl.Limits.TokensPerDay != 2000000 || rl.Overrides[0].Limits.RequestsPerHour != 500 || rl.Overrides[0].Limits.TokensPerDay != 2000000 {
+			return fmt.Errorf("budgets %+v, %+v", rl.Limits, rl.Overrides[0].Limits)
+		}
+		if d := c.Degradation; d.CriticalMaxLevel == nil || *d.CriticalMaxLevel != 1 || d.SheddableStepsAhead == nil || *d.SheddableStepsAhead != 1 {
+			return fmt.Errorf("degradation %+v", d)
+		}
+		return nil
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	v1alpha1 "github.com/qwenops/qwen-operator/api/v1alpha1"
 	"github.com/qwenops/qwen-operator/internal/schedule"
@@ -101,15 +102,30 @@ func effectivePolicy(spec v1alpha1.RateLimitPolicySpec, scheduled v1alpha1.Limit
 		return nil, err
 	}
 	e := &v1alpha1.EffectivePolicy{Mode: spec.Mode, Key: spec.Key, Algorithm: spec.Algorithm, FailureMode: spec.FailureMode,
-		AssumedMaxTokens: spec.AssumedMaxTokens, Limits: base}
+		AssumedMaxTokens: spec.AssumedMaxTokens, Queue: spec.Queue.DeepCopy(), Limits: capLog(spec.Algorithm, base),
+		Criticality: spec.Criticality, CriticalityHeader: spec.CriticalityHeader}
 	for _, o := range spec.Overrides {
 		limits, err := schedule.Scale(schedule.Merge(scheduled, o.Limits), scale)
 		if err != nil {
 			return nil, err
 		}
-		e.Overrides = append(e.Overrides, v1alpha1.EffectiveOverride{Name: o.Name, Keys: slices.Clone(o.Keys), Limits: limits})
+		cl := o.Criticality
+		if cl == "" {
+			cl = spec.Criticality
+		}
+		e.Overrides = append(e.Overrides, v1alpha1.EffectiveOverride{Name: o.Name, Keys: slices.Clone(o.Keys),
+			Limits: capLog(spec.Algorithm, limits), Criticality: cl})
 	}
 	return e, nil
+}
+
+// capLog caps requestsPerMinute at what a SlidingLog holds (an adaptive scale above 1 may
+// raise it past the schema's bound, which the spec alone is checked against).
+func capLog(alg v1alpha1.Algorithm, l v1alpha1.LimitSet) v1alpha1.LimitSet {
+	if alg == v1alpha1.AlgorithmSlidingLog && l.RequestsPerMinute != nil && *l.RequestsPerMinute > v1alpha1.MaxSlidingLogRequestsPerMinute {
+		l.RequestsPerMinute = ptr.To[int32](v1alpha1.MaxSlidingLogRequestsPerMinute)
+	}
+	return l
 }
 
 // adaptiveScale is the smallest scale of the rules whose trigger holds ("1" when none does).

@@ -3,6 +3,7 @@ package controllers
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -217,25 +218,75 @@ func TestAdaptiveScaleSmallestMatchingWins(t *testing.T) {
 	}
 }
 
-// TestRenderGoldenPolicyStatus keeps internal/render's golden input honest: its policy status
-// is what this controller publishes for its spec at the instant the file names.
+// TestRenderGoldenPolicyStatus keeps internal/render's golden inputs honest: their policy
+// status is what this controller publishes for their spec at the instant the first names.
 func TestRenderGoldenPolicyStatus(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "internal", "render", "testdata", "policy-overrides-schedules.in.yaml"))
+	for _, name := range []string{"policy-overrides-schedules.in.yaml", "policy-leaky-queue.in.yaml"} {
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("..", "internal", "render", "testdata", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var in struct {
+				Policy *v1alpha1.RateLimitPolicy `json:"policy"`
+			}
+			if err := yaml.Unmarshal(b, &in); err != nil || in.Policy == nil {
+				t.Fatalf("reading the golden input: %v", err)
+			}
+			want := in.Policy.Status
+			p := in.Policy.DeepCopy()
+			p.Status = v1alpha1.RateLimitPolicyStatus{}
+			got, _ := policyStatus(policyInputs{policy: p, targetExists: true, adaptive: temps(85), now: shanghai(t, "2026-11-26 10:00")})
+			if !equality.Semantic.DeepEqual(got.Effective, want.Effective) || got.ActiveSchedule != want.ActiveSchedule ||
+				got.AdaptiveScale != want.AdaptiveScale || !got.NextTransitionTime.Equal(want.NextTransitionTime) || got.ObservedGeneration != want.ObservedGeneration {
+				t.Errorf("the controller publishes\n%s\nthe golden input says\n%s", asJSON(got), asJSON(want))
+			}
+		})
+	}
+}
+
+// TestSlidingLogCappedWhenScaledUp: an adaptive scale above 1 may raise requestsPerMinute past
+// what a SlidingLog holds (10000, one entry per admission); the effective limits of every tier
+// stop there, so the gateway never refuses the rendered config.
+func TestSlidingLogCappedWhenScaledUp(t *testing.T) {
+	spec := v1alpha1.RateLimitPolicySpec{
+		Algorithm: v1alpha1.AlgorithmSlidingLog,
+		Limits:    v1alpha1.LimitSet{RequestsPerMinute: ptr.To[int32](8000)},
+		Overrides: []v1alpha1.LimitOverride{{Name: "t", Keys: []string{"k"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: ptr.To[int32](9000)}}},
+	}
+	e, err := effectivePolicy(spec, spec.Limits, "2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var in struct {
-		Policy *v1alpha1.RateLimitPolicy `json:"policy"`
+	if got := *e.Limits.RequestsPerMinute; got != 10000 {
+		t.Errorf("base requestsPerMinute %d, want 10000", got)
 	}
-	if err := yaml.Unmarshal(b, &in); err != nil || in.Policy == nil {
-		t.Fatalf("reading the golden input: %v", err)
+	if got := *e.Overrides[0].Limits.RequestsPerMinute; got != 10000 {
+		t.Errorf("override requestsPerMinute %d, want 10000", got)
 	}
-	want := in.Policy.Status
-	p := in.Policy.DeepCopy()
-	p.Status = v1alpha1.RateLimitPolicyStatus{}
-	got, _ := policyStatus(policyInputs{policy: p, targetExists: true, adaptive: temps(85), now: shanghai(t, "2026-11-26 10:00")})
-	if !equality.Semantic.DeepEqual(got.Effective, want.Effective) || got.ActiveSchedule != want.ActiveSchedule ||
-		got.AdaptiveScale != want.AdaptiveScale || !got.NextTransitionTime.Equal(want.NextTransitionTime) || got.ObservedGeneration != want.ObservedGeneration {
-		t.Errorf("the controller publishes\n%s\nthe golden input says\n%s", asJSON(got), asJSON(want))
+	spec.Algorithm = v1alpha1.AlgorithmSlidingWindow
+	if e, _ := effectivePolicy(spec, spec.Limits, "2"); *e.Limits.RequestsPerMinute != 16000 {
+		t.Errorf("SlidingWindow capped too: %d", *e.Limits.RequestsPerMinute)
+	}
+}
+
+// TestEffectiveCriticality: the policy's class and header reach status.effective, and each tier
+// carries its class, the policy's where it sets none.
+func TestEffectiveCriticality(t *testing.T) {
+	spec := v1alpha1.RateLimitPolicySpec{
+		Criticality: v1alpha1.CriticalitySheddable, CriticalityHeader: "X-Qwen-Criticality",
+		Limits: v1alpha1.LimitSet{RequestsPerMinute: ptr.To[int32](10)},
+		Overrides: []v1alpha1.LimitOverride{
+			{Name: "ops", Keys: []string{"ops"}, Criticality: v1alpha1.CriticalityCritical, Limits: v1alpha1.LimitSet{RequestsPerMinute: ptr.To[int32](10)}},
+			{Name: "other", Keys: []string{"o"}, Limits: v1alpha1.LimitSet{RequestsPerMinute: ptr.To[int32](10)}},
+		},
+	}
+	e, err := effectivePolicy(spec, spec.Limits, "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []v1alpha1.Criticality{e.Criticality, e.Overrides[0].Criticality, e.Overrides[1].Criticality}
+	if fmt.Sprint(got) != "[Sheddable Critical Sheddable]" || e.CriticalityHeader != "X-Qwen-Criticality" {
+		t.Errorf("classes %v, header %q", got, e.CriticalityHeader)
 	}
 }

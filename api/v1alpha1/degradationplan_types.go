@@ -197,6 +197,31 @@ type DegradationPlanSpec struct {
 	// override pins the level by hand; it wins over telemetry.
 	// +optional
 	Override *LevelOverride `json:"override,omitempty"`
+	// classes says how the level applies to each request class (the RateLimitPolicy assigns
+	// the classes; without one every request is Standard).
+	// +kubebuilder:default={}
+	// +optional
+	Classes ClassLevels `json:"classes,omitzero"`
+}
+
+// ClassLevels turns the plan's level into each request class's. At level 0 every class is
+// served normally; at level N > 0 Standard requests get N, Sheddable requests
+// min(N + sheddableStepsAhead, 4) and Critical requests min(N, criticalMaxLevel).
+type ClassLevels struct {
+	// criticalMaxLevel is the most a Critical request is degraded (its ceiling). Default 2
+	// (no streaming and no thinking, but the primary model and a real answer).
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4
+	// +optional
+	CriticalMaxLevel *int32 `json:"criticalMaxLevel,omitempty"`
+	// sheddableStepsAhead is how many levels ahead of Standard a Sheddable request is
+	// degraded, once the plan's level is above 0. Default 1; 0 treats it as Standard.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4
+	// +optional
+	SheddableStepsAhead *int32 `json:"sheddableStepsAhead,omitempty"`
 }
 
 // LevelTransition records one change of level.

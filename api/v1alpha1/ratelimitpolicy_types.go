@@ -33,21 +33,49 @@ const (
 )
 
 // Algorithm is a rate-limiting algorithm.
-// +kubebuilder:validation:Enum=TokenBucket;SlidingWindow;FixedWindow;LeakyBucket;Hybrid
+// +kubebuilder:validation:Enum=TokenBucket;SlidingWindow;SlidingLog;FixedWindow;LeakyBucket;Hybrid
 type Algorithm string
 
 // The algorithms.
 const (
 	// AlgorithmTokenBucket allows bursts up to burst, refilling requestsPerMinute per minute.
 	AlgorithmTokenBucket Algorithm = "TokenBucket"
-	// AlgorithmSlidingWindow counts requests in the last 60 s.
+	// AlgorithmSlidingWindow is a sliding-window counter: the current calendar minute's count
+	// plus the previous minute's weighted by how much of it the last 60 s still cover. It is an
+	// estimate, not a count of the last 60 s: traffic bunched at the end of one minute can see
+	// up to 2×requestsPerMinute−1 in one 60 s span (59 for 30/min).
 	AlgorithmSlidingWindow Algorithm = "SlidingWindow"
-	// AlgorithmFixedWindow counts requests per calendar minute.
+	// AlgorithmSlidingLog is the exact log of the admissions of the last 60 s (a sorted set in
+	// Redis): no 60 s span ever holds more than requestsPerMinute. It keeps an entry per
+	// admitted request, so requestsPerMinute is at most 10000 with it.
+	AlgorithmSlidingLog Algorithm = "SlidingLog"
+	// AlgorithmFixedWindow counts requests per calendar minute, like slowapi's "30/minute":
+	// up to 2×requestsPerMinute in a 60 s span that straddles two minutes.
 	AlgorithmFixedWindow Algorithm = "FixedWindow"
-	// AlgorithmLeakyBucket smooths requests to a constant rate with a queue of burst.
+	// AlgorithmLeakyBucket is a bucket of burst requests draining at requestsPerMinute. Without
+	// spec.queue it does not queue: a request that does not fit is rejected at once (its
+	// decisions equal TokenBucket's). With spec.queue requests wait for their turn in a fair
+	// queue and leave at the drain rate (see QueueSpec).
 	AlgorithmLeakyBucket Algorithm = "LeakyBucket"
 	// AlgorithmHybrid admits only what both a sliding window and a token bucket admit (the default).
 	AlgorithmHybrid Algorithm = "Hybrid"
+)
+
+// Criticality is a request's class: it decides the degradation level the request gets (see
+// the DegradationPlan's classes) and its place in a LeakyBucket queue. The names are those of
+// the Gateway API Inference Extension's InferenceObjective.
+// +kubebuilder:validation:Enum=Critical;Standard;Sheddable
+type Criticality string
+
+// The classes.
+const (
+	// CriticalityCritical is degraded last, at most to the plan's classes.criticalMaxLevel,
+	// and served first from a queue.
+	CriticalityCritical Criticality = "Critical"
+	// CriticalityStandard gets the plan's level (the default).
+	CriticalityStandard Criticality = "Standard"
+	// CriticalitySheddable is degraded first: classes.sheddableStepsAhead levels ahead.
+	CriticalitySheddable Criticality = "Sheddable"
 )
 
 // FailureMode says what the gateway does when the shared limiter state (Redis) cannot be reached.
@@ -90,7 +118,7 @@ type KeySpec struct {
 }
 
 // LimitSet is a set of per-key limits; an absent field means no limit on that dimension.
-// +kubebuilder:validation:XValidation:rule="has(self.requestsPerMinute) || has(self.tokensPerMinute) || has(self.inputTokensPerMinute) || has(self.outputTokensPerMinute) || has(self.maxConcurrentRequests) || has(self.burst)",message="set at least one limit: requestsPerMinute, burst, tokensPerMinute, inputTokensPerMinute, outputTokensPerMinute or maxConcurrentRequests"
+// +kubebuilder:validation:XValidation:rule="has(self.requestsPerMinute) || has(self.tokensPerMinute) || has(self.inputTokensPerMinute) || has(self.outputTokensPerMinute) || has(self.maxConcurrentRequests) || has(self.burst) || has(self.requestsPerHour) || has(self.requestsPerDay) || has(self.tokensPerHour) || has(self.tokensPerDay)",message="set at least one limit: requestsPerMinute, burst, tokensPerMinute, inputTokensPerMinute, outputTokensPerMinute, maxConcurrentRequests, requestsPerHour, requestsPerDay, tokensPerHour or tokensPerDay"
 type LimitSet struct {
 	// requestsPerMinute per key.
 	// +kubebuilder:validation:Minimum=1
@@ -126,6 +154,30 @@ type LimitSet struct {
 	// +kubebuilder:validation:Maximum=100000
 	// +optional
 	MaxConcurrentRequests *int32 `json:"maxConcurrentRequests,omitempty"`
+	// requestsPerHour is a budget of requests per key over any hour (a sliding-window counter
+	// of 3600 s), on top of the per-minute limits.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000000
+	// +optional
+	RequestsPerHour *int32 `json:"requestsPerHour,omitempty"`
+	// requestsPerDay is a budget of requests per key over any day (a sliding-window counter of
+	// 86400 s).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000000
+	// +optional
+	RequestsPerDay *int32 `json:"requestsPerDay,omitempty"`
+	// tokensPerHour is a budget of prompt + completion tokens per key over any hour, charged
+	// and trued up like tokensPerMinute. At most 100,000,000,000.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000000000
+	// +optional
+	TokensPerHour *int64 `json:"tokensPerHour,omitempty"`
+	// tokensPerDay is a budget of prompt + completion tokens per key over any day (the most
+	// asked-for LLM gateway limit). At most 10,000,000,000, which the limiters count exactly.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000000000
+	// +optional
+	TokensPerDay *int64 `json:"tokensPerDay,omitempty"`
 }
 
 // Schedule overrides limits during a daily time window.
@@ -185,9 +237,39 @@ type LimitOverride struct {
 	// limits for these keys; fields set here override the effective limits.
 	// +required
 	Limits LimitSet `json:"limits"`
+	// criticality of these keys' requests; default the policy's.
+	// +optional
+	Criticality Criticality `json:"criticality,omitempty"`
+}
+
+// MaxSlidingLogRequestsPerMinute is the largest requestsPerMinute of a SlidingLog policy: the
+// log keeps an entry per admitted request (16 bytes in memory, a sorted-set member in Redis).
+const MaxSlidingLogRequestsPerMinute = 10000
+
+// QueueSpec makes a LeakyBucket policy hold requests until their turn instead of refusing
+// them. Each client's bucket (shared through Redis when the service has one) decides when its
+// request may go: the bucket drains one request every 60/requestsPerMinute seconds, and a
+// request waits until those ahead of it have drained. The gateway replica that received it
+// waits locally. A request whose turn is further away than maxWait gets 429 at once.
+type QueueSpec struct {
+	// maxWait is the longest a request may wait for its turn, at most 10m.
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('10m')",message="queue.maxWait must be greater than 0s and at most 10m"
+	// +required
+	MaxWait metav1.Duration `json:"maxWait"`
+	// maxQueued bounds the requests waiting on one gateway replica, over every client. When
+	// it is full, a newcomer takes the place of the newest, least critical request of the
+	// client with the most requests waiting (that one gets 429), unless its own client has as
+	// many waiting: one heavy client cannot fill the queue. Default 100.
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	// +optional
+	MaxQueued *int32 `json:"maxQueued,omitempty"`
 }
 
 // RateLimitPolicySpec is the desired limiting of one QwenService.
+// +kubebuilder:validation:XValidation:rule="!has(self.queue) || (has(self.algorithm) && self.algorithm == 'LeakyBucket')",message="queue needs algorithm LeakyBucket"
+// +kubebuilder:validation:XValidation:rule="!has(self.algorithm) || self.algorithm != 'SlidingLog' || ((!has(self.limits.requestsPerMinute) || self.limits.requestsPerMinute <= 10000) && (!has(self.schedules) || self.schedules.all(s, !has(s.limits.requestsPerMinute) || s.limits.requestsPerMinute <= 10000)) && (!has(self.overrides) || self.overrides.all(o, !has(o.limits.requestsPerMinute) || o.limits.requestsPerMinute <= 10000)))",message="requestsPerMinute must be at most 10000 with algorithm SlidingLog (it keeps an entry per admitted request), in limits, schedules and overrides"
 type RateLimitPolicySpec struct {
 	// targetRef is the QwenService in this namespace.
 	// +required
@@ -207,6 +289,22 @@ type RateLimitPolicySpec struct {
 	// limits are the base limits.
 	// +required
 	Limits LimitSet `json:"limits"`
+	// queue makes a LeakyBucket hold requests for their turn instead of refusing them.
+	// +optional
+	Queue *QueueSpec `json:"queue,omitempty"`
+	// criticality of the requests of keys outside the override tiers (which may set their own).
+	// +kubebuilder:default=Standard
+	// +optional
+	Criticality Criticality `json:"criticality,omitempty"`
+	// criticalityHeader names a request header (e.g. X-Qwen-Criticality: Critical) that sets
+	// a request's class over its tier's. It is honoured only on connections from an address in
+	// the QwenService's gateway.trustedProxies (never without them), so the proxy there must set
+	// or remove it: a proxy that passes a client's headers through lets clients choose.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`
+	// +optional
+	CriticalityHeader string `json:"criticalityHeader,omitempty"`
 	// timezone (IANA name) the schedules are read in.
 	// +kubebuilder:default=UTC
 	// +kubebuilder:validation:MinLength=1
@@ -285,8 +383,8 @@ type RateLimitPolicyStatus struct {
 // with and the complete limits of every tier. The base limits are the active schedule's
 // merged over spec.limits; each override's limits are merged over those; every tier is then
 // scaled by adaptiveScale. The RateLimitPolicy controller is the only place that works these
-// out; the renderer copies them. Later dimensions of a policy (request classes, queueing,
-// budgets beyond a minute) are added here, resolved the same way.
+// out; the renderer copies them. The request classes, the queue and the hourly and daily
+// budgets are resolved here the same way.
 type EffectivePolicy struct {
 	// mode in force: Enforce or Shadow.
 	// +optional
@@ -303,10 +401,20 @@ type EffectivePolicy struct {
 	// assumedMaxTokens charged per choice for a request that sets no max_tokens.
 	// +optional
 	AssumedMaxTokens *int64 `json:"assumedMaxTokens,omitempty"`
+	// queue of a LeakyBucket policy, as in spec.
+	// +optional
+	Queue *QueueSpec `json:"queue,omitempty"`
+	// criticality of the keys outside the override tiers.
+	// +optional
+	Criticality Criticality `json:"criticality,omitempty"`
+	// criticalityHeader a trusted proxy may set, as in spec.
+	// +optional
+	CriticalityHeader string `json:"criticalityHeader,omitempty"`
 	// limits of every key outside the override tiers.
 	// +required
 	Limits LimitSet `json:"limits"`
 	// overrides are the tiers of spec.overrides in spec order, each with complete limits.
+	// +kubebuilder:validation:MaxItems=64
 	// +listType=map
 	// +listMapKey=name
 	// +optional
@@ -326,6 +434,9 @@ type EffectiveOverride struct {
 	// tier leaves it unset.
 	// +required
 	Limits LimitSet `json:"limits"`
+	// criticality of these keys' requests: the tier's, else the policy's.
+	// +optional
+	Criticality Criticality `json:"criticality,omitempty"`
 }
 
 // RateLimitPolicy limits requests and tokens per client for a QwenService, with time-of-day

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 
 	"github.com/qwenops/qwen-operator/internal/gateway/breaker"
 	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
@@ -73,19 +74,21 @@ type Gateway struct {
 
 // state is one applied configuration; requests read it once and use it throughout.
 type state struct {
-	cfg         *gatewayconfig.Config
-	models      map[string]bool
-	modelList   []byte
-	keys        *keyStore // nil: no authentication
-	trust       trust
-	policy      *policy // nil: no limits
-	primary     *upstream
-	fallback    *upstream // nil unless configured and available
-	level       int
-	static      *gatewayconfig.StaticResponse
-	transport   *h1Transport
-	idleTimeout time.Duration
-	cache       *responseCache // nil: no response cache
+	cfg       *gatewayconfig.Config
+	models    map[string]bool
+	modelList []byte
+	keys      *keyStore // nil: no authentication
+	trust     trust
+	policy    *policy // nil: no limits
+	primary   *upstream
+	fallback  *upstream // nil unless configured and available
+	level     int
+	// criticalMax and sheddableAhead turn level into each class's (levelFor).
+	criticalMax, sheddableAhead int
+	static                      *gatewayconfig.StaticResponse
+	transport                   *h1Transport
+	idleTimeout                 time.Duration
+	cache                       *responseCache // nil: no response cache
 }
 
 // redisFirstConnect bounds how long applying a config waits for the first connection to a
@@ -214,7 +217,9 @@ func (g *Gateway) Close() error {
 
 func (g *Gateway) build(cfg *gatewayconfig.Config) (*state, error) {
 	st := &state{cfg: cfg, models: map[string]bool{}, level: int(cfg.Degradation.Level),
-		static: cfg.Degradation.StaticResponse, idleTimeout: cfg.Timeouts.Idle.Duration}
+		criticalMax:    int(ptr.Deref(cfg.Degradation.CriticalMaxLevel, gatewayconfig.DefaultCriticalMaxLevel)),
+		sheddableAhead: int(ptr.Deref(cfg.Degradation.SheddableStepsAhead, gatewayconfig.DefaultSheddableStepsAhead)),
+		static:         cfg.Degradation.StaticResponse, idleTimeout: cfg.Timeouts.Idle.Duration}
 	for _, m := range cfg.Models {
 		st.models[m] = true
 	}

@@ -139,9 +139,13 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 	rec.keyID = keyID
 	p := st.policy
 	var c client
+	cl := classStandard
 	if p != nil {
 		c, aerr = identify(p.source, p.header, p.v6Bits, r, keyID, st.trust)
 		rec.client, rec.limited = c.key, true
+		if aerr == nil {
+			cl, aerr = p.classify(r, c, st.trust)
+		}
 	}
 	var req *request
 	if aerr == nil {
@@ -168,9 +172,14 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 		}
 		adm = a
 		a.view.write(rw.Header())
+		if !g.awaitTurn(r.Context(), rw, a, cl, rec) {
+			return
+		}
 	}
 
-	rt := st.route(req, rec.start)
+	rec.class, rec.level, rec.routed = cl, st.levelFor(cl), true
+	rw.Header().Set(criticalityHeader, cl.String())
+	rt := st.route(req, rec.level, rec.start)
 	rec.cacheKey = st.cache.key(req, keyID)
 	defer func() { rt.pass.Done(g.now(), breaker.Ignored) }() // when the proxy learned no outcome
 	setRouteHeaders(rw.Header(), &rt)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/bits"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
@@ -65,10 +66,28 @@ func (k quotaKind) count(prompt, completion int64) int64 {
 // reasonUnavailable is the rate_limited_total reason of a FailClosed rejection.
 const reasonUnavailable = "limiter_unavailable"
 
-// quota is one per-minute limit of a tier.
+// budgetWindow is the window of a quota: a minute, or an hour or a day for budgets.
+type budgetWindow struct {
+	window      time.Duration
+	name, title string
+}
+
+var (
+	perMinute = budgetWindow{time.Minute, "minute", "Minute"}
+	perHour   = budgetWindow{time.Hour, "hour", "Hour"}
+	perDay    = budgetWindow{24 * time.Hour, "day", "Day"}
+)
+
+// budgetReasons are the rate_limited_total reasons of the hourly and daily budgets.
+var budgetReasons = []string{"requests_per_hour", "requests_per_day", "tokens_per_hour", "tokens_per_day"}
+
+// quota is one limit of a tier: per minute, or an hourly or daily budget.
 type quota struct {
 	kind   quotaKind
 	rule   ratelimit.Rule
+	per    string // the window's name: minute, hour or day
+	reason string // the rate_limited_total reason: the kind, with _per_hour or _per_day for budgets
+	field  string // the gatewayconfig.Limits field that sets it
 	prefix string // state key prefix (the limiter adds the rule, so a changed limit starts fresh)
 	item   string // the RateLimit header item name
 }
@@ -76,6 +95,7 @@ type quota struct {
 // tier is a set of limits: the base limits or an override's.
 type tier struct {
 	name          string
+	class         class // the criticality of its requests
 	quotas        []quota
 	maxConcurrent int64
 	concPrefix    string
@@ -102,7 +122,10 @@ type policy struct {
 	assumed    int64 // max_tokens charged per choice for a request that sets none
 	base       *tier
 	overrides  []override
-	lim        limiter // set by the caller
+	queue      *fairQueue // LeakyBucket with a queue; nil: refuse at once
+	// classHeader is the header a trusted proxy may name a request's class in ("": none).
+	classHeader string
+	lim         limiter // set by the caller
 }
 
 // newPolicy compiles rl. Every rule must be one the limiters can hold (see
@@ -123,13 +146,20 @@ func newPolicy(rl *gatewayconfig.RateLimit) (*policy, error) {
 		v6Bits:     int(rl.Key.IPv6PrefixLength),
 		assumed:    rl.AssumedMaxTokens,
 	}
-	p.base = newTier("", rl.Policy, ratelimit.Algorithm(rl.Algorithm), rl.Limits, divisor)
+	var maxWait time.Duration
+	if q := rl.Queue; q != nil {
+		maxWait, p.queue = q.MaxWait.Duration, newFairQueue(q.MaxQueued)
+	}
+	p.classHeader = rl.CriticalityHeader
+	p.base = newTier("", rl.Policy, ratelimit.Algorithm(rl.Algorithm), rl.Limits, divisor, maxWait)
+	p.base.class = classOf(rl.Criticality, classStandard)
 	if err := p.base.validate("rateLimit.limits"); err != nil {
 		return nil, err
 	}
 	for i, o := range rl.Overrides {
 		ov := override{ids: map[string]bool{}}
-		ov.t = newTier(o.Name, rl.Policy, ratelimit.Algorithm(rl.Algorithm), o.Limits, divisor)
+		ov.t = newTier(o.Name, rl.Policy, ratelimit.Algorithm(rl.Algorithm), o.Limits, divisor, maxWait)
+		ov.t.class = classOf(o.Criticality, p.base.class)
 		if err := ov.t.validate(fmt.Sprintf("rateLimit.overrides[%d].limits", i)); err != nil {
 			return nil, err
 		}
@@ -151,7 +181,7 @@ func newPolicy(rl *gatewayconfig.RateLimit) (*policy, error) {
 func (t *tier) validate(path string) error {
 	for _, q := range t.quotas {
 		if err := q.rule.Validate(); err != nil {
-			return fmt.Errorf("%s.%s: %w", path, q.kind.field(), err)
+			return fmt.Errorf("%s.%s: %w", path, q.field, err)
 		}
 	}
 	return nil
@@ -165,33 +195,48 @@ func split(limit, divisor int64) int64 {
 	return max(limit/divisor, 1)
 }
 
-// newTier builds the quotas of one tier. Requests use the policy's algorithm; token quotas
-// use a 60 s sliding window, which matches "tokens per minute" and supports the true-up.
-func newTier(name, policyName string, alg ratelimit.Algorithm, l gatewayconfig.Limits, divisor int64) *tier {
+// newTier builds the quotas of one tier. Requests use the policy's algorithm (a LeakyBucket
+// queues up to maxWait); token quotas use a 60 s sliding window, which matches "tokens per
+// minute" and supports the true-up.
+func newTier(name, policyName string, alg ratelimit.Algorithm, l gatewayconfig.Limits, divisor int64, maxWait time.Duration) *tier {
 	t := &tier{name: name, maxConcurrent: split(l.MaxConcurrentRequests, divisor)}
 	item := policyName
 	if name != "" {
 		item += "-" + name
 	}
-	add := func(kind quotaKind, a ratelimit.Algorithm, limit, burst int64) {
+	add := func(kind quotaKind, a ratelimit.Algorithm, limit, burst int64, per budgetWindow) {
 		if limit = split(limit, divisor); limit == 0 {
 			return
 		}
 		if burst = split(burst, divisor); burst == 0 {
 			burst = limit
 		}
-		q := quota{kind: kind, rule: ratelimit.Rule{Algorithm: a, Limit: limit, Window: time.Minute, Burst: burst}}
-		q.prefix = kind.String() + ":"
+		q := quota{kind: kind, rule: ratelimit.Rule{Algorithm: a, Limit: limit, Window: per.window, Burst: burst},
+			per: per.name, reason: kind.String(), field: kind.field()}
 		q.item = item
 		if kind != kindRequests {
 			q.item += "-" + kind.String()
 		}
+		if per.window != time.Minute {
+			q.reason += "_per_" + per.name
+			q.field = strings.TrimSuffix(q.field, "PerMinute") + "Per" + per.title
+			q.item += "-per-" + per.name
+		}
+		q.prefix = strings.ReplaceAll(q.reason, "_", "-") + ":"
 		t.quotas = append(t.quotas, q)
 	}
-	add(kindRequests, alg, l.RequestsPerMinute, l.Burst)
-	add(kindTokens, ratelimit.SlidingWindow, l.TokensPerMinute, 0)
-	add(kindInputTokens, ratelimit.SlidingWindow, l.InputTokensPerMinute, 0)
-	add(kindOutputTokens, ratelimit.SlidingWindow, l.OutputTokensPerMinute, 0)
+	add(kindRequests, alg, l.RequestsPerMinute, l.Burst, perMinute)
+	if len(t.quotas) > 0 && t.quotas[0].kind == kindRequests {
+		t.quotas[0].rule.MaxWait = maxWait
+	}
+	add(kindTokens, ratelimit.SlidingWindow, l.TokensPerMinute, 0, perMinute)
+	add(kindInputTokens, ratelimit.SlidingWindow, l.InputTokensPerMinute, 0, perMinute)
+	add(kindOutputTokens, ratelimit.SlidingWindow, l.OutputTokensPerMinute, 0, perMinute)
+	// Budgets beyond a minute: sliding-window counters of an hour and a day.
+	add(kindRequests, ratelimit.SlidingWindow, l.RequestsPerHour, 0, perHour)
+	add(kindRequests, ratelimit.SlidingWindow, l.RequestsPerDay, 0, perDay)
+	add(kindTokens, ratelimit.SlidingWindow, l.TokensPerHour, 0, perHour)
+	add(kindTokens, ratelimit.SlidingWindow, l.TokensPerDay, 0, perDay)
 	if t.maxConcurrent > 0 {
 		t.concPrefix = kindConcurrency.String() + ":"
 		t.concItem = item + "-concurrency"
@@ -250,9 +295,12 @@ type charge struct {
 type admission struct {
 	p       *policy
 	key     string
+	tier    *tier
 	charged []charge
 	release func()
 	view    quotaView
+	// wait is how long a LeakyBucket queue holds the request before it may go (0: none).
+	wait time.Duration
 }
 
 // rejection says why a request is refused.
@@ -273,14 +321,14 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 	ctx, cancel := p.bound(ctx)
 	defer cancel()
 	t := p.tierFor(c)
-	a := &admission{p: p, key: c.key, view: quotaView{t: t}}
+	a := &admission{p: p, key: c.key, tier: t, view: quotaView{t: t}}
 	if oc, ok := p.lim.(overChecker); ok && !p.shadow {
 		// A quota this gateway already knows to be over rejects before any backend call
 		// (nothing to charge, nothing to refund): a flood from one client costs Redis nothing.
 		for i := range t.quotas {
 			q := &t.quotas[i]
 			if d, over := oc.Over(q.prefix+c.key, q.rule, estimate(q.kind, req, p.assumed, q.rule.Limit), now); over {
-				return nil, p.over(ctx, a, &rejection{reason: q.kind.String(), t: t, q: i, d: d}, now, rec)
+				return nil, p.over(ctx, a, &rejection{reason: q.reason, t: t, q: i, d: d}, now, rec)
 			}
 		}
 	}
@@ -294,13 +342,16 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 				return nil, rej
 			}
 		case !d.Allowed:
-			if rej := p.over(ctx, a, &rejection{reason: q.kind.String(), t: t, q: i, d: d}, now, rec); rej != nil {
+			if rej := p.over(ctx, a, &rejection{reason: q.reason, t: t, q: i, d: d}, now, rec); rej != nil {
 				return nil, rej
 			}
 			a.view.set(i, d) // Shadow mode: the headers say what Enforce would have
 		default:
 			a.charged = append(a.charged, charge{q, n})
 			a.view.set(i, d)
+			if !p.shadow { // Shadow mode never holds a request back
+				a.wait = max(a.wait, d.Wait)
+			}
 		}
 	}
 	if t.maxConcurrent > 0 {
@@ -352,7 +403,7 @@ func (p *policy) countRefused(ctx context.Context, c client, now time.Time, rec 
 		case err != nil:
 			rec.limiterErrors++
 		case !d.Allowed:
-			if rej := p.over(ctx, &admission{p: p, key: c.key}, &rejection{reason: q.kind.String(), t: t, q: i, d: d}, now, rec); rej != nil {
+			if rej := p.over(ctx, &admission{p: p, key: c.key}, &rejection{reason: q.reason, t: t, q: i, d: d}, now, rec); rej != nil {
 				return v, rej
 			}
 			v.set(i, d)

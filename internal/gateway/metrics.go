@@ -21,6 +21,9 @@ type metrics struct {
 	circuit       *prometheus.GaugeVec // upstream: 0 closed, 1 half-open, 2 open
 	limiterErrors prometheus.Counter
 	reloads       *prometheus.CounterVec // result: success, failure
+	byClass       *prometheus.CounterVec // class, level
+	queued        prometheus.Gauge
+	queueWait     *prometheus.HistogramVec // class
 }
 
 // latencyBuckets span 5 ms to 5 min: non-streaming generations are long.
@@ -38,7 +41,7 @@ func newMetrics() *metrics {
 			Help:    "Time from receiving a streaming request to sending its first content chunk.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"model"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rate_limited_total",
-			Help: "Requests over a limit, by reason (requests, tokens, input_tokens, output_tokens, concurrency, limiter_unavailable) and mode (Enforce rejects, Shadow only counts)."}, []string{"reason", "mode"}),
+			Help: "Requests over a limit, by reason (requests, tokens, input_tokens, output_tokens, concurrency, limiter_unavailable, queue_full, requests_per_hour, requests_per_day, tokens_per_hour, tokens_per_day) and mode (Enforce rejects, Shadow only counts)."}, []string{"reason", "mode"}),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "tokens_total",
 			Help: "Tokens reported by the upstreams' usage, by direction (input, output)."}, []string{"direction"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_requests",
@@ -51,14 +54,21 @@ func newMetrics() *metrics {
 			Help: "Limiter backend calls that failed or timed out."}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "config_reloads_total",
 			Help: "Configuration loads by result (success, failure)."}, []string{"result"}),
+		byClass: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "requests_by_class_total",
+			Help: "Completion requests that reached routing, by class (Critical, Standard, Sheddable) and the degradation level they got."}, []string{"class", "level"}),
+		queued: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "queued_requests",
+			Help: "Requests waiting for their turn in a LeakyBucket queue on this replica."}),
+		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "queue_wait_seconds",
+			Help:    "Time admitted requests waited in a LeakyBucket queue before going on, by class (not part of request_duration_seconds).",
+			Buckets: latencyBuckets}, []string{"class"}),
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.ttft, m.rateLimited, m.tokens, m.inflight, m.level,
-		m.circuit, m.limiterErrors, m.reloads,
+		m.circuit, m.limiterErrors, m.reloads, m.byClass, m.queued, m.queueWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
 	}
-	for _, reason := range append(kindNames[:], reasonUnavailable) {
+	for _, reason := range append(append(kindNames[:], reasonUnavailable, reasonQueueFull), budgetReasons...) {
 		for _, mode := range []string{"Enforce", "Shadow"} {
 			m.rateLimited.WithLabelValues(reason, mode)
 		}
@@ -72,6 +82,8 @@ func newMetrics() *metrics {
 // record is what one completion request did, filled in as it goes through the handler;
 // metrics.end writes every per-request series from it, once, when the request is over.
 type record struct {
+	// start is when the request was received, moved past the time it waited in a LeakyBucket
+	// queue: the latencies measure the gateway and the engine, not the queue.
 	start time.Time
 	// ep is the endpoint; requestID the client's X-Request-Id; keyID the API key's id;
 	// client the limiter key; limited whether a rate limit decided the request. The access
@@ -83,11 +95,14 @@ type record struct {
 	limited   bool
 	// model is the served model the request named; empty until it named one.
 	model string
-	// level is the degradation level the request was served at.
+	// level is the degradation level the request was served at (its class's).
 	level int
 	// upstream is the name of the upstream that answered, upstreamStatic for the gateway's
 	// static reply, empty when the request was refused before it was routed.
 	upstream string
+	// class is the request's class; routed says it reached routing (and class is known).
+	class  class
+	routed bool
 	// firstToken is when the first content chunk of a stream was sent (zero: none was).
 	firstToken time.Time
 	// usage is the upstream's usage report, or what a stream cut short streamed (nil: unknown).
@@ -120,6 +135,9 @@ func (m *metrics) end(r *record, code int, now time.Time) {
 	}
 	m.requests.WithLabelValues(r.model, strconv.Itoa(code), strconv.Itoa(r.level), r.upstream).Inc()
 	m.duration.WithLabelValues(r.model).Observe(now.Sub(r.start).Seconds())
+	if r.routed {
+		m.byClass.WithLabelValues(r.class.String(), strconv.Itoa(r.level)).Inc()
+	}
 	if !r.firstToken.IsZero() {
 		m.ttft.WithLabelValues(r.model).Observe(r.firstToken.Sub(r.start).Seconds())
 	}

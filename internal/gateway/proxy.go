@@ -82,8 +82,12 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 		setSSEHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
 		w.Flush()
-		tee := st.cache.teeFor(w, rec)
-		s, err := pipeSSE(tee, idle, req.includeUsage, req.ep == responsesEndpoint, func() { rec.firstToken = g.now() })
+		tee := st.cache.teeFor(w, rec) // the cache keeps the engine's stream, reasoning included
+		var out http.ResponseWriter = tee
+		if req.hideReasoning {
+			out = reasoningStripper{tee}
+		}
+		s, err := pipeSSE(out, idle, req.includeUsage, req.ep == responsesEndpoint, func() { rec.firstToken = g.now() })
 		if err == nil && !s.done {
 			err = errStreamCut
 		}
@@ -114,6 +118,11 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 			message: fmt.Sprintf("The model's response is larger than the gateway's limit of %d bytes; ask for fewer or shorter choices.", maxUpstreamJSON)})
 		return
 	}
+	rec.usage = responseUsage(full) // the engine's usage, whatever the client is shown
+	g.cacheFill(r, st, rec, full)   // the engine's answer, before any marking or stripping
+	if req.hideReasoning {
+		full = stripReasoning(full, "message")
+	}
 	var fp json.RawMessage
 	if req.ep.completion() {
 		fp = fingerprint(rt.level)
@@ -132,12 +141,9 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 		w.Write(sse)
 		w.Flush()
 		rec.usage = u
-		g.cacheFill(r, st, rec, full)
 		return
 	}
 	report(breaker.Success)
-	rec.usage = responseUsage(full)
-	g.cacheFill(r, st, rec, full) // the engine's answer, before any marking
 	if fp != nil {
 		full = withFingerprint(full, fp)
 	}

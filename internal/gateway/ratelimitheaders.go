@@ -39,8 +39,9 @@ const (
 	maxQuotaHeader = 12 // the most quota headers one response carries
 )
 
-// maxQuotas is the most quotas a tier has: requests, tokens, input and output tokens.
-const maxQuotas = 4
+// maxQuotas is the most quotas a tier has: requests, tokens, input and output tokens per
+// minute, and the hourly and daily request and token budgets.
+const maxQuotas = 8
 
 // quotaView is what one response says about the client's quotas: the decision of each quota
 // of tier t the request was decided against (by index into t.quotas), each taken once.
@@ -87,7 +88,9 @@ func newQuotaHeaders(t *tier) quotaHeaders {
 		qh.limit[i] = []string{strconv.FormatInt(q.rule.Limit, 10)}
 		qh.item[i] = sfString(q.item) + ";r="
 		if q.kind == kindRequests {
-			qh.requests = i
+			if qh.requests < 0 { // the per-minute quota, which comes first
+				qh.requests = i
+			}
 		} else {
 			qh.tokens = append(qh.tokens, i)
 		}
@@ -244,13 +247,20 @@ func writeRateLimited(w http.ResponseWriter, rej *rejection) {
 	}
 	var msg string
 	switch {
+	case rej.reason == reasonQueueFull:
+		if rej.q >= 0 {
+			v := quotaView{t: rej.t}
+			v.set(rej.q, d)
+			v.write(h)
+		}
+		msg = fmt.Sprintf("The request queue is full and other clients' requests took its place. Please retry after %d s.", retry)
 	case rej.q >= 0:
 		v := quotaView{t: rej.t}
 		v.set(rej.q, d)
 		v.write(h)
 		q := &rej.t.quotas[rej.q]
-		unit := strings.ReplaceAll(rej.reason, "_", " ")
-		msg = fmt.Sprintf("Rate limit reached: %d %s per minute. Please retry after %d s.", q.rule.Limit, unit, retry)
+		unit := strings.ReplaceAll(q.kind.String(), "_", " ")
+		msg = fmt.Sprintf("Rate limit reached: %d %s per %s. Please retry after %d s.", q.rule.Limit, unit, q.per, retry)
 	case rej.reason == kindConcurrency.String():
 		h.Set(hRateLimit, fmt.Sprintf("%s;r=0;t=%d", sfString(rej.t.concItem), retry))
 		h.Set(hLimit, strconv.FormatInt(d.Limit, 10))

@@ -43,6 +43,8 @@ type request struct {
 	// embeds is true for a request that generates no tokens (embeddings): no completion is
 	// estimated for it.
 	embeds bool
+	// hideReasoning: the client sent return_reasoning: false (see reasoning.go).
+	hideReasoning bool
 }
 
 // bytesPerToken is the rough size of a token used to estimate a prompt's token count from its
@@ -95,6 +97,9 @@ func (r *request) decodeKnown() *apiError {
 		}
 		if kw, ok := r.fields.get("chat_template_kwargs"); ok && !isNull(kw) && kw[0] != '{' {
 			return invalidRequest(400, "chat_template_kwargs must be an object", "chat_template_kwargs", "invalid_type")
+		}
+		if err := r.decodeReturnReasoning(); err != nil {
+			return err
 		}
 	} else {
 		p, _ := r.fields.get("prompt")

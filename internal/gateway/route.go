@@ -16,16 +16,16 @@ type route struct {
 	rw   rewrite
 }
 
-// route applies the degradation level, which is cumulative: L1 calls the engine without
-// streaming, L2 turns thinking off, L3 uses the fallback (without one it acts as L2), L4
-// answers statically. While the chosen upstream's breaker is open, the primary's traffic goes
-// to the fallback when its breaker admits it, else gets the static reply. A route with a
-// target holds its breaker admission (pass): the caller reports the outcome through it.
-// Responses and embeddings pass through: L1 and L2 do not rewrite them, and embeddings never
-// go to the fallback.
-func (st *state) route(req *request, now time.Time) route {
-	rt := route{level: st.level}
-	if st.level >= 4 {
+// route applies a request's degradation level (the plan's, per its class: see
+// state.levelFor), which is cumulative: L1 calls the engine without streaming, L2 turns
+// thinking off, L3 uses the fallback (without one it acts as L2), L4 answers statically. While
+// the chosen upstream's breaker is open, the primary's traffic goes to the fallback when its
+// breaker admits it, else gets the static reply. A route with a target holds its breaker
+// admission (pass): the caller reports the outcome through it. Responses and embeddings pass
+// through: L1 and L2 do not rewrite them, and embeddings never go to the fallback.
+func (st *state) route(req *request, level int, now time.Time) route {
+	rt := route{level: level}
+	if level >= 4 {
 		return rt
 	}
 	target := st.primary
@@ -34,7 +34,7 @@ func (st *state) route(req *request, now time.Time) route {
 	if req.ep == embeddingsEndpoint {
 		fallback = nil
 	}
-	if st.level >= 3 && fallback != nil {
+	if level >= 3 && fallback != nil {
 		target = fallback
 	}
 	pass := target.breaker.Allow(now)
@@ -48,7 +48,7 @@ func (st *state) route(req *request, now time.Time) route {
 		target = st.fallback
 	}
 	rt.target, rt.pass = target, pass
-	rt.rw = rewrite{model: target.model, stream: req.stream && st.level < 1, disableThinking: st.level >= 2}
+	rt.rw = rewrite{model: target.model, stream: req.stream && level < 1, disableThinking: level >= 2}
 	if !req.ep.completion() { // L1 and L2 rewrite completions only
 		rt.rw.stream, rt.rw.disableThinking = req.stream, false
 	}

@@ -123,8 +123,10 @@ type Algorithm string
 const (
 	TokenBucket   Algorithm = "TokenBucket"
 	SlidingWindow Algorithm = "SlidingWindow"
-	FixedWindow   Algorithm = "FixedWindow"
-	LeakyBucket   Algorithm = "LeakyBucket"
+	// SlidingLog is the exact log of the last 60 s; RequestsPerMinute at most 10000.
+	SlidingLog  Algorithm = "SlidingLog"
+	FixedWindow Algorithm = "FixedWindow"
+	LeakyBucket Algorithm = "LeakyBucket"
 	// Hybrid admits only when both a sliding window and a token bucket admit.
 	Hybrid Algorithm = "Hybrid"
 )
@@ -154,6 +156,15 @@ type RateLimit struct {
 	// neither max_tokens nor max_completion_tokens; the response's usage trues it up.
 	// Default 4096.
 	AssumedMaxTokens int64 `json:"assumedMaxTokens,omitempty"`
+	// Queue, for LeakyBucket only, holds requests until their turn instead of refusing them;
+	// nil refuses at once.
+	Queue *Queue `json:"queue,omitempty"`
+	// Criticality is the class of the requests of keys outside the overrides: Critical,
+	// Standard (default) or Sheddable.
+	Criticality Criticality `json:"criticality,omitempty"`
+	// CriticalityHeader names a request header that sets a request's class; it is honoured
+	// only on connections from TrustedProxies. Empty: none.
+	CriticalityHeader string `json:"criticalityHeader,omitempty"`
 	// Limits are the base limits; a zero field means no limit.
 	Limits Limits `json:"limits,omitzero"`
 	// Overrides give named keys other limits; the first override listing a key wins.
@@ -169,6 +180,14 @@ type RateLimit struct {
 	Replicas int32 `json:"replicas,omitempty"`
 	// ActiveSchedule is the schedule the limits came from (informational).
 	ActiveSchedule string `json:"activeSchedule,omitempty"`
+}
+
+// Queue holds LeakyBucket requests until their turn (see the RateLimitPolicy's QueueSpec).
+type Queue struct {
+	// MaxWait is the longest a request may wait for its turn; a longer wait gets 429. (0, 10m].
+	MaxWait metav1.Duration `json:"maxWait"`
+	// MaxQueued bounds the requests waiting on this replica, over every client. Default 100.
+	MaxQueued int64 `json:"maxQueued,omitempty"`
 }
 
 // Key identifies a client for limiting.
@@ -198,6 +217,14 @@ type Limits struct {
 	OutputTokensPerMinute int64 `json:"outputTokensPerMinute,omitempty"`
 	// MaxConcurrentRequests limits requests in flight.
 	MaxConcurrentRequests int64 `json:"maxConcurrentRequests,omitempty"`
+	// RequestsPerHour and RequestsPerDay are request budgets over 3600 s and 86400 s
+	// (sliding-window counters).
+	RequestsPerHour int64 `json:"requestsPerHour,omitempty"`
+	RequestsPerDay  int64 `json:"requestsPerDay,omitempty"`
+	// TokensPerHour and TokensPerDay are prompt + completion token budgets over 3600 s and
+	// 86400 s, charged and trued up like TokensPerMinute.
+	TokensPerHour int64 `json:"tokensPerHour,omitempty"`
+	TokensPerDay  int64 `json:"tokensPerDay,omitempty"`
 }
 
 // Override is a tier of limits for named keys.
@@ -209,7 +236,22 @@ type Override struct {
 	// Limits are the tier's complete limits, as the RateLimitPolicy's status resolves them
 	// (the operator merges a tier over the base limits); a zero field means no limit.
 	Limits Limits `json:"limits,omitzero"`
+	// Criticality is the class of the tier's requests; empty: the policy's.
+	Criticality Criticality `json:"criticality,omitempty"`
 }
+
+// Criticality is a request class.
+type Criticality string
+
+// Request classes, most critical first.
+const (
+	// Critical requests are degraded at most to Degradation.CriticalMaxLevel.
+	Critical Criticality = "Critical"
+	// Standard requests get the degradation level.
+	Standard Criticality = "Standard"
+	// Sheddable requests are degraded Degradation.SheddableStepsAhead levels ahead.
+	Sheddable Criticality = "Sheddable"
+)
 
 // Redis is the shared limiter backend: exactly one of a standalone server (Address), a
 // master found through Redis Sentinel (Sentinel) or a Redis Cluster (Cluster).
@@ -254,6 +296,11 @@ type Degradation struct {
 	// Level is 0 (normal) to 4; levels are cumulative: 1 no streaming upstream, 2 thinking
 	// off, 3 fallback model, 4 static reply.
 	Level int32 `json:"level,omitempty"`
+	// CriticalMaxLevel is the most a Critical request is degraded. Default 2.
+	CriticalMaxLevel *int32 `json:"criticalMaxLevel,omitempty"`
+	// SheddableStepsAhead is how many levels ahead of Level a Sheddable request is degraded
+	// while Level is above 0 (at most 4). Default 1.
+	SheddableStepsAhead *int32 `json:"sheddableStepsAhead,omitempty"`
 	// FallbackAvailable says whether the fallback upstream may take traffic. Default true when
 	// a fallback is configured.
 	FallbackAvailable *bool `json:"fallbackAvailable,omitempty"`

@@ -28,6 +28,15 @@ const (
 	DefaultCacheTTL            = 10 * time.Minute
 )
 
+// The default class levels: Critical at most L2, Sheddable one level ahead.
+const (
+	DefaultCriticalMaxLevel    = 2
+	DefaultSheddableStepsAhead = 1
+)
+
+// DefaultMaxQueued is the default bound on the requests a replica holds in a LeakyBucket queue.
+const DefaultMaxQueued = 100
+
 // Default fills every unset field with its default, in place.
 func (c *Config) Default() {
 	if c.Listen == "" {
@@ -59,6 +68,14 @@ func (c *Config) Default() {
 	if c.Fallback != nil && c.Degradation.FallbackAvailable == nil {
 		yes := true
 		c.Degradation.FallbackAvailable = &yes
+	}
+	if c.Degradation.CriticalMaxLevel == nil {
+		l := int32(DefaultCriticalMaxLevel)
+		c.Degradation.CriticalMaxLevel = &l
+	}
+	if c.Degradation.SheddableStepsAhead == nil {
+		l := int32(DefaultSheddableStepsAhead)
+		c.Degradation.SheddableStepsAhead = &l
 	}
 	if s := c.Degradation.StaticResponse; s != nil && s.HTTPStatus == 0 {
 		s.HTTPStatus = DefaultStaticStatus
@@ -94,6 +111,12 @@ func (r *RateLimit) Default() {
 	}
 	if r.AssumedMaxTokens == 0 {
 		r.AssumedMaxTokens = DefaultAssumedMaxTokens
+	}
+	if r.Criticality == "" {
+		r.Criticality = Standard
+	}
+	if r.Queue != nil && r.Queue.MaxQueued == 0 {
+		r.Queue.MaxQueued = DefaultMaxQueued
 	}
 	if r.Key.IPv6PrefixLength == 0 {
 		r.Key.IPv6PrefixLength = DefaultIPv6PrefixLength

@@ -163,9 +163,24 @@ func (v *validator) rateLimit(path string, r *RateLimit) {
 		v.add(path+".assumedMaxTokens", "must be >= 1")
 	}
 	switch r.Algorithm {
-	case TokenBucket, SlidingWindow, FixedWindow, LeakyBucket, Hybrid:
+	case TokenBucket, SlidingWindow, SlidingLog, FixedWindow, LeakyBucket, Hybrid:
 	default:
-		v.add(path+".algorithm", fmt.Sprintf("must be TokenBucket, SlidingWindow, FixedWindow, LeakyBucket or Hybrid, not %q", r.Algorithm))
+		v.add(path+".algorithm", fmt.Sprintf("must be TokenBucket, SlidingWindow, SlidingLog, FixedWindow, LeakyBucket or Hybrid, not %q", r.Algorithm))
+	}
+	if q := r.Queue; q != nil {
+		if r.Algorithm != LeakyBucket {
+			v.add(path+".queue", fmt.Sprintf("needs algorithm LeakyBucket, not %q", r.Algorithm))
+		}
+		if d := q.MaxWait.Duration; d <= 0 || d > MaxQueueWait {
+			v.add(path+".queue.maxWait", fmt.Sprintf("must be greater than 0s and at most %s, not %s", MaxQueueWait, d))
+		}
+		if q.MaxQueued < 1 || q.MaxQueued > 100000 {
+			v.add(path+".queue.maxQueued", fmt.Sprintf("must be between 1 and 100000, not %d", q.MaxQueued))
+		}
+	}
+	v.criticality(path+".criticality", r.Criticality, false)
+	if h := r.CriticalityHeader; h != "" && !httpguts.ValidHeaderFieldName(h) {
+		v.add(path+".criticalityHeader", fmt.Sprintf("must be a header name, not %q", h))
 	}
 	v.limits(path+".limits", &r.Limits)
 	names := map[string]bool{}
@@ -191,6 +206,7 @@ func (v *validator) rateLimit(path string, r *RateLimit) {
 			}
 		}
 		v.limits(op+".limits", &o.Limits)
+		v.criticality(op+".criticality", o.Criticality, true)
 	}
 	switch r.FailureMode {
 	case FailOpen, FailClosed:
@@ -248,6 +264,9 @@ func (v *validator) hostPort(path, addr string) {
 	}
 }
 
+// MaxQueueWait is the longest Queue.MaxWait.
+const MaxQueueWait = 10 * time.Minute
+
 func (v *validator) limits(path string, l *Limits) {
 	v.nonNegative(path+".requestsPerMinute", l.RequestsPerMinute)
 	v.nonNegative(path+".burst", l.Burst)
@@ -255,11 +274,30 @@ func (v *validator) limits(path string, l *Limits) {
 	v.nonNegative(path+".inputTokensPerMinute", l.InputTokensPerMinute)
 	v.nonNegative(path+".outputTokensPerMinute", l.OutputTokensPerMinute)
 	v.nonNegative(path+".maxConcurrentRequests", l.MaxConcurrentRequests)
+	v.nonNegative(path+".requestsPerHour", l.RequestsPerHour)
+	v.nonNegative(path+".requestsPerDay", l.RequestsPerDay)
+	v.nonNegative(path+".tokensPerHour", l.TokensPerHour)
+	v.nonNegative(path+".tokensPerDay", l.TokensPerDay)
+}
+
+func (v *validator) criticality(path string, c Criticality, optional bool) {
+	switch {
+	case c == Critical || c == Standard || c == Sheddable:
+	case c == "" && optional:
+	default:
+		v.add(path, fmt.Sprintf("must be Critical, Standard or Sheddable, not %q", c))
+	}
 }
 
 func (v *validator) degradation(path string, d *Degradation, hasFallback bool) {
 	if d.Level < 0 || d.Level > 4 {
 		v.add(path+".level", "must be between 0 and 4")
+	}
+	if l := d.CriticalMaxLevel; l == nil || *l < 0 || *l > 4 {
+		v.add(path+".criticalMaxLevel", "must be between 0 and 4")
+	}
+	if l := d.SheddableStepsAhead; l == nil || *l < 0 || *l > 4 {
+		v.add(path+".sheddableStepsAhead", "must be between 0 and 4")
 	}
 	if d.FallbackAvailable != nil && *d.FallbackAvailable && !hasFallback {
 		v.add(path+".fallbackAvailable", "must not be true without a fallback upstream")

@@ -2,9 +2,10 @@ package ratelimit
 
 import "math/bits"
 
-// The algorithms as pure functions on a state, in integers: time in µs since the Unix epoch,
-// window counts in units, bucket levels in units×window-µs (so a refill of limit per window
-// is exactly `limit` per µs). lua/decide.lua mirrors this file (same names, same arithmetic,
+// The algorithms as pure functions on a state, in integers: time in ticks since the Unix epoch
+// (µs, or seconds for windows longer than a minute; see params.tick), window counts in units,
+// bucket levels in units×window-ticks (so a refill of limit per window is exactly `limit` per
+// tick). SlidingLog keeps a log instead (log.go). lua/decide.lua mirrors this file (same names, same arithmetic,
 // written out inline for Redis's CPU); the conformance suite runs the same step tables against
 // both, and TestBackendsAgree random sequences.
 
@@ -17,10 +18,10 @@ type state struct {
 	last  int64 // bucket algorithms: the instant level was computed at (µs)
 }
 
-// outcome is a decision in µs and units.
+// outcome is a decision in ticks and units.
 type outcome struct {
-	ok                      bool
-	remaining, retry, reset int64
+	ok                            bool
+	remaining, retry, reset, wait int64
 }
 
 // roll moves the window state to the aligned window holding now and returns the elapsed
@@ -115,11 +116,13 @@ func (s *state) bucketStatus(p *params) (remaining, reset int64) {
 	return remaining, ceilDiv(s.level, p.limit)
 }
 
-// allow decides n units at now and consumes them when they fit every part of the rule.
-func (s *state) allow(p *params, n, now int64) outcome {
+// allow decides n units at now and consumes them when they fit every part of the rule. With
+// maxWait > 0 (LeakyBucket) admitted units queue: they wait until the units already in the
+// bucket have drained, and are rejected when that is longer than maxWait.
+func (s *state) allow(p *params, n, now, maxWait int64) outcome {
 	var (
 		o                  outcome
-		elapsed, used      int64 // window: the time into it, its weighted count in units×µs
+		elapsed, used      int64 // window: the time into it, its weighted count in units×ticks
 		never              bool
 		retryWin, retryBkt int64
 		window, bucket     = p.hasWindow, p.hasBucket
@@ -145,6 +148,14 @@ func (s *state) allow(p *params, n, now int64) outcome {
 			o.ok = false
 			retryBkt = ceilDiv(s.level+n*p.window-p.burst*p.window, p.limit)
 		}
+		if maxWait > 0 && !never {
+			// A queue: the units ahead drain in ceil(level/limit); past maxWait the request
+			// is rejected until they have drained to maxWait's worth.
+			if o.wait = ceilDiv(s.level, p.limit); o.wait > maxWait {
+				o.ok = false
+				retryBkt = max(retryBkt, ceilDiv(s.level-maxWait*p.limit, p.limit))
+			}
+		}
 	}
 	if o.ok {
 		if window {
@@ -167,6 +178,7 @@ func (s *state) allow(p *params, n, now int64) outcome {
 		o.remaining, o.reset = s.bucketStatus(p)
 	}
 	if !o.ok {
+		o.wait = 0
 		o.retry = max(retryWin, retryBkt)
 		if never {
 			o.retry = max(o.reset, p.window)

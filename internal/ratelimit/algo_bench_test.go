@@ -19,7 +19,7 @@ func BenchmarkStateAllow(b *testing.B) {
 			var s state
 			now := t0.UnixMicro()
 			for i := 0; b.Loop(); i++ {
-				if o := s.allow(&p, 1, now+int64(i)); !o.ok {
+				if o := s.allow(&p, 1, now+int64(i), 0); !o.ok {
 					b.Fatal("rejected")
 				}
 			}

@@ -343,7 +343,7 @@ func BenchmarkRedisScriptInstructions(b *testing.B) {
 		lua  *rueidis.Lua
 		args []string
 	}{
-		{"decide.lua", rueidis.NewLuaScript(decideSrc), (&Redis{}).args("allow", &p, 1, time.Time{})},
+		{"decide.lua", rueidis.NewLuaScript(decideSrc), (&Redis{}).args("allow", &p, 1, time.Time{}, 0)},
 		{"before", rueidis.NewLuaScript(decideBeforeSrc), []string{"allow", "hy", "1000000", "60000000", "1000000", "1", "-1"}},
 	}
 	perDecision := map[string]float64{}

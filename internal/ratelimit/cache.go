@@ -48,9 +48,10 @@ type cacheKey struct {
 	p   params
 }
 
-// overLimit is a remembered rejection of n units until until (UnixMicro).
+// overLimit is a remembered rejection of n units until until (UnixMicro), under the rule's
+// MaxWait (µs; a LeakyBucket with another MaxWait would admit at another time).
 type overLimit struct {
-	n, until, resetAt, remaining int64
+	n, until, resetAt, remaining, maxWait int64
 }
 
 // OverLimitCacheOptions configure NewOverLimitCache.
@@ -98,7 +99,7 @@ func (c *OverLimitCache) Over(key string, r Rule, n int64, now time.Time) (Decis
 		ok = false
 	}
 	sh.mu.Unlock()
-	if !ok || n < e.n {
+	if !ok || n < e.n || e.maxWait != int64(r.MaxWait/time.Microsecond) {
 		return Decision{}, false
 	}
 	c.hits.Add(1)
@@ -117,7 +118,8 @@ func (c *OverLimitCache) Allow(ctx context.Context, key string, r Rule, n int64,
 	}
 	p, _ := r.params() // valid: the wrapped limiter decided
 	t := now.UnixMicro()
-	e := overLimit{n: n, until: t + d.RetryAfter.Microseconds(), resetAt: t + d.Reset.Microseconds(), remaining: d.Remaining}
+	e := overLimit{n: n, until: t + d.RetryAfter.Microseconds(), resetAt: t + d.Reset.Microseconds(), remaining: d.Remaining,
+		maxWait: int64(r.MaxWait / time.Microsecond)}
 	sh := c.shard(key)
 	sh.mu.Lock()
 	if len(sh.entries) >= c.max {
@@ -129,13 +131,14 @@ func (c *OverLimitCache) Allow(ctx context.Context, key string, r Rule, n int64,
 	}
 	k := cacheKey{key, p}
 	if _, ok := sh.entries[k]; ok || len(sh.entries) < c.max {
-		sh.entries[k] = e // replaces an expired one, or one of a larger n (n was not over it)
+		sh.entries[k] = e // replaces an expired one, one of a larger n (n was not over it), or another MaxWait's
 	}
 	sh.mu.Unlock()
 	return d, nil
 }
 
-// Adjust calls the wrapped limiter; a refund forgets the key's remembered rejection.
+// Adjust calls the wrapped limiter; a refund forgets the key's remembered rejection (under any
+// MaxWait: the entry is per key and rule).
 func (c *OverLimitCache) Adjust(ctx context.Context, key string, r Rule, delta int64, now time.Time) error {
 	if delta < 0 {
 		if p, err := r.params(); err == nil {

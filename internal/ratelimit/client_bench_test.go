@@ -33,7 +33,7 @@ func BenchmarkRedisClient(b *testing.B) {
 		keys[i] = fmt.Sprintf("bench:{client-%04d}", i)
 	}
 	p := params{alg: algHybrid, limit: 1_000_000, window: 60_000_000, burst: 1_000_000}
-	args := (&Redis{}).args("allow", &p, 1, time.Time{}) // on the server's clock
+	args := (&Redis{}).args("allow", &p, 1, time.Time{}, 0) // on the server's clock
 	anyArgs := []any{args[0], args[1], args[2]}
 	gr := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 128, ContextTimeoutEnabled: true, DisableIdentity: true})
 	defer gr.Close()

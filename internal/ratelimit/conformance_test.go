@@ -47,13 +47,18 @@ type step struct {
 	n      int64
 	adjust bool
 	// the expected decision of an Allow
-	ok           bool
-	rem          int64
-	retry, reset time.Duration
+	ok                 bool
+	rem                int64
+	retry, reset, wait time.Duration
 }
 
 func allow(at time.Duration, n int64, ok bool, rem int64, retry, reset time.Duration) step {
 	return step{at: at, n: n, ok: ok, rem: rem, retry: retry, reset: reset}
+}
+
+// queued is an Allow admitted into a LeakyBucket's queue to wait for its turn.
+func queued(at time.Duration, n, rem int64, reset, wait time.Duration) step {
+	return step{at: at, n: n, ok: true, rem: rem, reset: reset, wait: wait}
 }
 
 func adjust(at time.Duration, delta int64) step { return step{at: at, n: delta, adjust: true} }
@@ -73,7 +78,7 @@ func runSteps(t *testing.T, lim Limiter, key string, r Rule, steps []step) {
 		if err != nil {
 			t.Fatalf("step %d: Allow(%d) at +%v: %v", i, s.n, s.at, err)
 		}
-		want := Decision{Allowed: s.ok, Limit: r.Limit, Remaining: s.rem, RetryAfter: s.retry, Reset: s.reset}
+		want := Decision{Allowed: s.ok, Limit: r.Limit, Remaining: s.rem, RetryAfter: s.retry, Reset: s.reset, Wait: s.wait}
 		if got != want {
 			t.Errorf("step %d: Allow(%d) at +%v\n got %+v\nwant %+v", i, s.n, s.at, got, want)
 		}
@@ -114,6 +119,66 @@ var stepTables = []struct {
 			allow(250*ms, 2, false, 1, 250*ms, 1250*ms),
 			allow(500*ms, 2, true, 0, 0, 2*sec),
 			allow(2500*ms, 4, true, 0, 0, 2*sec),
+		},
+	},
+	{
+		// the same bucket as a queue: one request leaves every 500ms, at most 1s of waiting
+		name: "LeakyBucket/Queue",
+		rule: Rule{Algorithm: LeakyBucket, Limit: 4, Window: 2 * sec, Burst: 3, MaxWait: sec},
+		steps: []step{
+			allow(0, 1, true, 2, 0, 500*ms),
+			queued(0, 1, 1, sec, 500*ms),
+			queued(0, 1, 0, 1500*ms, sec),
+			allow(0, 1, false, 0, 500*ms, 1500*ms), // no room, and 1.5s to wait
+			allow(250*ms, 1, false, 0, 250*ms, 1250*ms),
+			queued(500*ms, 1, 0, 1500*ms, sec),
+		},
+	},
+	{
+		// room in the bucket, but a wait longer than MaxWait: rejected until it is short enough
+		name: "LeakyBucket/MaxWait",
+		rule: Rule{Algorithm: LeakyBucket, Limit: 4, Window: 2 * sec, Burst: 3, MaxWait: 600 * ms},
+		steps: []step{
+			allow(0, 1, true, 2, 0, 500*ms),
+			queued(0, 1, 1, sec, 500*ms),
+			allow(0, 1, false, 1, 400*ms, sec),
+			queued(400*ms, 1, 0, 1100*ms, 600*ms),
+		},
+	},
+	{
+		// the exact log of the last minute: 3 per minute, never 4 in any 60s
+		name: "SlidingLog",
+		rule: Rule{Algorithm: SlidingLog, Limit: 3, Window: time.Minute},
+		steps: []step{
+			allow(0, 1, true, 2, 0, 60*sec),
+			allow(10*sec, 2, true, 0, 0, 60*sec),
+			allow(20*sec, 1, false, 0, 40*sec, 50*sec), // until the admission at 0 is 60s old
+			allow(59999*ms, 1, false, 0, ms, 10001*ms),
+			allow(60*sec, 1, true, 0, 0, 60*sec),
+			allow(61*sec, 2, false, 0, 9*sec, 59*sec),  // the two at 10s free room for two
+			allow(61*sec, 4, false, 0, 60*sec, 59*sec), // more than Limit: never fits
+			allow(130*sec, 0, true, 3, 0, 0),
+		},
+	},
+	{
+		// budgets beyond a minute are decided in whole seconds, answered to the µs
+		name: "FixedWindow/Hour",
+		rule: Rule{Algorithm: FixedWindow, Limit: 2, Window: time.Hour},
+		steps: []step{
+			allow(0, 1, true, 1, 0, time.Hour),
+			allow(30*time.Minute+500*ms, 1, true, 0, 0, 30*time.Minute-500*ms),
+			allow(time.Hour-100*ms, 1, false, 0, 100*ms, 100*ms),
+			allow(time.Hour, 1, true, 1, 0, time.Hour),
+		},
+	},
+	{
+		// a daily budget of 10: at 36h the previous day weighs half, leaving room for 5
+		name: "SlidingWindow/Day",
+		rule: Rule{Algorithm: SlidingWindow, Limit: 10, Window: 24 * time.Hour},
+		steps: []step{
+			allow(0, 10, true, 0, 0, 48*time.Hour),
+			allow(36*time.Hour+500*ms, 6, false, 5, 8639500*ms, 43199500*ms),
+			allow(36*time.Hour+8640*sec, 6, true, 0, 0, 36*time.Hour-8640*sec),
 		},
 	},
 	{
@@ -187,6 +252,20 @@ var stepTables = []struct {
 			allow(sec, 1, true, 1, 0, 119*sec),
 			adjust(61*sec, -20), // refunds the previous minute too, stopping at empty
 			allow(61*sec, 0, true, 10, 0, 0),
+		},
+	},
+	{
+		// a charge logs up to the limit; a refund takes the newest units back
+		name: "SlidingLog/Adjust",
+		rule: Rule{Algorithm: SlidingLog, Limit: 5, Window: time.Minute},
+		steps: []step{
+			allow(0, 2, true, 3, 0, 60*sec),
+			adjust(0, 10), // 3 logged: the log never holds more than the limit
+			allow(sec, 1, false, 0, 59*sec, 59*sec),
+			adjust(sec, -4),
+			allow(sec, 2, true, 2, 0, 60*sec),
+			adjust(61*sec, -100), // refunds stop at an empty log
+			allow(61*sec, 0, true, 5, 0, 0),
 		},
 	},
 	{
@@ -286,7 +365,7 @@ func TestConformanceRuleSpellings(t *testing.T) {
 
 func TestConformanceKeyIsolation(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, lim Limiter) {
-		for _, alg := range []Algorithm{TokenBucket, SlidingWindow, FixedWindow, LeakyBucket, Hybrid} {
+		for _, alg := range []Algorithm{TokenBucket, SlidingWindow, SlidingLog, FixedWindow, LeakyBucket, Hybrid} {
 			r := Rule{Algorithm: alg, Limit: 3, Window: time.Minute}
 			mustAllow(t, lim, "alice", r, 3, t0, true)
 			mustAllow(t, lim, "alice", r, 1, t0, false)
@@ -310,13 +389,21 @@ func TestConformanceInvalid(t *testing.T) {
 		{Rule{Algorithm: FixedWindow, Limit: 1}, "rule.window"},
 		{Rule{Algorithm: FixedWindow, Limit: 1, Window: time.Microsecond}, "rule.window"},
 		{Rule{Algorithm: LeakyBucket, Limit: 1, Window: time.Second, Burst: -1}, "rule.burst"},
-		{Rule{Algorithm: SlidingWindow, Limit: 1 << 40, Window: time.Hour}, "rule.limit × rule.window"},
-		{Rule{Algorithm: Hybrid, Limit: 1, Window: time.Hour, Burst: 1 << 40}, "rule.burst × rule.window"},
+		{Rule{Algorithm: SlidingWindow, Limit: 1 << 40, Window: time.Minute}, "rule.limit × rule.window"},
+		{Rule{Algorithm: SlidingWindow, Limit: 1 << 40, Window: 24 * time.Hour}, "rule.limit × rule.window"},
+		{Rule{Algorithm: Hybrid, Limit: 1, Window: time.Minute, Burst: 1 << 40}, "rule.burst × rule.window"},
+		{Rule{Algorithm: SlidingLog, Limit: MaxLogLimit + 1, Window: time.Minute}, "rule.limit must be <= 10000 for SlidingLog"},
+		{Rule{Algorithm: FixedWindow, Limit: 1, Window: time.Hour + time.Millisecond}, "whole seconds"},
+		{Rule{Algorithm: TokenBucket, Limit: 1, Window: time.Minute, MaxWait: time.Second}, "rule.maxWait applies only to LeakyBucket"},
+		{Rule{Algorithm: LeakyBucket, Limit: 1, Window: time.Minute, MaxWait: -time.Second}, "rule.maxWait must be >= 0"},
 	}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid rule: %v", err)
 	}
 	for _, c := range cases {
+		if c.rule.MaxWait != 0 { // MaxWait is checked at each decision, not part of the rule
+			continue
+		}
 		if err := c.rule.Validate(); err == nil || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("Validate(%+v) = %v, want an error naming %q", c.rule, err, c.field)
 		}
@@ -326,6 +413,9 @@ func TestConformanceInvalid(t *testing.T) {
 		for _, c := range cases {
 			if _, err := lim.Allow(ctx, "k", c.rule, 1, t0); err == nil || !strings.Contains(err.Error(), c.field) {
 				t.Errorf("Allow(%+v) = %v, want an error naming %q", c.rule, err, c.field)
+			}
+			if c.rule.MaxWait != 0 { // an Adjust does not wait
+				continue
 			}
 			if err := lim.Adjust(ctx, "k", c.rule, 1, t0); err == nil || !strings.Contains(err.Error(), c.field) {
 				t.Errorf("Adjust(%+v) = %v, want an error naming %q", c.rule, err, c.field)
@@ -380,9 +470,13 @@ func TestBackendsAgree(t *testing.T) {
 		{Algorithm: SlidingWindow, Limit: 11, Window: 4 * sec},
 		{Algorithm: Hybrid, Limit: 6, Window: 2 * sec, Burst: 3},
 		{Algorithm: Hybrid, Limit: 60000, Window: time.Minute, Burst: 20000},
+		{Algorithm: SlidingLog, Limit: 12, Window: 5 * sec},
+		{Algorithm: LeakyBucket, Limit: 10, Window: 4 * sec, Burst: 6, MaxWait: 1500 * ms},
+		{Algorithm: SlidingWindow, Limit: 40, Window: 3 * time.Hour},
+		{Algorithm: TokenBucket, Limit: 30, Window: 24 * time.Hour, Burst: 20},
 	}
 	for _, r := range rules {
-		t.Run(string(r.Algorithm), func(t *testing.T) {
+		t.Run(ruleName(r), func(t *testing.T) {
 			mem, red := bs[0].new(t), bs[1].new(t)
 			rng := rand.New(rand.NewPCG(1, uint64(r.Limit)))
 			now := t0.Add(time.Duration(rng.Int64N(int64(time.Hour))))
@@ -423,6 +517,15 @@ func TestBackendsAgree(t *testing.T) {
 			t.Logf("%d allowed, %d rejected, identical on both backends", allowed, rejected)
 		})
 	}
+}
+
+// ruleName names a rule's subtest: its algorithm, window and MaxWait.
+func ruleName(r Rule) string {
+	name := string(r.Algorithm) + "/" + r.Window.String()
+	if r.MaxWait > 0 {
+		name += "/queue"
+	}
+	return name
 }
 
 func mustAllow(t *testing.T, lim Limiter, key string, r Rule, n int64, now time.Time, want bool) Decision {

@@ -41,8 +41,46 @@ type shard struct {
 type node struct {
 	st   state
 	p    params
+	log  *logState // SlidingLog's state instead of st
 	key  string
 	next *node
+}
+
+// newNode is a fresh state of rule p.
+func newNode(p params) *node {
+	nd := &node{p: p}
+	if p.alg == algLog {
+		nd.log = &logState{}
+	}
+	return nd
+}
+
+// decide runs the rule's algorithm at now (µs) with maxWait (ticks).
+func (nd *node) decide(n, now, maxWait int64) outcome {
+	t, off := nd.p.ticks(now)
+	if nd.log != nil {
+		return nd.log.allow(&nd.p, n, t).inMicros(&nd.p, off)
+	}
+	return nd.st.allow(&nd.p, n, t, maxWait).inMicros(&nd.p, off)
+}
+
+// charge runs Adjust at now (µs).
+func (nd *node) charge(delta, now int64) {
+	t, _ := nd.p.ticks(now)
+	if nd.log != nil {
+		nd.log.adjust(&nd.p, delta, t)
+		return
+	}
+	nd.st.adjust(&nd.p, delta, t)
+}
+
+// idle reports whether the state can be dropped at now (µs).
+func (nd *node) idle(now int64) bool {
+	t, _ := nd.p.ticks(now)
+	if nd.log != nil {
+		return nd.log.idle(&nd.p, t)
+	}
+	return nd.st.idle(&nd.p, t)
 }
 
 // lazySweepMin is the shard size below which no lazy sweep runs.
@@ -91,7 +129,15 @@ func (m *Memory) Allow(_ context.Context, key string, r Rule, n int64, now time.
 			return Decision{}, err
 		}
 	}
-	o := nd.st.allow(&nd.p, n, t)
+	var wait int64
+	if r.MaxWait != 0 {
+		var err error
+		if wait, err = nd.p.waitTicks(&r); err != nil {
+			sh.mu.Unlock()
+			return Decision{}, err
+		}
+	}
+	o := nd.decide(n, t, wait)
 	sh.mu.Unlock()
 	return o.decision(r.Limit), nil
 }
@@ -109,7 +155,7 @@ func (m *Memory) Adjust(_ context.Context, key string, r Rule, delta int64, now 
 			return err
 		}
 	}
-	nd.st.adjust(&nd.p, delta, t)
+	nd.charge(delta, t)
 	sh.mu.Unlock()
 	return nil
 }
@@ -145,7 +191,8 @@ func (sh *shard) get(h uint64, key string, r *Rule, now int64, create bool) (*no
 	if sh.added++; sh.added > sh.count/2 && sh.count >= lazySweepMin {
 		sh.sweep(now)
 	}
-	nd := &node{p: p, key: key, next: sh.states[h]}
+	nd := newNode(p)
+	nd.key, nd.next = key, sh.states[h]
 	sh.states[h] = nd
 	sh.count++
 	return nd, nil
@@ -157,7 +204,7 @@ func (sh *shard) sweep(now int64) int {
 	for h, first := range sh.states {
 		head, link := first, &first
 		for nd := first; nd != nil; nd = nd.next {
-			if nd.st.idle(&nd.p, now) {
+			if nd.idle(now) {
 				*link = nd.next
 				dropped++
 				continue

@@ -133,18 +133,18 @@ func TestMemoryHashCollision(t *testing.T) {
 	p := mustParams(t, r)
 	for i, key := range []string{"a", "b", "c"} {
 		for range i + 1 {
-			if o := get(key).st.allow(p, 1, now); !o.ok {
+			if o := get(key).st.allow(p, 1, now, 0); !o.ok {
 				t.Fatalf("%s rejected", key)
 			}
 		}
 	}
 	for i, key := range []string{"a", "b", "c"} {
-		if o := get(key).st.allow(p, 0, now); o.remaining != int64(2-i) {
+		if o := get(key).st.allow(p, 0, now, 0); o.remaining != int64(2-i) {
 			t.Errorf("%s: remaining %d, want %d", key, o.remaining, 2-i)
 		}
 	}
 	later := now + 2*time.Second.Microseconds()
-	get("b").st.allow(p, 1, later) // b stays; a and c (the list's tail and head) go
+	get("b").st.allow(p, 1, later, 0) // b stays; a and c (the list's tail and head) go
 	if n := sh.sweep(later + time.Second.Microseconds()); n != 2 || sh.count != 1 {
 		t.Fatalf("sweep dropped %d, kept %d; want 2 and 1", n, sh.count)
 	}
@@ -257,4 +257,38 @@ func hammer(t *testing.T, g, attempts int, try func(i int) (bool, error)) int64 
 	}
 	wg.Wait()
 	return admitted.Load()
+}
+
+// TestMemorySlidingLogBounded: a SlidingLog holds at most Limit entries however long it is
+// driven (the ring's capacity is the next power of two), and an idle log is dropped.
+func TestMemorySlidingLogBounded(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory(MemoryOptions{})
+	r := Rule{Algorithm: SlidingLog, Limit: 100, Window: time.Second}
+	now := t0
+	for i := range 20_000 {
+		now = now.Add(time.Duration(i%7) * time.Millisecond)
+		if _, err := m.Allow(ctx, "k", r, 1+int64(i%3), now); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 0 {
+			if err := m.Adjust(ctx, "k", r, 50, now); err != nil { // charges stop at the limit
+				t.Fatal(err)
+			}
+		}
+	}
+	sh, h := m.shard("k")
+	nd := sh.findRule(h, "k", &r)
+	if nd == nil || nd.log == nil {
+		t.Fatal("no log")
+	}
+	if l := nd.log; l.size > 100 || len(l.ring) > 128 || l.used > 100 {
+		t.Errorf("log holds %d entries (%d units) in a ring of %d, want at most 100 in 128", l.size, l.used, len(l.ring))
+	}
+	if n := m.Sweep(now.Add(2 * time.Second)); n != 0 {
+		t.Errorf("Sweep within two windows dropped %d", n)
+	}
+	if n := m.Sweep(now.Add(3*time.Second + time.Microsecond)); n != 1 {
+		t.Errorf("Sweep after three windows dropped %d, want 1", n)
+	}
 }

@@ -79,6 +79,9 @@ var (
 	//go:embed lua/renew.lua
 	renewSrc    string
 	renewScript = rueidis.NewLuaScript(renewSrc)
+	//go:embed lua/slidelog.lua
+	slideLogSrc    string
+	slideLogScript = rueidis.NewLuaScript(slideLogSrc)
 )
 
 var _ Limiter = (*Redis)(nil)
@@ -124,16 +127,30 @@ func (l *Redis) Allow(ctx context.Context, key string, r Rule, n int64, now time
 	if n < 0 {
 		return Decision{}, errNegativeN
 	}
+	wait, err := p.waitTicks(&r)
+	if err != nil {
+		return Decision{}, err
+	}
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
-	res, err := l.exec(ctx, decideScript, l.stateKey(key, &p), l.args("allow", &p, n, now)).ToString()
+	if p.alg == algLog {
+		res, err := l.exec(ctx, slideLogScript, l.stateKey(key, &p), l.logArgs("allow", &p, n, now)).AsIntSlice()
+		if err != nil {
+			return Decision{}, fmt.Errorf("ratelimit: redis allow: %w", err)
+		}
+		if len(res) != 4 {
+			return Decision{}, fmt.Errorf("ratelimit: redis allow: unexpected reply %v", res)
+		}
+		return outcome{ok: res[0] == 1, remaining: res[1], retry: res[2], reset: res[3]}.decision(r.Limit), nil
+	}
+	res, err := l.exec(ctx, decideScript, l.stateKey(key, &p), l.args("allow", &p, n, now, wait)).ToString()
 	if err != nil {
 		return Decision{}, fmt.Errorf("ratelimit: redis allow: %w", err)
 	}
-	if len(res) != 32 {
+	if len(res) != 40 {
 		return Decision{}, fmt.Errorf("ratelimit: redis allow: unexpected reply %q", res)
 	}
-	return outcome{ok: unpack(res, 0) == 1, remaining: unpack(res, 1), retry: unpack(res, 2), reset: unpack(res, 3)}.decision(r.Limit), nil
+	return outcome{ok: unpack(res, 0) == 1, remaining: unpack(res, 1), retry: unpack(res, 2), reset: unpack(res, 3), wait: unpack(res, 4)}.decision(r.Limit), nil
 }
 
 // unpack is the i-th little-endian double of b, as an integer (decide.lua's numbers are).
@@ -152,7 +169,11 @@ func (l *Redis) Adjust(ctx context.Context, key string, r Rule, delta int64, now
 	}
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
-	if err := l.exec(ctx, decideScript, l.stateKey(key, &p), l.args("adjust", &p, delta, now)).Error(); err != nil {
+	script, args := decideScript, l.args("adjust", &p, delta, now, 0)
+	if p.alg == algLog {
+		script, args = slideLogScript, l.logArgs("adjust", &p, delta, now)
+	}
+	if err := l.exec(ctx, script, l.stateKey(key, &p), args).Error(); err != nil {
 		return fmt.Errorf("ratelimit: redis adjust: %w", err)
 	}
 	return nil
@@ -234,16 +255,23 @@ func (l *Redis) work(c *call) {
 
 // args are decide.lua's arguments: the numbers packed as little-endian doubles (exact: every
 // one is below 2^53), which Redis unpacks with no string parsing.
-func (l *Redis) args(mode string, p *params, n int64, now time.Time) []string {
+func (l *Redis) args(mode string, p *params, n int64, now time.Time, maxWait int64) []string {
 	clock := int64(-1)
 	if l.clientTS {
 		clock = now.UnixMicro()
 	}
-	var b [40]byte
-	for i, v := range [...]int64{p.limit, p.window, p.burst, n, clock} {
+	var b [56]byte
+	for i, v := range [...]int64{p.limit, p.window, p.burst, n, clock, p.tick, maxWait} {
 		binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(float64(v)))
 	}
 	return []string{mode, p.alg.tag(), string(b[:])}
+}
+
+// logArgs are slidelog.lua's arguments, with an id no other call uses (the log's members).
+func (l *Redis) logArgs(mode string, p *params, n int64, now time.Time) []string {
+	id := l.leaseID + strconv.FormatUint(l.seq.Add(1), 10)
+	return []string{mode, strconv.FormatInt(p.limit, 10), strconv.FormatInt(p.window, 10), strconv.FormatInt(n, 10),
+		l.now(now), strconv.FormatInt(p.tick, 10), id}
 }
 
 // Acquire takes one of max concurrent slots for key; ok=false when all are taken. A slot is a
@@ -390,11 +418,12 @@ func splitKey(key string) (client, quota string) {
 	return key, ""
 }
 
-// stateKey is prefix{client}:quota:algorithm:limit:window:burst: the client is the hash tag
-// (the first braces of the key, since the prefix has none), so every key of one client is in
-// one Redis Cluster slot whatever the client contains; the rule is part of the key, so a
-// changed rule starts afresh. Parsed from the right (a quota has no ':' and the rule has
-// four fields), the key names exactly one (key, rule).
+// stateKey is prefix{client}:quota:algorithm:limit:window:burst (window in µs): the client
+// is the hash tag (the first braces of the key, since the prefix has none), so every key of
+// one client is in one Redis Cluster slot whatever the client contains; the rule is part of
+// the key, so a changed rule starts afresh (MaxWait is not part of the rule's state). Parsed
+// from the right (a quota has no ':' and the rule has four fields), the key names exactly
+// one (key, rule).
 func (l *Redis) stateKey(key string, p *params) string {
 	client, quota := splitKey(key)
 	b := make([]byte, 0, len(l.prefix)+len(key)+52)
@@ -408,7 +437,7 @@ func (l *Redis) stateKey(key string, p *params) string {
 	b = append(b, ':')
 	b = strconv.AppendInt(b, p.limit, 10)
 	b = append(b, ':')
-	b = strconv.AppendInt(b, p.window, 10)
+	b = strconv.AppendInt(b, p.window*p.tick, 10)
 	b = append(b, ':')
 	b = strconv.AppendInt(b, p.burst, 10)
 	return string(b)

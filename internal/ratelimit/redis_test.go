@@ -76,7 +76,7 @@ func TestRedisKeysExpire(t *testing.T) {
 	srv := redisserver.Start(t)
 	lim := NewRedis(srv.Client(), RedisOptions{Prefix: "exp:", LeaseTTL: time.Minute}) // server clock
 	resets := map[string]time.Duration{}
-	for _, alg := range allAlgorithms {
+	for _, alg := range append(allAlgorithms, SlidingLog) {
 		r := Rule{Algorithm: alg, Limit: 10, Window: time.Minute}
 		d := mustAllow(t, lim, "k", r, 3, time.Time{}, true)
 		resets[lim.stateKey("k", mustParams(t, r))] = d.Reset
@@ -110,6 +110,22 @@ func TestRedisKeysExpire(t *testing.T) {
 	}
 	if m := srv.MustDo("EXISTS", lim.stateKey("k", mustParams(t, r))); mustInt(t, m) != 0 {
 		t.Error("a state refunded to full was not deleted")
+	}
+}
+
+// TestRedisSlidingLogUniqueMembers: two gateways admitting at the same instant on the server's
+// clock log two entries, not one: a member named by its timestamp (as the Redis + Lua sliding
+// window is often written) would let the second overwrite the first and a third one in.
+func TestRedisSlidingLogUniqueMembers(t *testing.T) {
+	srv := redisserver.Start(t)
+	a := NewRedis(srv.Client(), RedisOptions{Prefix: "log:", UseClientClock: true})
+	b := NewRedis(srv.Client(), RedisOptions{Prefix: "log:", UseClientClock: true})
+	r := Rule{Algorithm: SlidingLog, Limit: 2, Window: time.Minute}
+	mustAllow(t, a, "k", r, 1, t0, true)
+	mustAllow(t, b, "k", r, 1, t0, true)
+	mustAllow(t, a, "k", r, 1, t0, false)
+	if n := mustInt(t, srv.MustDo("ZCARD", a.stateKey("k", mustParams(t, r)))); n != 2 {
+		t.Errorf("the log holds %d members, want 2", n)
 	}
 }
 

@@ -50,11 +50,11 @@ func TestEnumCopiesNameTheSameValues(t *testing.T) {
 		{
 			field: []string{"algorithm"},
 			copies: map[string][]string{
-				"api": names(v1alpha1.AlgorithmTokenBucket, v1alpha1.AlgorithmSlidingWindow, v1alpha1.AlgorithmFixedWindow,
+				"api": names(v1alpha1.AlgorithmTokenBucket, v1alpha1.AlgorithmSlidingWindow, v1alpha1.AlgorithmSlidingLog, v1alpha1.AlgorithmFixedWindow,
 					v1alpha1.AlgorithmLeakyBucket, v1alpha1.AlgorithmHybrid),
-				"gatewayconfig": names(gatewayconfig.TokenBucket, gatewayconfig.SlidingWindow, gatewayconfig.FixedWindow,
+				"gatewayconfig": names(gatewayconfig.TokenBucket, gatewayconfig.SlidingWindow, gatewayconfig.SlidingLog, gatewayconfig.FixedWindow,
 					gatewayconfig.LeakyBucket, gatewayconfig.Hybrid),
-				"ratelimit": names(ratelimit.TokenBucket, ratelimit.SlidingWindow, ratelimit.FixedWindow,
+				"ratelimit": names(ratelimit.TokenBucket, ratelimit.SlidingWindow, ratelimit.SlidingLog, ratelimit.FixedWindow,
 					ratelimit.LeakyBucket, ratelimit.Hybrid),
 			},
 			accepted: func(rl *gatewayconfig.RateLimit, v string) { rl.Algorithm = gatewayconfig.Algorithm(v) },

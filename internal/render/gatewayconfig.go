@@ -49,6 +49,8 @@ func GatewayConfig(in Inputs) *gatewayconfig.Config {
 			c.Degradation.StaticResponse = &gatewayconfig.StaticResponse{Message: sr.Message, HTTPStatus: sr.HTTPStatus}
 		}
 		c.Degradation.Cache = cacheConfig(plan.Spec.Cache)
+		c.Degradation.CriticalMaxLevel = plan.Spec.Classes.CriticalMaxLevel
+		c.Degradation.SheddableStepsAhead = plan.Spec.Classes.SheddableStepsAhead
 		cb := plan.Spec.CircuitBreaker
 		c.Breaker = gatewayconfig.Breaker{
 			FailureThreshold: cb.FailureThreshold, RecoveryTimeout: cb.RecoveryTimeout, HalfOpenRequests: cb.HalfOpenRequests,
@@ -66,15 +68,21 @@ func rateLimitConfig(p *v1alpha1.RateLimitPolicy, e *v1alpha1.EffectivePolicy, g
 		Mode:   gatewayconfig.Mode(e.Mode),
 		Key: gatewayconfig.Key{Source: gatewayconfig.KeySource(e.Key.Source), Header: e.Key.Header,
 			IPv6PrefixLength: ptr.Deref(e.Key.IPv6PrefixLength, 0)},
-		Algorithm:        gatewayconfig.Algorithm(e.Algorithm),
-		AssumedMaxTokens: ptr.Deref(e.AssumedMaxTokens, 0),
-		Limits:           limits(e.Limits),
-		FailureMode:      gatewayconfig.FailureMode(e.FailureMode),
-		ActiveSchedule:   p.Status.ActiveSchedule,
+		Algorithm:         gatewayconfig.Algorithm(e.Algorithm),
+		AssumedMaxTokens:  ptr.Deref(e.AssumedMaxTokens, 0),
+		Limits:            limits(e.Limits),
+		FailureMode:       gatewayconfig.FailureMode(e.FailureMode),
+		ActiveSchedule:    p.Status.ActiveSchedule,
+		Criticality:       gatewayconfig.Criticality(e.Criticality),
+		CriticalityHeader: e.CriticalityHeader,
+	}
+	if q := e.Queue; q != nil {
+		rl.Queue = &gatewayconfig.Queue{MaxWait: q.MaxWait, MaxQueued: int64(ptr.Deref(q.MaxQueued, 0))}
 	}
 	for _, o := range e.Overrides {
 		rl.Overrides = append(rl.Overrides, gatewayconfig.Override{
 			Name: o.Name, Keys: append([]string(nil), o.Keys...), Limits: limits(o.Limits),
+			Criticality: gatewayconfig.Criticality(o.Criticality),
 		})
 	}
 	if r := gw.Redis; r != nil {
@@ -135,6 +143,10 @@ func limits(l v1alpha1.LimitSet) gatewayconfig.Limits {
 		InputTokensPerMinute:  ptr.Deref(l.InputTokensPerMinute, 0),
 		OutputTokensPerMinute: ptr.Deref(l.OutputTokensPerMinute, 0),
 		MaxConcurrentRequests: int64(ptr.Deref(l.MaxConcurrentRequests, 0)),
+		RequestsPerHour:       int64(ptr.Deref(l.RequestsPerHour, 0)),
+		RequestsPerDay:        int64(ptr.Deref(l.RequestsPerDay, 0)),
+		TokensPerHour:         ptr.Deref(l.TokensPerHour, 0),
+		TokensPerDay:          ptr.Deref(l.TokensPerDay, 0),
 	}
 }
 

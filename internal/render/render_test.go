@@ -406,3 +406,22 @@ func TestEndpointAndURL(t *testing.T) {
 		}
 	}
 }
+
+// TestClassesRendered: the policy's classes (from its status) and the plan's class levels
+// reach the gateway config.
+func TestClassesRendered(t *testing.T) {
+	in := input(t, "vllm-full")
+	if in.Plan == nil || in.Policy == nil {
+		t.Fatal("vllm-full has no plan or policy")
+	}
+	in.Plan.Spec.Classes = v1alpha1.ClassLevels{CriticalMaxLevel: ptr.To[int32](1), SheddableStepsAhead: ptr.To[int32](2)}
+	e := in.Policy.Status.Effective
+	e.Criticality, e.CriticalityHeader = v1alpha1.CriticalitySheddable, "X-Qwen-Criticality"
+	c := GatewayConfig(in)
+	if d := c.Degradation; d.CriticalMaxLevel == nil || *d.CriticalMaxLevel != 1 || d.SheddableStepsAhead == nil || *d.SheddableStepsAhead != 2 {
+		t.Errorf("degradation %+v", d)
+	}
+	if rl := c.RateLimit; rl == nil || rl.Criticality != gatewayconfig.Sheddable || rl.CriticalityHeader != "X-Qwen-Criticality" {
+		t.Errorf("rate limit %+v", rl)
+	}
+}

@@ -19,6 +19,10 @@ func Merge(base, over v1alpha1.LimitSet) v1alpha1.LimitSet {
 		InputTokensPerMinute:  pick(over.InputTokensPerMinute, base.InputTokensPerMinute),
 		OutputTokensPerMinute: pick(over.OutputTokensPerMinute, base.OutputTokensPerMinute),
 		MaxConcurrentRequests: pick(over.MaxConcurrentRequests, base.MaxConcurrentRequests),
+		RequestsPerHour:       pick(over.RequestsPerHour, base.RequestsPerHour),
+		RequestsPerDay:        pick(over.RequestsPerDay, base.RequestsPerDay),
+		TokensPerHour:         pick(over.TokensPerHour, base.TokensPerHour),
+		TokensPerDay:          pick(over.TokensPerDay, base.TokensPerDay),
 	}
 }
 
@@ -39,10 +43,14 @@ const (
 	maxRequests    = 1_000_000
 	maxTokens      = 18_000_000
 	maxConcurrency = 100_000
+	maxBudgetReqs  = 1_000_000_000
+	maxHourTokens  = 100_000_000_000
+	maxDayTokens   = 10_000_000_000
 )
 
 // Scale multiplies the limits by an adaptive rule's factor ("0.5" halves them): the per-minute
-// rates (requests, tokens, input and output tokens) and maxConcurrentRequests. Each result is
+// rates (requests, tokens, input and output tokens), the hourly and daily budgets and
+// maxConcurrentRequests. Each result is
 // rounded down, never below 1 and never above the schema's maximum for the field. Burst is a
 // bucket capacity, not a rate, and is kept: the API's example status shows requestsPerMinute
 // halved from 50 to 25 with burst still 10. Unset fields stay unset. The arithmetic is exact
@@ -71,6 +79,10 @@ func Scale(limits v1alpha1.LimitSet, factor v1alpha1.Decimal) (v1alpha1.LimitSet
 	scale64(out.InputTokensPerMinute, maxTokens)
 	scale64(out.OutputTokensPerMinute, maxTokens)
 	scale32(out.MaxConcurrentRequests, maxConcurrency)
+	scale32(out.RequestsPerHour, maxBudgetReqs)
+	scale32(out.RequestsPerDay, maxBudgetReqs)
+	scale64(out.TokensPerHour, maxHourTokens)
+	scale64(out.TokensPerDay, maxDayTokens)
 	return out, nil
 }
 

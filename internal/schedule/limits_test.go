@@ -10,9 +10,10 @@ import (
 func limitsEqual(a, b v1alpha1.LimitSet) bool { return fmtLimits(a) == fmtLimits(b) }
 
 func fmtLimits(l v1alpha1.LimitSet) string {
-	return fmt.Sprintf("{rpm:%v burst:%v tpm:%v in:%v out:%v conc:%v}",
+	return fmt.Sprintf("{rpm:%v burst:%v tpm:%v in:%v out:%v conc:%v rph:%v rpd:%v tph:%v tpd:%v}",
 		ptrString(l.RequestsPerMinute), ptrString(l.Burst), ptrString(l.TokensPerMinute),
-		ptrString(l.InputTokensPerMinute), ptrString(l.OutputTokensPerMinute), ptrString(l.MaxConcurrentRequests))
+		ptrString(l.InputTokensPerMinute), ptrString(l.OutputTokensPerMinute), ptrString(l.MaxConcurrentRequests),
+		ptrString(l.RequestsPerHour), ptrString(l.RequestsPerDay), ptrString(l.TokensPerHour), ptrString(l.TokensPerDay))
 }
 
 func TestMerge(t *testing.T) {
@@ -28,6 +29,8 @@ func TestMerge(t *testing.T) {
 		{"premium tier adds dimensions", base, v1alpha1.LimitSet{RequestsPerMinute: i32(600), OutputTokensPerMinute: i64(9000)},
 			v1alpha1.LimitSet{RequestsPerMinute: i32(600), Burst: i32(10), TokensPerMinute: i64(60000), OutputTokensPerMinute: i64(9000), MaxConcurrentRequests: i32(8)}},
 		{"overlay onto empty base", v1alpha1.LimitSet{}, v1alpha1.LimitSet{InputTokensPerMinute: i64(5)}, v1alpha1.LimitSet{InputTokensPerMinute: i64(5)}},
+		{"budgets merge like the rest", v1alpha1.LimitSet{TokensPerDay: i64(1000), RequestsPerHour: i32(5)}, v1alpha1.LimitSet{TokensPerDay: i64(9000), TokensPerHour: i64(100), RequestsPerDay: i32(50)},
+			v1alpha1.LimitSet{TokensPerDay: i64(9000), TokensPerHour: i64(100), RequestsPerHour: i32(5), RequestsPerDay: i32(50)}},
 	} {
 		if got := Merge(tc.base, tc.over); !limitsEqual(got, tc.want) {
 			t.Errorf("%s: got %s, want %s", tc.name, fmtLimits(got), fmtLimits(tc.want))
@@ -77,6 +80,8 @@ func TestScale(t *testing.T) {
 		{"scaling up is capped at the schema maximum", v1alpha1.LimitSet{RequestsPerMinute: i32(600000), TokensPerMinute: i64(9000000), MaxConcurrentRequests: i32(50000)}, "10",
 			v1alpha1.LimitSet{RequestsPerMinute: i32(1000000), TokensPerMinute: i64(18000000), MaxConcurrentRequests: i32(100000)}},
 		{"unset stays unset", v1alpha1.LimitSet{Burst: i32(5)}, "0.5", v1alpha1.LimitSet{Burst: i32(5)}},
+		{"budgets scale, capped at the schema maximum", v1alpha1.LimitSet{TokensPerDay: i64(9000000000), TokensPerHour: i64(1000), RequestsPerHour: i32(9), RequestsPerDay: i32(1000000000)}, "2",
+			v1alpha1.LimitSet{TokensPerDay: i64(10000000000), TokensPerHour: i64(2000), RequestsPerHour: i32(18), RequestsPerDay: i32(1000000000)}},
 	} {
 		got, err := Scale(tc.in, tc.factor)
 		if err != nil {

@@ -374,6 +374,17 @@ func fixtureMetrics(n int) string {
 	p(`qwen_gateway_cache_bytes{%s} 4096`, gw)
 	p("# TYPE qwen_gateway_limiter_backend_errors_total counter")
 	p(`qwen_gateway_limiter_backend_errors_total{%s} %d`, gw, n)
+	p("# TYPE qwen_gateway_requests_by_class_total counter")
+	p(`qwen_gateway_requests_by_class_total{%s,class="Standard",level="1"} %d`, gw, 8*n)
+	p(`qwen_gateway_requests_by_class_total{%s,class="Sheddable",level="2"} %d`, gw, 2*n)
+	p("# TYPE qwen_gateway_queue_wait_seconds histogram")
+	for i, le := range []string{"0.1", "0.5", "1", "5", "+Inf"} {
+		p(`qwen_gateway_queue_wait_seconds_bucket{%s,class="Standard",le="%s"} %d`, gw, le, (i+1)*n)
+	}
+	p(`qwen_gateway_queue_wait_seconds_sum{%s,class="Standard"} %d`, gw, 2*n)
+	p(`qwen_gateway_queue_wait_seconds_count{%s,class="Standard"} %d`, gw, 5*n)
+	p("# TYPE qwen_gateway_queued_requests gauge")
+	p(`qwen_gateway_queued_requests{%s} 2`, gw)
 	p("# TYPE qwen_gateway_config_reloads_total counter")
 	p(`qwen_gateway_config_reloads_total{%s,result="success"} 1`, gw)
 	p(`qwen_gateway_config_reloads_total{%s,result="failure"} 0`, gw)

@@ -8,24 +8,32 @@
 --
 -- KEYS[1]  string holding the state (40 bytes, LAYOUT); absent means fresh
 -- ARGV     mode ("allow" | "adjust"), algorithm tag (hy tb sw fw lb), and packed as ARGS:
---          limit, window (µs), burst (units, resolved), n (allow) or delta (adjust),
---          now (µs; < 0: server clock)
--- Returns  allow: REPLY packed: allowed (0|1), remaining, retry (µs), reset (µs);
---          adjust: {reset (µs)}.
+--          limit, window (ticks), burst (units, resolved), n (allow) or delta (adjust),
+--          now (µs; < 0: server clock), tick (µs per tick: 1, or 10^6 for windows over a
+--          minute), maxWait (ticks; LeakyBucket's queue, 0: none)
+-- Returns  allow: REPLY packed: allowed (0|1), remaining, retry (µs), reset (µs), wait (µs);
+--          adjust: {reset (ticks)}.
 -- The key expires when the state would be fresh again (reset), so idle keys vanish.
 
 local MAX = 1125899906842624 -- 2^50, maxScaled in ratelimit.go
 local LAYOUT = '<ddddd'      -- the state: start, cur, prev, level, last as little-endian doubles
-local ARGS = '<ddddd'        -- see above
-local REPLY = '<dddd'
+local ARGS = '<ddddddd'      -- see above
+local REPLY = '<ddddd'
 local floor = math.floor
 
 local key = KEYS[1]
 local mode, alg = ARGV[1], ARGV[2]
-local limit, window, burst, n, now = struct.unpack(ARGS, ARGV[3])
+local limit, window, burst, n, now, tick, maxWait = struct.unpack(ARGS, ARGV[3])
 if now < 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+-- now in ticks, and the µs past the tick (outcomes are returned in µs from now)
+local off = 0
+if tick ~= 1 then
+  local us = now
+  now = floor(us / tick)
+  off = us - now * tick
 end
 
 local isWindow = alg == 'hy' or alg == 'sw' or alg == 'fw'
@@ -78,7 +86,7 @@ if isBucket and now > last then
   last = now
 end
 
-local ok, never, retryWin, retryBkt = true, false, 0, 0
+local ok, never, retryWin, retryBkt, wait = true, false, 0, 0, 0
 if mode == 'adjust' then
   local delta = n
   if isWindow then
@@ -132,6 +140,15 @@ else
       ok = false
       retryBkt = idiv(level + n * window - burst * window - 1, limit) + 1
     end
+    if maxWait > 0 and not never then
+      -- a queue: the units ahead drain in ceil(level/limit)
+      if level > 0 then wait = idiv(level - 1, limit) + 1 end
+      if wait > maxWait then
+        ok = false
+        local r = idiv(level - maxWait * limit - 1, limit) + 1
+        if r > retryBkt then retryBkt = r end
+      end
+    end
   end
   if ok then
     if isWindow then cur = cur + n end
@@ -167,11 +184,17 @@ if ok then
   if reset <= 0 then
     redis.call('DEL', key)
   else
-    redis.call('SET', key, struct.pack(LAYOUT, start, cur, prev, level, last), 'PX', idiv(reset - 1, 1000) + 2)
+    redis.call('SET', key, struct.pack(LAYOUT, start, cur, prev, level, last), 'PX', idiv(reset * tick - 1, 1000) + 2)
   end
 end
 if mode == 'adjust' then return {reset} end
-if ok then return struct.pack(REPLY, 1, remaining, 0, reset) end
+-- ticks to µs from now (tick 1: unchanged)
+if tick ~= 1 then
+  if reset > 0 then reset = reset * tick - off end
+  if wait > 0 then wait = wait * tick - off end
+end
+if ok then return struct.pack(REPLY, 1, remaining, 0, reset, wait) end
 local retry = math.max(retryWin, retryBkt)
-if never then retry = math.max(reset, window) end
-return struct.pack(REPLY, 0, remaining, retry, reset)
+if never then retry = math.max(reset, window * tick - off) end
+if tick ~= 1 and not never then retry = retry * tick - off end
+return struct.pack(REPLY, 0, remaining, retry, reset, 0)
