@@ -11,11 +11,14 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
 )
@@ -131,6 +134,24 @@ func waitMetric(t testing.TB, g *Gateway, want float64, name string, labels ...s
 
 func metricValue(t testing.TB, g *Gateway, name string, labels ...string) float64 {
 	t.Helper()
+	m := findMetric(t, g, name, labels...)
+	switch {
+	case m == nil:
+		return 0
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Histogram != nil:
+		return float64(m.Histogram.GetSampleCount())
+	}
+	return 0
+}
+
+// findMetric returns the first series of the metric name whose labels include the label
+// pairs, nil if none.
+func findMetric(t testing.TB, g *Gateway, name string, labels ...string) *dto.Metric {
+	t.Helper()
 	mfs, err := g.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -142,27 +163,16 @@ func metricValue(t testing.TB, g *Gateway, name string, labels ...string) float6
 	next:
 		for _, m := range mf.GetMetric() {
 			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
+				if !slices.ContainsFunc(m.GetLabel(), func(lp *dto.LabelPair) bool {
+					return lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
+				}) {
 					continue next
 				}
 			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
-			}
+			return m
 		}
 	}
-	return 0
+	return nil
 }
 
 // fakeEngine is an OpenAI-compatible upstream the test controls exactly. It records the

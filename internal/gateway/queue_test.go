@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/qwenops/qwen-operator/internal/testutil/redisserver"
@@ -234,27 +233,8 @@ func TestLeakyBucketQueueSharedThroughRedis(t *testing.T) {
 // histogram returns the sample count and sum of the histogram name with the label pairs.
 func histogram(t *testing.T, g *Gateway, name string, labels ...string) (uint64, float64) {
 	t.Helper()
-	mfs, err := g.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				if !slices.ContainsFunc(m.GetLabel(), func(lp *dto.LabelPair) bool {
-					return lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
-				}) {
-					continue next
-				}
-			}
-			return m.Histogram.GetSampleCount(), m.Histogram.GetSampleSum()
-		}
-	}
-	return 0, 0
+	m := findMetric(t, g, name, labels...)
+	return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
 }
 
 // TestQueueClientLeavesIsRefunded: a client that hangs up while its request waits frees its
