@@ -319,11 +319,11 @@ func checkExact(t *testing.T, tg *testGateway, engineURL, redis, mode string, rp
 // failoverPhase runs the load against a gateway with limits far above it while event
 // changes the topology, checks the failure mode, then (once settled returns) reloads the
 // gateway with small limits (same Redis, so the same client) and checks they are exact.
-func failoverPhase(t *testing.T, engineURL, redis, mode string, event func(), settled func(*testGateway)) {
+func failoverPhase(t *testing.T, engineURL, redis, mode string, event func(*testGateway), settled func(*testGateway)) {
 	t.Helper()
 	tg := topologyGateway(t, engineURL, redis, mode, 1_000_000, 1_000_000)
 	errsBefore := metricValue(t, tg.Gateway, "qwen_gateway_limiter_backend_errors_total")
-	res := runLoad(t, tg, 8, event)
+	res := runLoad(t, tg, 8, func() { event(tg) })
 	checkFailureMode(t, tg, mode, res, errsBefore, true)
 	if settled != nil {
 		settled(tg)
@@ -374,7 +374,7 @@ func TestRedisClusterFailover(t *testing.T) {
 	// The phases run in this test's goroutine, not as subtests: the cluster's helpers fail
 	// the test that started it.
 	for i, mode := range []string{"FailOpen", "FailClosed"} {
-		failoverPhase(t, e.srv.URL, redis, mode, func() {
+		failoverPhase(t, e.srv.URL, redis, mode, func(*testGateway) {
 			masters := c.Masters() // resharding from one to another, killing the third
 			from, to, victim := masters[i%3], masters[(i+1)%3], masters[(i+2)%3]
 			start := time.Now()
@@ -400,18 +400,22 @@ func TestRedisSentinelFailover(t *testing.T) {
 	e := newFakeEngine(t, "engine-model")
 	g := redisserver.StartSentinel(t, redisserver.SentinelOptions{Replicas: 3})
 	redis := fmt.Sprintf("{sentinel: {masterName: %s, addresses: [%q, %q]}}", g.MasterName(), g.Sentinels[0].Addr(), g.Sentinels[1].Addr())
-	kill := func() {
+	kill := func(*testGateway) {
 		start := time.Now()
 		old, promoted := g.KillMaster(time.Minute)
 		t.Logf("killed master %s, %s promoted in %v", old.Addr(), promoted.Addr(), time.Since(start))
 	}
-	events := map[string]func(){
+	events := map[string]func(*testGateway){
 		"FailClosed": kill,
-		"FailOpen": func() {
+		"FailOpen": func(tg *testGateway) {
 			start := time.Now()
 			old, promoted := g.Failover(time.Minute)
 			t.Logf("SENTINEL FAILOVER: %s promoted over %s in %v", promoted.Addr(), old.Addr(), time.Since(start))
-			kill()
+			// The master killed next must be the one the gateway decides on: until the
+			// client has followed the failover it still writes to the old master (which
+			// accepts writes until the sentinels demote it), and the kill would miss it.
+			waitOnServer(t, tg, promoted)
+			kill(tg)
 		},
 	}
 	for _, mode := range []string{"FailClosed", "FailOpen"} { // in this goroutine, as above

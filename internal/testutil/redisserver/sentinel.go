@@ -226,7 +226,14 @@ func (g *Sentinel) replicasUp(s *Server) (int, error) {
 func (g *Sentinel) Failover(timeout time.Duration) (old, promoted *Server) {
 	g.tb.Helper()
 	old = g.Master()
-	g.Sentinels[0].MustDo("SENTINEL", "FAILOVER", g.opts.MasterName)
+	// A sentinel refuses (NOGOODSLAVE) until it has seen a replica healthy since the last
+	// failover, which takes it up to a few seconds of INFO polling: ask until it accepts.
+	eventually(g.tb, timeout, "SENTINEL FAILOVER accepted", func() string {
+		if _, err := g.Sentinels[0].Do("SENTINEL", "FAILOVER", g.opts.MasterName); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
 	return old, g.waitNewMaster(old, timeout)
 }
 
