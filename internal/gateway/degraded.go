@@ -56,14 +56,9 @@ func setRouteHeaders(h http.Header, rt *route) {
 // withFingerprint returns a completion response body with its system_fingerprint set to fp
 // (body unchanged when it is not a JSON object).
 func withFingerprint(body []byte, fp json.RawMessage) []byte {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil || m == nil {
-		return body
-	}
-	m["system_fingerprint"] = fp
-	b, err := json.Marshal(m)
+	o, err := parseObject(body)
 	if err != nil {
 		return body
 	}
-	return b
+	return o.with([]edit{{"system_fingerprint", fp}})
 }

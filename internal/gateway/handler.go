@@ -282,13 +282,17 @@ func readBody(rw *responseWriter, r *http.Request, limit int64, timeout time.Dur
 	return b, nil
 }
 
-// readSized is io.ReadAll into a buffer sized for a body of the declared length (one
-// allocation instead of a doubling series); size is a hint, never trusted beyond the reader.
+// readSized is io.ReadAll into a buffer sized for a body of the declared length, up to
+// 64 KiB (one allocation for most bodies instead of a doubling series); size is a hint,
+// never trusted beyond the reader.
 func readSized(r io.Reader, size int64) ([]byte, error) {
-	if size <= 0 || size > 1<<20 {
+	if size <= 0 {
 		return io.ReadAll(r)
 	}
-	b := make([]byte, 0, size+1) // +1: the read that sees EOF needs room
+	// The declared length is the client's word: a body that has not arrived gets no more
+	// than a small buffer, so a slow client declaring a large body cannot make the gateway
+	// commit its memory ahead of the bytes; the buffer grows as they come.
+	b := make([]byte, 0, min(size, 64<<10)+1) // +1: the read that sees EOF needs room
 	for {
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]

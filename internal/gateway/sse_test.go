@@ -72,3 +72,12 @@ func TestReadSizedReadsWhateverTheHintSays(t *testing.T) {
 		}
 	}
 }
+
+// TestReadSizedDoesNotTrustALargeDeclaredLength: a client that declares a 1 MiB body and sends
+// 1 KB gets a buffer of at most 64 KiB, not the 1 MiB it asked for.
+func TestReadSizedDoesNotTrustALargeDeclaredLength(t *testing.T) {
+	got, err := readSized(strings.NewReader(strings.Repeat("x", 1000)), 1<<20)
+	if err != nil || len(got) != 1000 || cap(got) > 64<<10+1 {
+		t.Fatalf("%d bytes in a %d-byte buffer, %v", len(got), cap(got), err)
+	}
+}
