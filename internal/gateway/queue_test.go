@@ -107,18 +107,22 @@ func TestLeakyBucketQueuesInsteadOfRefusing(t *testing.T) {
 	if e.calls.Load() != 1 {
 		t.Fatalf("engine called %d times while 4 wait", e.calls.Load())
 	}
+	// A request's duration is written after its reply reaches the client: each step waits for
+	// the one before it to be written, or the step would count as that request's latency.
+	const duration = "qwen_gateway_request_duration_seconds"
+	waitMetric(t, tg.Gateway, 2, duration) // the first and the 429
 	for i, ch := range waiting {
 		fc.Step(time.Second)
 		r := <-ch
 		if want := strconv.Itoa((i + 1) * 1000); r.code != 200 || r.queued != want {
 			t.Errorf("request %d: %+v, want 200 after %s ms", i+2, r, want)
 		}
+		waitMetric(t, tg.Gateway, float64(i+3), duration)
 	}
 	if n, sum := histogram(t, tg.Gateway, "qwen_gateway_queue_wait_seconds", "class", "Standard"); n != 5 || sum != 1+2+3+4 {
 		t.Errorf("queue_wait_seconds: %d observations summing to %v, want 5 summing to 10", n, sum)
 	}
-	waitMetric(t, tg.Gateway, 6, "qwen_gateway_request_duration_seconds") // written once the response is out
-	if n, sum := histogram(t, tg.Gateway, "qwen_gateway_request_duration_seconds"); n != 6 || sum != 0 {
+	if n, sum := histogram(t, tg.Gateway, duration); n != 6 || sum != 0 {
 		t.Errorf("request_duration_seconds: %d summing to %v, want 6 summing to 0: the queue counted as latency", n, sum)
 	}
 }
