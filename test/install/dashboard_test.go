@@ -289,7 +289,8 @@ func TestDashboard(t *testing.T) {
 	// The seed's panels: request rate and success rate, P50/P95/P99, time to first token,
 	// rate-limited count, GPU utilisation/memory/temperature, tokens in/out, degradation level
 	// (gateway and operator), breaker state, effective limit and active schedule; and the
-	// engines' KV cache, queue and time to first token, vLLM's and SGLang's (docs/metrics.md).
+	// engines' KV cache, queue and time to first token, vLLM's and SGLang's (docs/metrics.md);
+	// the request classes, the gateway's queue and the response cache.
 	for _, m := range []string{
 		"qwen_gateway_requests_total", "qwen_gateway_request_duration_seconds_bucket",
 		"qwen_gateway_time_to_first_token_seconds_bucket", "qwen_gateway_rate_limited_total",
@@ -298,6 +299,8 @@ func TestDashboard(t *testing.T) {
 		"qwen_gateway_upstream_circuit_state", "qwen_operator_effective_requests_per_minute", "qwen_operator_active_schedule_info",
 		"vllm:kv_cache_usage_perc", "sglang:token_usage", "vllm:num_requests_waiting", "sglang:num_queue_reqs",
 		"vllm:time_to_first_token_seconds_bucket", "sglang:time_to_first_token_seconds_bucket",
+		"qwen_gateway_requests_by_class_total", "qwen_gateway_queue_wait_seconds_bucket",
+		"qwen_gateway_queued_requests", "qwen_gateway_cache_lookups_total",
 	} {
 		if !used[m] {
 			t.Errorf("no panel uses %s", m)
