@@ -51,7 +51,7 @@ build_kube() {
   local b missing=0
   for b in "${bins[@]}"; do [ -x "$dir/$b" ] || missing=1; done
   [ $missing -eq 0 ] && return
-  log "building ${bins[*]} $K8S_VERSION (cold: ~25 min on 2 cores)"
+  log "building ${bins[*]} $K8S_VERSION (cold: ~10 min on 2 cores)"
   mkdir -p "$dir/src"
   local gomod
   gomod=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
@@ -103,7 +103,7 @@ GO
 build_sim() {
   local dir="$QWEN_CACHE/llm-d-inference-sim-$SIM_VERSION"
   [ -x "$dir/llm-d-inference-sim" ] && return
-  log "building llm-d-inference-sim $SIM_VERSION (cold: ~5 min)"
+  log "building llm-d-inference-sim $SIM_VERSION (cold: ~4 min)"
   mkdir -p "$dir/src"
   printf 'module qwenops.local/simbuild\n\ngo 1.26\n\nrequire github.com/llm-d/llm-d-inference-sim v%s\n' "$SIM_VERSION" >"$dir/src/go.mod"
   cat >"$dir/src/tools.go" <<'GO'
