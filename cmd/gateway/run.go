@@ -22,6 +22,7 @@ import (
 	"github.com/qwenops/qwen-operator/internal/gateway"
 	"github.com/qwenops/qwen-operator/internal/gateway/configwatch"
 	"github.com/qwenops/qwen-operator/internal/gatewayconfig"
+	"github.com/qwenops/qwen-operator/internal/gcfloor"
 )
 
 // flags are the command-line options.
@@ -38,6 +39,7 @@ type flags struct {
 	pprof           bool
 	accessLog       string
 	accessLogSample int
+	gcHeadroomMiB   int
 }
 
 func parseFlags(args []string, out io.Writer) (*flags, error) {
@@ -57,6 +59,7 @@ func parseFlags(args []string, out io.Writer) (*flags, error) {
 	fs.Var(f.resolve, "resolve", "HOST:PORT=ADDR:PORT: connect to ADDR:PORT whenever an upstream URL names HOST:PORT, like curl --resolve (repeatable; for a gateway run outside the cluster, whose rendered upstream URLs are cluster DNS names)")
 	fs.StringVar(&f.accessLog, "access-log", "off", "access log, one JSON line per request on the log output: off, all, or errors (status >= 400)")
 	fs.IntVar(&f.accessLogSample, "access-log-sample", 1, "log one in N of the requests --access-log selects")
+	fs.IntVar(&f.gcHeadroomMiB, "gc-headroom-mib", 32, "let the heap grow by at least this many MiB between garbage collections (internal/gcfloor; a small heap otherwise collects many times a second under load); 0 for Go's default; ignored when GOGC is set")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -65,6 +68,8 @@ func parseFlags(args []string, out io.Writer) (*flags, error) {
 		return nil, fmt.Errorf("--access-log=%s: want off, all or errors", f.accessLog)
 	case f.accessLogSample < 1:
 		return nil, fmt.Errorf("--access-log-sample=%d: want 1 or more", f.accessLogSample)
+	case f.gcHeadroomMiB < 0 || f.gcHeadroomMiB > 4096:
+		return nil, fmt.Errorf("--gc-headroom-mib=%d: want 0 to 4096", f.gcHeadroomMiB)
 	}
 	if (f.config == "") == (f.configMap == "") {
 		return nil, errors.New("exactly one of --config and --configmap is required")
@@ -127,6 +132,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, h hooks) error {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: f.logLevel}))
+	defer gcfloor.Start(uint64(f.gcHeadroomMiB)<<20, nil)()
 	g := gateway.New(gateway.Options{Logger: log, Resolve: f.resolve, AccessLog: f.accessLogOptions(logOut)})
 	defer g.Close() // after serve: once every request has released what it holds
 

@@ -126,7 +126,8 @@ func gatewayConfig(simURL string, level int) string {
 }
 
 func TestFlags(t *testing.T) {
-	for _, args := range [][]string{{}, {"--config", "a", "--configmap", "ns/n"}, {"--bogus"}} {
+	for _, args := range [][]string{{}, {"--config", "a", "--configmap", "ns/n"}, {"--bogus"},
+		{"--config", "a", "--gc-headroom-mib", "-1"}, {"--config", "a", "--gc-headroom-mib", "5000"}} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
 		}
