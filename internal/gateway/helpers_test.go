@@ -285,3 +285,15 @@ func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
 func mustRequest(method, path string) *http.Request { return httptest.NewRequest(method, path, nil) }
 
 func runtimeGosched() { runtime.Gosched() }
+
+// alternate sends n chat requests, one to each gateway in turn, and returns their status codes.
+func alternate(t *testing.T, n int, gs ...*testGateway) []int {
+	t.Helper()
+	var codes []int
+	for i := range n {
+		resp := gs[i%len(gs)].post(t, "/v1/chat/completions", chatBody)
+		readAll(t, resp)
+		codes = append(codes, resp.StatusCode)
+	}
+	return codes
+}

@@ -173,16 +173,7 @@ func TestRedisSharedAcrossGateways(t *testing.T) {
 	rs := redisserver.Start(t)
 	a := startGateway(t, nil, redisConfig(e.srv.URL, rs.Addr(), "FailClosed"))
 	b := startGateway(t, nil, redisConfig(e.srv.URL, rs.Addr(), "FailClosed"))
-	var codes []int
-	for i := 0; i < 4; i++ {
-		g := a
-		if i%2 == 1 {
-			g = b
-		}
-		resp := g.post(t, "/v1/chat/completions", chatBody)
-		readAll(t, resp)
-		codes = append(codes, resp.StatusCode)
-	}
+	codes := alternate(t, 4, a, b)
 	if fmt.Sprint(codes) != "[200 200 200 429]" {
 		t.Fatalf("codes %v, want the 3/min limit shared", codes)
 	}

@@ -55,16 +55,7 @@ func TestSlidingLogRedisSharedAndBounded(t *testing.T) {
   redis: {address: %q}
 `, rs.Addr()))
 	a, b := startGateway(t, nil, cfg), startGateway(t, nil, cfg)
-	var codes []int
-	for i := 0; i < 8; i++ {
-		g := a
-		if i%2 == 1 {
-			g = b
-		}
-		resp := g.post(t, "/v1/chat/completions", chatBody)
-		readAll(t, resp)
-		codes = append(codes, resp.StatusCode)
-	}
+	codes := alternate(t, 8, a, b)
 	if fmt.Sprint(codes) != "[200 200 200 429 429 429 429 429]" {
 		t.Fatalf("codes %v, want 3 of the shared 3/min then 429", codes)
 	}
