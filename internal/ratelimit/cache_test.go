@@ -31,18 +31,7 @@ func (c *countingLimiter) Adjust(ctx context.Context, key string, r Rule, delta 
 // limiter's. It also asks the limiter far less.
 func TestOverLimitCacheAgrees(t *testing.T) {
 	ctx := context.Background()
-	rules := []Rule{
-		{Algorithm: TokenBucket, Limit: 7, Window: 3 * sec, Burst: 5},
-		{Algorithm: LeakyBucket, Limit: 13, Window: 7 * sec},
-		{Algorithm: FixedWindow, Limit: 9, Window: 5 * sec},
-		{Algorithm: SlidingWindow, Limit: 11, Window: 4 * sec},
-		{Algorithm: Hybrid, Limit: 6, Window: 2 * sec, Burst: 3},
-		{Algorithm: Hybrid, Limit: 60000, Window: time.Minute, Burst: 20000},
-		{Algorithm: SlidingLog, Limit: 12, Window: 5 * sec},
-		{Algorithm: LeakyBucket, Limit: 10, Window: 4 * sec, Burst: 6, MaxWait: 1500 * ms},
-		{Algorithm: SlidingWindow, Limit: 40, Window: 3 * time.Hour},
-	}
-	for _, r := range rules {
+	for _, r := range agreementRules {
 		t.Run(ruleName(r), func(t *testing.T) {
 			plain := NewMemory(MemoryOptions{})
 			inner := &countingLimiter{Limiter: NewMemory(MemoryOptions{})}

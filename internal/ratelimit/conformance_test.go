@@ -458,24 +458,28 @@ func TestConformanceAcquire(t *testing.T) {
 	})
 }
 
+// agreementRules are the rules the random-sequence tests (TestBackendsAgree,
+// TestOverLimitCacheAgrees) run: every algorithm, small and large limits, a queue, and windows
+// of hours and a day.
+var agreementRules = []Rule{
+	{Algorithm: TokenBucket, Limit: 7, Window: 3 * sec, Burst: 5},
+	{Algorithm: LeakyBucket, Limit: 13, Window: 7 * sec},
+	{Algorithm: FixedWindow, Limit: 9, Window: 5 * sec},
+	{Algorithm: SlidingWindow, Limit: 11, Window: 4 * sec},
+	{Algorithm: Hybrid, Limit: 6, Window: 2 * sec, Burst: 3},
+	{Algorithm: Hybrid, Limit: 60000, Window: time.Minute, Burst: 20000},
+	{Algorithm: SlidingLog, Limit: 12, Window: 5 * sec},
+	{Algorithm: LeakyBucket, Limit: 10, Window: 4 * sec, Burst: 6, MaxWait: 1500 * ms},
+	{Algorithm: SlidingWindow, Limit: 40, Window: 3 * time.Hour},
+	{Algorithm: TokenBucket, Limit: 30, Window: 24 * time.Hour, Burst: 20},
+}
+
 // TestBackendsAgree drives both backends with the same random sequence of Allow and
 // Adjust calls and requires identical decisions: the Lua mirror of algo.go is exact.
 func TestBackendsAgree(t *testing.T) {
 	bs := backends(t)
 	ctx := context.Background()
-	rules := []Rule{
-		{Algorithm: TokenBucket, Limit: 7, Window: 3 * sec, Burst: 5},
-		{Algorithm: LeakyBucket, Limit: 13, Window: 7 * sec},
-		{Algorithm: FixedWindow, Limit: 9, Window: 5 * sec},
-		{Algorithm: SlidingWindow, Limit: 11, Window: 4 * sec},
-		{Algorithm: Hybrid, Limit: 6, Window: 2 * sec, Burst: 3},
-		{Algorithm: Hybrid, Limit: 60000, Window: time.Minute, Burst: 20000},
-		{Algorithm: SlidingLog, Limit: 12, Window: 5 * sec},
-		{Algorithm: LeakyBucket, Limit: 10, Window: 4 * sec, Burst: 6, MaxWait: 1500 * ms},
-		{Algorithm: SlidingWindow, Limit: 40, Window: 3 * time.Hour},
-		{Algorithm: TokenBucket, Limit: 30, Window: 24 * time.Hour, Burst: 20},
-	}
-	for _, r := range rules {
+	for _, r := range agreementRules {
 		t.Run(ruleName(r), func(t *testing.T) {
 			mem, red := bs[0].new(t), bs[1].new(t)
 			rng := rand.New(rand.NewPCG(1, uint64(r.Limit)))
