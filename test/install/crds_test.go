@@ -22,6 +22,16 @@ func helmKube(t *testing.T, args ...string) (string, error) {
 // `helm uninstall` keeps them and the objects of their kinds.
 func TestChartCRDLifecycle(t *testing.T) {
 	const ns, release, crd = "qwen-crds", "qwen-crds", "qwenservices.serving.qwenops.io"
+	// The CRDs go back to owned by no release, as the test found them (for -count > 1 and for
+	// the tests after it), whatever step failed.
+	t.Cleanup(func() {
+		_, _ = helmKube(t, "uninstall", release, "-n", ns)
+		for _, name := range []string{"qwenservices", "ratelimitpolicies", "degradationplans"} {
+			name += ".serving.qwenops.io"
+			_, _ = env.KubectlRun(nil, "annotate", "crd", name, "meta.helm.sh/release-name-", "meta.helm.sh/release-namespace-", "helm.sh/resource-policy-")
+			_, _ = env.KubectlRun(nil, "label", "crd", name, "app.kubernetes.io/managed-by-")
+		}
+	})
 
 	out, err := helmKube(t, "install", release, repoPath(t, chartDir), "-n", ns, "--create-namespace")
 	if err == nil || !strings.Contains(out, "invalid ownership metadata") || !strings.Contains(out, "CustomResourceDefinition") {
