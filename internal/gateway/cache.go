@@ -113,13 +113,13 @@ func (c *responseCache) key(req *request, keyID string) string {
 	if req.ep != chatEndpoint && req.ep != completionsEndpoint {
 		return "" // Responses and embeddings are not cached
 	}
-	names := make([]string, 0, len(req.fields))
+	fields := make([]member, 0, len(req.fields)) // keys are distinct (scanObject)
 	for _, m := range req.fields {
-		if k := string(m.name); !slices.Contains(skippedKeyFields, k) && !slices.Contains(names, k) {
-			names = append(names, k)
+		if !slices.Contains(skippedKeyFields, string(m.name)) {
+			fields = append(fields, m)
 		}
 	}
-	slices.Sort(names)
+	slices.SortFunc(fields, func(a, b member) int { return bytes.Compare(a.name, b.name) })
 	h := sha256.New()
 	var buf bytes.Buffer
 	buf.WriteString(req.ep.path())
@@ -128,12 +128,11 @@ func (c *responseCache) key(req *request, keyID string) string {
 		buf.WriteString(keyID)
 	}
 	buf.WriteByte(0)
-	for _, k := range names {
-		buf.WriteString(strconv.Quote(k))
+	for _, m := range fields {
+		buf.WriteString(strconv.Quote(string(m.name)))
 		buf.WriteByte(':')
-		v, _ := req.fields.get(k)
-		if json.Compact(&buf, v) != nil {
-			buf.Write(v)
+		if json.Compact(&buf, m.val) != nil {
+			buf.Write(m.val)
 		}
 		buf.WriteByte(0)
 	}

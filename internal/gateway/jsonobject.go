@@ -82,13 +82,50 @@ func scanObject(b []byte) (object, error) {
 			continue
 		}
 		if i < len(b) && b[i] == '}' {
-			return o, trailing(b, i+1)
+			return o.dedupe(), trailing(b, i+1)
 		}
 		return nil, errNotObject
 	}
 }
 
-// get returns the value of key; with duplicate keys the last one counts, as in encoding/json.
+// dedupe drops every member whose key appears again later in the object: encoding/json keeps
+// the last value of a duplicated key, and so does the gateway. The keys are distinct afterwards,
+// so nothing else has to look for duplicates. Linear in the number of members (a map beyond a
+// few), whatever a client puts in its body.
+func (o object) dedupe() object {
+	const pairwise = 16 // up to here comparing every pair costs less than a map
+	if len(o) <= pairwise {
+		for i := range o {
+			for j := i + 1; j < len(o); j++ {
+				if bytes.Equal(o[i].name, o[j].name) {
+					return o.dropEarlier()
+				}
+			}
+		}
+		return o
+	}
+	return o.dropEarlier()
+}
+
+// dropEarlier keeps the last member of each key, in place and in order.
+func (o object) dropEarlier() object {
+	last := make(map[string]int, len(o))
+	for i, m := range o {
+		last[string(m.name)] = i
+	}
+	if len(last) == len(o) {
+		return o
+	}
+	out := o[:0]
+	for i, m := range o {
+		if last[string(m.name)] == i {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// get returns the value of key (keys are distinct: scanObject dropped earlier duplicates).
 func (o object) get(key string) (json.RawMessage, bool) {
 	for i := len(o) - 1; i >= 0; i-- {
 		if string(o[i].name) == key {
@@ -98,24 +135,14 @@ func (o object) get(key string) (json.RawMessage, bool) {
 	return nil, false
 }
 
-// later reports whether a member after the i-th has the same key.
-func (o object) later(i int) bool {
-	for _, m := range o[i+1:] {
-		if bytes.Equal(m.name, o[i].name) {
-			return true
-		}
-	}
-	return false
-}
-
 // edit is a change to an object: set a key to val, or delete it when val is nil.
 type edit struct {
 	key string
 	val json.RawMessage
 }
 
-// with returns the object's JSON with the edits applied: members keep their order (a
-// duplicated key appears once, with its last value), a set key that was absent is appended.
+// with returns the object's JSON with the edits applied: members keep their order, a set key
+// that was absent is appended.
 func (o object) with(edits []edit) []byte {
 	size := 2
 	for _, m := range o {
@@ -132,10 +159,7 @@ func (o object) with(edits []edit) []byte {
 		}
 	}
 	done := make([]bool, len(edits))
-	for i, m := range o {
-		if o.later(i) {
-			continue
-		}
+	for _, m := range o {
 		val := m.val
 		for j, e := range edits {
 			if e.key == string(m.name) {

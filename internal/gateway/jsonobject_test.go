@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"testing"
 )
 
@@ -34,11 +35,48 @@ func FuzzParseObject(f *testing.F) {
 				t.Fatalf("%q: %q = %s, encoding/json has %s", body, k, got, v)
 			}
 		}
+		if len(o) != len(want) {
+			t.Fatalf("%q: %d members, encoding/json keeps %d keys", body, len(o), len(want))
+		}
 		var again map[string]json.RawMessage
 		if err := json.Unmarshal(o.with(nil), &again); err != nil || len(again) != len(want) {
 			t.Fatalf("%q: re-encoded %s: %v", body, o.with(nil), err)
 		}
 	})
+}
+
+// TestManyDuplicatedMembers: a body of 20 000 keys, each sent twice, splits into 20 000
+// members holding the second values, so that nothing after the split (get, with, the cache
+// key) has to look for duplicates, which would cost a client's body quadratic time.
+func TestManyDuplicatedMembers(t *testing.T) {
+	const n = 20000
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for round := range 2 {
+		for i := range n {
+			if b.Len() > 1 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `"k%d":%d`, i, round)
+		}
+	}
+	b.WriteByte('}')
+	o, err := parseObject(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o) != n {
+		t.Fatalf("%d members, want %d distinct keys", len(o), n)
+	}
+	for _, k := range []string{"k0", "k7", "k19999"} {
+		if v, _ := o.get(k); string(v) != "1" {
+			t.Errorf("%s = %s, want the last value 1", k, v)
+		}
+	}
+	var m map[string]int
+	if err := json.Unmarshal(o.with([]edit{{key: "k7", val: []byte("2")}}), &m); err != nil || len(m) != n || m["k7"] != 2 || m["k8"] != 1 {
+		t.Errorf("with: %d keys, k7 %d, k8 %d, err %v", len(m), m["k7"], m["k8"], err)
+	}
 }
 
 func sameJSON(a, b []byte) bool {
