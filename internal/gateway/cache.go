@@ -164,6 +164,9 @@ func (g *Gateway) serveCached(w *responseWriter, r *http.Request, st *state, req
 		w.Header().Set("X-Qwen-Cache", "miss")
 		return false
 	}
+	if req.hideReasoning { // the cache keeps the engine's answer, reasoning included
+		body = stripReasoning(body, "message")
+	}
 	var sse []byte
 	if req.stream {
 		if sse, _, err = completionToSSE(req.ep, body, req.includeUsage, cacheFingerprint); err != nil {

@@ -119,7 +119,7 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 		return
 	}
 	rec.usage = responseUsage(full) // the engine's usage, whatever the client is shown
-	g.cacheFill(r, st, rec, full)   // the engine's answer, before any marking or stripping
+	engine := full                  // what the cache keeps: the answer before marking or stripping
 	if req.hideReasoning {
 		full = stripReasoning(full, "message")
 	}
@@ -128,22 +128,23 @@ func (g *Gateway) proxy(w *responseWriter, r *http.Request, st *state, req *requ
 		fp = fingerprint(rt.level)
 	}
 	if req.stream { // L1: the engine answered whole, the client wants SSE.
-		sse, u, err := completionToSSE(req.ep, full, req.includeUsage, fp)
+		sse, _, err := completionToSSE(req.ep, full, req.includeUsage, fp)
 		if err != nil {
 			report(breaker.Failure)
 			writeError(w, &apiError{status: 502, typ: "upstream_error", message: err.Error()})
 			return
 		}
 		report(breaker.Success)
+		g.cacheFill(r, st, rec, engine)
 		setSSEHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
 		rec.firstToken = g.now()
 		w.Write(sse)
 		w.Flush()
-		rec.usage = u
 		return
 	}
 	report(breaker.Success)
+	g.cacheFill(r, st, rec, engine)
 	if fp != nil {
 		full = withFingerprint(full, fp)
 	}

@@ -121,3 +121,34 @@ func TestReturnReasoningFalseAtL1(t *testing.T) {
 		t.Errorf("L1 stream: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestReturnReasoningFalseFromCache: the cache keeps the engine's answer, reasoning included;
+// a request with return_reasoning false served from it at L4 gets the answer without it,
+// whole and as a stream.
+func TestReturnReasoningFalseFromCache(t *testing.T) {
+	engine := thinkingEngine(t)
+	tg := startGateway(t, nil, fmt.Sprintf(`upstream: {url: %q, model: Qwen3-1.7B}
+degradation:
+  staticResponse: {message: static}
+  cache: {serveAtLevel4: true}
+`, engine.URL))
+	fill := tg.post(t, "/v1/chat/completions", langChainBody(false, "false"))
+	if body := readAll(t, fill); fill.StatusCode != 200 || strings.Contains(body, "reasoning_content") {
+		t.Fatalf("fill: %d %s", fill.StatusCode, body)
+	}
+	cfg := *tg.Config()
+	cfg.Degradation.Level = 4
+	if err := tg.Apply(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, stream := range []bool{false, true} {
+		resp := tg.post(t, "/v1/chat/completions", langChainBody(stream, "false"))
+		body := readAll(t, resp)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Qwen-Cache") != "hit" || !strings.Contains(body, "我是通义千问") {
+			t.Fatalf("stream=%t: %d cache=%q %s", stream, resp.StatusCode, resp.Header.Get("X-Qwen-Cache"), body)
+		}
+		if strings.Contains(body, "reasoning_content") {
+			t.Errorf("stream=%t: a cached answer kept the reasoning the client asked to remove:\n%s", stream, body)
+		}
+	}
+}
