@@ -147,7 +147,7 @@ func newPolicy(rl *gatewayconfig.RateLimit) (*policy, error) {
 		assumed:    rl.AssumedMaxTokens,
 	}
 	var maxWait time.Duration
-	if q := rl.Queue; q != nil {
+	if q := rl.Queue; q != nil && !p.shadow { // Shadow mode delays no one: it notes each request that would have waited
 		maxWait, p.queue = q.MaxWait.Duration, newFairQueue(q.MaxQueued)
 	}
 	p.classHeader = rl.CriticalityHeader
@@ -328,7 +328,7 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 		for i := range t.quotas {
 			q := &t.quotas[i]
 			if d, over := oc.Over(q.prefix+c.key, q.rule, estimate(q.kind, req, p.assumed, q.rule.Limit), now); over {
-				return nil, p.over(ctx, a, &rejection{reason: q.reason, t: t, q: i, d: d}, now, rec)
+				return nil, p.over(a, &rejection{reason: q.reason, t: t, q: i, d: d}, now, rec)
 			}
 		}
 	}
@@ -342,7 +342,7 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 				return nil, rej
 			}
 		case !d.Allowed:
-			if rej := p.over(ctx, a, &rejection{reason: q.reason, t: t, q: i, d: d}, now, rec); rej != nil {
+			if rej := p.over(a, &rejection{reason: q.reason, t: t, q: i, d: d}, now, rec); rej != nil {
 				return nil, rej
 			}
 			a.view.set(i, d) // Shadow mode: the headers say what Enforce would have
@@ -363,7 +363,7 @@ func (p *policy) admit(ctx context.Context, c client, req *request, now time.Tim
 			}
 		case !ok:
 			d := ratelimit.Decision{Limit: t.maxConcurrent, RetryAfter: time.Second, Reset: time.Second}
-			if rej := p.over(ctx, a, &rejection{reason: kindConcurrency.String(), t: t, q: -1, d: d}, now, rec); rej != nil {
+			if rej := p.over(a, &rejection{reason: kindConcurrency.String(), t: t, q: -1, d: d}, now, rec); rej != nil {
 				return nil, rej
 			}
 		default:
@@ -403,7 +403,7 @@ func (p *policy) countRefused(ctx context.Context, c client, now time.Time, rec 
 		case err != nil:
 			rec.limiterErrors++
 		case !d.Allowed:
-			if rej := p.over(ctx, &admission{p: p, key: c.key}, &rejection{reason: q.reason, t: t, q: i, d: d}, now, rec); rej != nil {
+			if rej := p.over(&admission{p: p, key: c.key}, &rejection{reason: q.reason, t: t, q: i, d: d}, now, rec); rej != nil {
 				return v, rej
 			}
 			v.set(i, d)
@@ -420,28 +420,35 @@ func (p *policy) backendFailed(ctx context.Context, a *admission, t *tier, now t
 		return nil
 	}
 	rej := &rejection{reason: reasonUnavailable, t: t, q: -1, d: ratelimit.Decision{RetryAfter: time.Second, Reset: time.Second}}
-	return p.over(ctx, a, rej, now, rec)
+	return p.over(a, rej, now, rec)
 }
 
 // over handles a limit the request is over: in Shadow mode it only notes it and returns nil;
-// in Enforce mode it refunds what the request was already charged and returns rej. The refunds
-// get a backend timeout of their own: the decision's may be spent (the call that failed used
-// it up), and a refund that is not made is a charge the client never used. (A refund that
-// fails anyway is not counted as a backend error: those count the decisions' calls.)
-func (p *policy) over(ctx context.Context, a *admission, rej *rejection, now time.Time, rec *record) *rejection {
+// in Enforce mode it refunds what the request was already charged and returns rej.
+func (p *policy) over(a *admission, rej *rejection, now time.Time, rec *record) *rejection {
 	rec.overLimits, rec.mode = append(rec.overLimits, rej.reason), string(gatewayconfig.ModeEnforce)
 	if p.shadow {
 		rec.mode = string(gatewayconfig.ModeShadow)
 		return nil
 	}
-	if len(a.charged) > 0 {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
-		defer cancel()
-		for _, c := range a.charged {
-			_ = p.lim.Adjust(rctx, c.q.prefix+a.key, c.q.rule, -c.n, now)
-		}
-	}
+	p.refund(a, now)
 	return rej
+}
+
+// refund gives back what an admission was charged. It gets a backend timeout of its own: the
+// decision's may be spent (the call that failed used it up), and a refund that is not made is
+// a charge the client never used. (A refund that fails anyway is not counted as a backend
+// error: those count the decisions' calls.)
+func (p *policy) refund(a *admission, now time.Time) {
+	if len(a.charged) == 0 {
+		return
+	}
+	ctx, cancel := p.bound(context.Background())
+	defer cancel()
+	for _, c := range a.charged {
+		_ = p.lim.Adjust(ctx, c.q.prefix+a.key, c.q.rule, -c.n, now)
+	}
+	a.charged = nil
 }
 
 // finish trues the token quotas up to the usage the response reported (nil: unknown, the
@@ -465,7 +472,7 @@ func (a *admission) finish(u *usage, now time.Time, rec *record) {
 		}
 		if delta := c.q.kind.count(u.PromptTokens, u.CompletionTokens) - c.n; delta != 0 {
 			if ctx == nil {
-				ctx, cancel = context.WithTimeout(context.Background(), a.p.timeout)
+				ctx, cancel = a.p.bound(context.Background())
 				defer cancel()
 			}
 			if err := a.p.lim.Adjust(ctx, c.q.prefix+a.key, c.q.rule, delta, now); err != nil {

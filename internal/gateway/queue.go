@@ -255,8 +255,7 @@ func (g *Gateway) awaitTurn(ctx context.Context, rw *responseWriter, a *admissio
 			rej.d.Limit = a.tier.quotas[rq].rule.Limit
 		}
 		rw.Header().Set(queuedHeader, strconv.FormatInt(waited.Milliseconds(), 10))
-		writeRateLimited(rw, p.over(ctx, a, rej, now, rec))
-		a.charged = nil
+		writeRateLimited(rw, p.over(a, rej, now, rec)) // Enforce: Shadow policies do not queue
 		return false
 	case err != nil:
 		p.refund(a, now)
@@ -284,15 +283,4 @@ func (a *admission) requestQuota() int {
 	return -1
 }
 
-// refund gives back what an admission was charged, with a backend timeout of its own.
-func (p *policy) refund(a *admission, now time.Time) {
-	if len(a.charged) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
-	defer cancel()
-	for _, c := range a.charged {
-		_ = p.lim.Adjust(ctx, c.q.prefix+a.key, c.q.rule, -c.n, now)
-	}
-	a.charged = nil
-}
+

@@ -290,3 +290,20 @@ func TestQueueClientLeavesIsRefunded(t *testing.T) {
 		t.Fatal("the next request still waits a second after its turn: the one that left was not refunded")
 	}
 }
+
+// TestShadowPolicyDoesNotQueue: a Shadow policy with a queue delays no one (and never answers
+// 429 for a full queue): seven requests at once are served at once, and the two the bucket of
+// 5 could not hold are counted as Shadow rejections.
+func TestShadowPolicyDoesNotQueue(t *testing.T) {
+	e := newFakeEngine(t, "engine-model")
+	fc := clocktesting.NewFakeClock(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
+	tg := queueGateway(t, fc, limitConfig(e.srv.URL, "  mode: Shadow"+fmt.Sprintf(queuePolicy, 1)))
+	for i := range 7 {
+		if r := <-postAsync(t, tg); r.code != 200 || r.queued != "" {
+			t.Fatalf("request %d: %+v, want 200 at once, never queued", i, r)
+		}
+	}
+	if n := metricValue(t, tg.Gateway, "qwen_gateway_rate_limited_total", "reason", "requests", "mode", "Shadow"); n != 2 {
+		t.Errorf("rate_limited_total{mode=Shadow} = %v, want 2 (beyond the bucket of 5)", n)
+	}
+}
