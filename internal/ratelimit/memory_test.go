@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-var allAlgorithms = []Algorithm{TokenBucket, SlidingWindow, FixedWindow, LeakyBucket, Hybrid}
+var allAlgorithms = []Algorithm{TokenBucket, SlidingWindow, FixedWindow, LeakyBucket, Hybrid, SlidingLog}
 
 // TestMemoryConcurrentExact: 64 goroutines hammering one key at one instant admit exactly Limit.
 func TestMemoryConcurrentExact(t *testing.T) {
@@ -95,7 +95,9 @@ func TestMemoryEviction(t *testing.T) {
 			}
 			// after three windows every window state is empty and every bucket is full,
 			// except the debtor's: 10 000 units of debt drain at 10 per second.
-			if n := m.Sweep(t0.Add(3*time.Second + time.Microsecond)); alg == SlidingWindow || alg == FixedWindow {
+			// A window (and a log) forgets what is older than the window, debt included.
+			windowed := alg == SlidingWindow || alg == FixedWindow || alg == SlidingLog
+			if n := m.Sweep(t0.Add(3*time.Second + time.Microsecond)); windowed {
 				if n != 101 {
 					t.Errorf("Sweep at +3s dropped %d states, want 101", n)
 				}
@@ -107,7 +109,7 @@ func TestMemoryEviction(t *testing.T) {
 				t.Errorf("after eviction: %+v, want a fresh state", d)
 			}
 			// the debtor was kept where its debt outlasts three windows (the buckets)
-			mustAllow(t, m, "debtor", r, 0, t0.Add(4*time.Second), alg == SlidingWindow || alg == FixedWindow)
+			mustAllow(t, m, "debtor", r, 0, t0.Add(4*time.Second), windowed)
 		})
 	}
 }
@@ -179,6 +181,9 @@ func TestMemoryAllowNoAllocs(t *testing.T) {
 	m := NewMemory(MemoryOptions{})
 	for _, alg := range allAlgorithms {
 		r := Rule{Algorithm: alg, Limit: 1_000_000, Window: time.Second}
+		if alg == SlidingLog {
+			r.Limit = MaxLogLimit // one entry per admission
+		}
 		key := "api-key-0123456789abcdef"
 		mustAllow(t, m, key, r, 1, t0, true)
 		i := 0

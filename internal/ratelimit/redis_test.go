@@ -76,7 +76,7 @@ func TestRedisKeysExpire(t *testing.T) {
 	srv := redisserver.Start(t)
 	lim := NewRedis(srv.Client(), RedisOptions{Prefix: "exp:", LeaseTTL: time.Minute}) // server clock
 	resets := map[string]time.Duration{}
-	for _, alg := range append(allAlgorithms, SlidingLog) {
+	for _, alg := range allAlgorithms {
 		r := Rule{Algorithm: alg, Limit: 10, Window: time.Minute}
 		d := mustAllow(t, lim, "k", r, 3, time.Time{}, true)
 		resets[lim.stateKey("k", mustParams(t, r))] = d.Reset
