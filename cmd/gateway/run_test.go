@@ -378,11 +378,11 @@ func (s *syncBuf) String() string {
 // never on the API port, and without the flag there are none.
 func TestPprofOnlyWhenAskedAndOnlyOnTheAdminPort(t *testing.T) {
 	c := newConfigDir(t, "listen: 127.0.0.1:0\nadminListen: 127.0.0.1:0\nupstream: {url: 'http://127.0.0.1:1', model: Qwen3-1.7B}\n")
-	plain := start(t, context.Background(), "--config", c.path())
+	plain := start(t, context.Background(), "--config", c.path(), "--shutdown-delay", "0s")
 	if code := getCode(t, "http://"+plain.admin+"/debug/pprof/"); code != http.StatusNotFound {
 		t.Fatalf("/debug/pprof/ without --pprof: %d, want 404", code)
 	}
-	p := start(t, context.Background(), "--config", c.path(), "--pprof")
+	p := start(t, context.Background(), "--config", c.path(), "--pprof", "--shutdown-delay", "0s")
 	if code := getCode(t, "http://"+p.admin+"/debug/pprof/heap"); code != http.StatusOK {
 		t.Fatalf("/debug/pprof/heap on the admin port with --pprof: %d", code)
 	}

@@ -11,7 +11,7 @@ import (
 
 // AccessLog configures the structured access log: one record (msg "access") per request
 // served on a completion, Responses or embeddings endpoint, as JSON when Logger has a JSON
-// handler. A record carries the request's time (when it arrived), path, request_id, key_id (the
+// handler. A record carries the request's time (when it arrived, or when it left a LeakyBucket queue), path, request_id, key_id (the
 // API key's id, never the key), client (a hash of the limiter key: no client address is
 // logged), model, degradation_level, status, upstream, prompt_tokens and completion_tokens (as the
 // upstream reported them), latency_ms, ttft_ms (streams), limit (admitted, rejected or

@@ -18,7 +18,8 @@ func TestHourlyRequestBudget(t *testing.T) {
   limits: {requestsPerMinute: 10, requestsPerHour: 2}
 `))
 	for i := range 2 {
-		if resp := tg.post(t, "/v1/chat/completions", chatBody); resp.StatusCode != 200 {
+		resp := tg.post(t, "/v1/chat/completions", chatBody)
+		if readAll(t, resp); resp.StatusCode != 200 {
 			t.Fatalf("request %d: %d", i, resp.StatusCode)
 		}
 		clock.Advance(10 * time.Minute)
@@ -38,7 +39,8 @@ func TestHourlyRequestBudget(t *testing.T) {
 		t.Errorf("rate_limited_total{requests_per_hour} = %v", n)
 	}
 	clock.Advance(2 * time.Hour)
-	if resp := tg.post(t, "/v1/chat/completions", chatBody); resp.StatusCode != 200 {
+	resp = tg.post(t, "/v1/chat/completions", chatBody)
+	if readAll(t, resp); resp.StatusCode != 200 {
 		t.Fatalf("two hours later: %d", resp.StatusCode)
 	}
 }

@@ -97,8 +97,9 @@ type record struct {
 	model string
 	// level is the degradation level the request was served at (its class's).
 	level int
-	// upstream is the name of the upstream that answered, upstreamStatic for the gateway's
-	// static reply, empty when the request was refused before it was routed.
+	// upstream is the name of the upstream that answered, gatewayconfig.StaticUpstream for the
+	// gateway's static reply, CacheUpstream for a cached one, empty when the request was refused
+	// before it was routed.
 	upstream string
 	// class is the request's class; routed says it reached routing (and class is known).
 	class  class

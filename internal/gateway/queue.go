@@ -282,5 +282,3 @@ func (a *admission) requestQuota() int {
 	}
 	return -1
 }
-
-

@@ -57,7 +57,7 @@ const CacheUpstream = "cache"
 // Upstream is an OpenAI-compatible inference engine.
 type Upstream struct {
 	// Name labels the upstream in metrics and logs. Default "primary" or "fallback";
-	// "static" is reserved.
+	// "static" and "cache" are reserved.
 	Name string `json:"name,omitempty"`
 	// URL is the engine's base URL without the /v1 suffix, e.g. http://qwen3-engine.ai.svc:8000.
 	URL string `json:"url"`

@@ -16,7 +16,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"sync/atomic"
+	"sync"
 )
 
 // basePercent is Go's default GOGC, the least gcfloor ever sets.
@@ -50,7 +50,10 @@ func Start(headroom uint64, onTune func(percent int)) (stop func()) {
 	t.tune()
 	t.arm()
 	return func() {
-		if !t.stopped.Swap(true) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if !t.stopped {
+			t.stopped = true
 			debug.SetGCPercent(basePercent)
 		}
 	}
@@ -62,8 +65,10 @@ const liveMetric = "/gc/heap/live:bytes"
 type tuner struct {
 	headroom uint64
 	onTune   func(int)
-	sample   []metrics.Sample // used only by the finalizer goroutine (and Start before arming)
-	stopped  atomic.Bool
+
+	mu      sync.Mutex // a tune and stop: no GOGC is set after stop put the default back
+	sample  []metrics.Sample
+	stopped bool
 }
 
 // sentinel is an object nothing refers to: each collection finds it unreachable and runs its
@@ -75,14 +80,18 @@ func (t *tuner) arm() { runtime.SetFinalizer(&sentinel{t: t}, finalize) }
 
 // finalize runs on the finalizer goroutine after each collection.
 func finalize(s *sentinel) {
-	if s.t.stopped.Load() {
-		return
+	if s.t.tune() {
+		runtime.SetFinalizer(s, finalize)
 	}
-	s.t.tune()
-	runtime.SetFinalizer(s, finalize)
 }
 
-func (t *tuner) tune() {
+// tune sets GOGC from the live heap, unless stopped; it reports whether it did.
+func (t *tuner) tune() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return false
+	}
 	metrics.Read(t.sample)
 	var live uint64
 	if t.sample[0].Value.Kind() == metrics.KindUint64 {
@@ -93,4 +102,5 @@ func (t *tuner) tune() {
 	if t.onTune != nil {
 		t.onTune(p)
 	}
+	return true
 }

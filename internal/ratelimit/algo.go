@@ -11,11 +11,11 @@ import "math/bits"
 
 // state is the whole per-(key, rule) state of every algorithm; Hybrid uses all fields.
 type state struct {
-	start int64 // window algorithms: start of the current aligned window (µs)
+	start int64 // window algorithms: start of the current aligned window (ticks)
 	cur   int64 // units counted in the current window
 	prev  int64 // units counted in the previous window (SlidingWindow, Hybrid)
-	level int64 // bucket algorithms: used capacity in units×µs; 0 means a full bucket
-	last  int64 // bucket algorithms: the instant level was computed at (µs)
+	level int64 // bucket algorithms: used capacity in units×ticks; 0 means a full bucket
+	last  int64 // bucket algorithms: the instant level was computed at (ticks)
 }
 
 // outcome is a decision in ticks and units.
@@ -46,7 +46,7 @@ func (s *state) roll(p *params, now int64) (elapsed int64) {
 	return now - start
 }
 
-// drain empties the bucket by limit per µs since the last call.
+// drain empties the bucket by limit per tick since the last call.
 func (s *state) drain(p *params, now int64) {
 	if now <= s.last {
 		return
@@ -61,7 +61,7 @@ func (s *state) drain(p *params, now int64) {
 	s.last = now
 }
 
-// windowUsed is the window's weighted count in units×µs.
+// windowUsed is the window's weighted count in units×ticks.
 func (s *state) windowUsed(p *params, elapsed int64) int64 {
 	used := s.cur * p.window
 	if p.alg != algFixed {
@@ -76,13 +76,13 @@ func (s *state) windowRetry(p *params, n, elapsed int64) int64 {
 	if p.alg == algFixed {
 		return w - elapsed
 	}
-	if s.prev > 0 { // the previous window's weight falls by prev per µs
+	if s.prev > 0 { // the previous window's weight falls by prev per tick
 		deficit := s.windowUsed(p, elapsed) + (n-p.limit)*w
 		if x := ceilDiv(deficit, s.prev); elapsed+x <= w {
 			return x
 		}
 	}
-	// In the next window, cur becomes the previous window and falls by cur per µs.
+	// In the next window, cur becomes the previous window and falls by cur per tick.
 	if d := (s.cur + n - p.limit) * w; d > 0 && s.cur > 0 {
 		return w - elapsed + ceilDiv(d, s.cur)
 	}
@@ -240,7 +240,7 @@ func (s *state) idle(p *params, now int64) bool {
 	return true
 }
 
-// covers reports whether el µs at limit per µs drain level (el*limit >= level), without overflow.
+// covers reports whether el ticks at limit per tick drain level (el*limit >= level), without overflow.
 func covers(el, limit, level int64) bool {
 	hi, lo := bits.Mul64(uint64(el), uint64(limit))
 	return hi != 0 || lo >= uint64(level)

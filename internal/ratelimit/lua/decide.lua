@@ -73,7 +73,7 @@ if isWindow then
   elapsed = t - ws
 end
 
--- drain: empty the bucket by limit per µs since the last call.
+-- drain: empty the bucket by limit per tick since the last call.
 if isBucket and now > last then
   if level > 0 then
     local el = now - last
