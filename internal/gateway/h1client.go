@@ -32,8 +32,9 @@ type h1Transport struct {
 	idleTimeout    time.Duration
 	maxIdlePerHost int
 
-	mu   sync.Mutex
-	idle map[string][]*h1Conn // by host:port, most recently used last
+	mu        sync.Mutex
+	idle      map[string][]*h1Conn // by host:port, most recently used last
+	closeIdle bool                 // CloseIdleConnections was called and no request since: close, do not pool
 }
 
 // h1Conn is a persistent connection with its buffers.
@@ -50,11 +51,13 @@ func newH1Transport(std *http.Transport, dial dialFunc, headerTimeout, idleTimeo
 }
 
 // CloseIdleConnections closes the pooled connections; those in use close when their
-// response ends.
+// response ends, until the transport is asked for a connection again (as http.Transport does:
+// a replaced transport's connections are not left open in a pool nobody uses).
 func (t *h1Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
 	t.idle = map[string][]*h1Conn{}
+	t.closeIdle = true
 	t.mu.Unlock()
 	for _, cs := range idle {
 		for _, c := range cs {
@@ -164,6 +167,9 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 // get returns a live pooled connection to addr, or dials one.
 func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
 	now := time.Now()
+	t.mu.Lock()
+	t.closeIdle = false
+	t.mu.Unlock()
 	for {
 		t.mu.Lock()
 		cs := t.idle[addr]
@@ -190,7 +196,7 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
 func (t *h1Transport) put(addr string, c *h1Conn) {
 	c.idleSince = time.Now()
 	t.mu.Lock()
-	if cs := t.idle[addr]; len(cs) < t.maxIdlePerHost {
+	if cs := t.idle[addr]; !t.closeIdle && len(cs) < t.maxIdlePerHost {
 		t.idle[addr] = append(cs, c)
 		t.mu.Unlock()
 		return

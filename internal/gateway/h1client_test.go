@@ -78,6 +78,53 @@ func TestH1TransportReusesConnections(t *testing.T) {
 	}
 }
 
+// TestH1TransportClosedIdleKeepsNoNewConnections: after CloseIdleConnections (the gateway's
+// reload replaced the transport), a response that ends then closes its connection instead of
+// pooling it where no request will take it; the next request pools again.
+func TestH1TransportClosedIdleKeepsNoNewConnections(t *testing.T) {
+	release := make(chan struct{})
+	srv, conns := connCounter(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("wait") != "" { // the head now, the body once released
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})
+	tr := testH1(0)
+	resp, err := post(t, tr, context.Background(), srv.URL+"/?wait=1", "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.CloseIdleConnections()
+	close(release)
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	pooled := func() int {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		n := 0
+		for _, cs := range tr.idle {
+			n += len(cs)
+		}
+		return n
+	}
+	if n := pooled(); n != 0 {
+		t.Fatalf("%d connections pooled after CloseIdleConnections, want 0", n)
+	}
+	for range 2 {
+		resp, err := post(t, tr, context.Background(), srv.URL+"/", "{}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if n, c := pooled(), conns.Load(); n != 1 || c != 2 {
+		t.Errorf("after two more requests: %d pooled, %d connections, want 1 pooled and 2 in all (the closed one and one reused)", n, c)
+	}
+}
+
 // TestH1TransportUnreadBodyIsNotReused: a response closed before its end closes its
 // connection; the next request gets a fresh one and a whole answer.
 func TestH1TransportUnreadBodyIsNotReused(t *testing.T) {
