@@ -171,10 +171,10 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 			return
 		}
 		adm = a
-		a.view.write(rw.Header())
 		if !g.awaitTurn(r.Context(), rw, a, cl, rec) {
-			return
+			return // a 429 from the full queue carries the headers of the quota that queued
 		}
+		a.view.write(rw.Header())
 	}
 
 	rec.class, rec.level, rec.routed = cl, st.levelFor(cl), true
