@@ -154,26 +154,29 @@ type LimitSet struct {
 	// +kubebuilder:validation:Maximum=100000
 	// +optional
 	MaxConcurrentRequests *int32 `json:"maxConcurrentRequests,omitempty"`
-	// requestsPerHour is a budget of requests per key over any hour (a sliding-window counter
-	// of 3600 s), on top of the per-minute limits.
+	// requestsPerHour is a budget of requests per key per hour, on top of the per-minute
+	// limits. It is a sliding-window estimate over 3600 s (the previous hour weighted down),
+	// not an exact count: a span that straddles two hours can admit up to twice the budget.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000000000
 	// +optional
 	RequestsPerHour *int32 `json:"requestsPerHour,omitempty"`
-	// requestsPerDay is a budget of requests per key over any day (a sliding-window counter of
-	// 86400 s).
+	// requestsPerDay is a budget of requests per key per day: a sliding-window estimate over
+	// 86400 s, like requestsPerHour (up to twice the budget in a span straddling two days).
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000000000
 	// +optional
 	RequestsPerDay *int32 `json:"requestsPerDay,omitempty"`
-	// tokensPerHour is a budget of prompt + completion tokens per key over any hour, charged
-	// and trued up like tokensPerMinute. At most 100,000,000,000.
+	// tokensPerHour is a budget of prompt + completion tokens per key per hour, charged and
+	// trued up like tokensPerMinute; a sliding-window estimate like requestsPerHour. At most
+	// 100,000,000,000.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000000000
 	// +optional
 	TokensPerHour *int64 `json:"tokensPerHour,omitempty"`
-	// tokensPerDay is a budget of prompt + completion tokens per key over any day (the most
-	// asked-for LLM gateway limit). At most 10,000,000,000, which the limiters count exactly.
+	// tokensPerDay is a budget of prompt + completion tokens per key per day (the most
+	// asked-for LLM gateway limit); a sliding-window estimate like requestsPerHour. At most
+	// 10,000,000,000, which the limiters count without overflow.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000000000
 	// +optional
